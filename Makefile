@@ -1,0 +1,59 @@
+# hakmem: top-level build. `make` builds the allocator and the policy plugins,
+# `make test` runs the cmocka unit tests and the end-to-end tests, `make demo`
+# shows hakmem surviving the Larson-style workload beside glibc.
+# Sub-parts add their own rules through the *.mk fragments included below.
+
+CC       ?= cc
+CSTD     := -std=c11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Werror
+OPT      ?= -O2 -g
+CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+              -fno-plt -Iinclude -Icore
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+PLUGIN_DIR ?= $(LIBDIR)/hakmem
+BUILD    := build
+
+CORE_SRC := $(wildcard core/*.c)
+CORE_OBJ := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
+# The built-in defaults are compiled into the core from the same sources as their plugins.
+BUILTIN_POLICIES := trim_idle superslab_fixed ownership_tls
+BUILTIN_OBJ := $(patsubst %,$(BUILD)/core/builtin_%.o,$(BUILTIN_POLICIES))
+PLUGIN_SRC := $(wildcard policies/*.c)
+PLUGINS    := $(patsubst policies/%.c,$(BUILD)/policies/%.so,$(PLUGIN_SRC))
+
+LIB := $(BUILD)/libhakmem.so
+SONAME := libhakmem.so.0
+
+.PHONY: all lib plugins test demo clean deps
+all: lib plugins
+
+lib: $(LIB)
+plugins: $(PLUGINS)
+
+$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h include/*.h) | $(BUILD)/core
+	$(CC) $(CFLAGS_LIB) -DHAK_PLUGIN_DIR='"$(PLUGIN_DIR)"' -c $< -o $@
+
+$(BUILD)/core/builtin_%.o: policies/%.c include/hakmem_policy.h | $(BUILD)/core
+	$(CC) $(CFLAGS_LIB) -DHAK_BUILTIN -c $< -o $@
+
+$(LIB): $(CORE_OBJ) $(BUILTIN_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,now -o $@ $^ -linih -lpthread -ldl
+
+$(BUILD)/policies/%.so: policies/%.c include/hakmem_policy.h | $(BUILD)/policies
+	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude -shared -o $@ $<
+
+$(BUILD)/core $(BUILD)/policies:
+	mkdir -p $@
+
+# Debian packages the build, the tests and the demo need.
+DEB_PKGS := gcc make pkg-config libinih-dev libcmocka-dev python3
+deps:
+	@./tools/need-packages $(DEB_PKGS)
+
+-include tests/tests.mk
+-include bench/bench.mk
+-include tools/tools.mk
+
+clean:
+	rm -rf $(BUILD)
