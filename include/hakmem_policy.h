@@ -1,0 +1,225 @@
+/* hakmem_policy.h: the plugin ABI. The only header a policy plugin includes.
+ *
+ * A plugin is a shared object exporting ONE descriptor, `hak_policy_descriptor`, of type
+ * `struct hak_policy_desc`. The core checks magic, ABI major, struct size, signature and kind at
+ * load time and refuses a plugin that fails any check (one stderr line naming file, symbol,
+ * expected and found); the built-in default of that kind is used instead.
+ *
+ * Glossary (see core/hakmem_internal.h for the full one):
+ *   SuperSlab  a 1 or 2 MB mapping aligned to its size, carved into slabs.
+ *   slab       a run of 64 KB units of one SuperSlab holding blocks of one size class.
+ *   owner      the token of the thread allowed to take blocks from a slab without atomics
+ *              (Option G), HAK_OWNER_ANY for slabs every thread may cache (Option F),
+ *              HAK_OWNER_NONE for an abandoned slab.
+ *   chain      blocks linked through their first word, with head, tail and count.
+ *
+ * Versioning (SQLite/nginx style): every struct here only grows at its end. A field added in
+ * minor version N is marked "since 1.N"; read it only when the other side's minor >= N.
+ * An incompatible change bumps HAK_POLICY_ABI_MAJOR and the signature.
+ */
+#ifndef HAKMEM_POLICY_H
+#define HAKMEM_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAK_POLICY_MAGIC      UINT64_C(0x314C4F50484B4148) /* "HAKHPOL1" little-endian */
+#define HAK_POLICY_ABI_MAJOR  1u
+#define HAK_POLICY_ABI_MINOR  0u
+#define HAK_POLICY_SYMBOL     "hak_policy_descriptor"
+
+/* Binary-compatibility signature: what must match between core and plugin beyond the version
+ * numbers (pointer size, byte order, the chain layout). Compared as a string at load time. */
+#define HAK__STR2(x) #x
+#define HAK__STR(x) HAK__STR2(x)
+#define HAK_POLICY_SIGNATURE                                                    \
+	"hakmem-abi-" HAK__STR(HAK_POLICY_ABI_MAJOR) "/ptr" HAK__STR(__SIZEOF_POINTER__) \
+	"/" HAK__STR(__BYTE_ORDER__) "/chain-next-at-0"
+
+enum hak_policy_kind {
+	HAK_POLICY_TRIM = 1,      /* when empty SuperSlabs and free pages go back to the OS */
+	HAK_POLICY_SUPERSLAB = 2, /* size of each new SuperSlab */
+	HAK_POLICY_OWNERSHIP = 3, /* where a block goes when it is not this thread's to cache */
+};
+
+#define HAK_OWNER_NONE ((uintptr_t)0) /* abandoned: nobody allocates from it */
+#define HAK_OWNER_ANY  ((uintptr_t)1) /* every thread may cache its blocks (Option F) */
+
+typedef struct hak_slab hak_slab;     /* opaque: slab metadata, reached through hak_core_api */
+typedef struct hak_thread hak_thread; /* opaque: the calling thread's core state */
+
+/* A run of free blocks linked through their first word; tail->next is NULL. */
+struct hak_chain {
+	void *head;     /* first block, NULL when empty */
+	void *tail;     /* last block */
+	uint32_t count; /* number of blocks */
+};
+
+/* One `key = value` from the policy's INI section, with where it was written. */
+struct hak_setting {
+	const char *key;
+	const char *value;
+	int line; /* line in `file`, for error messages */
+};
+
+struct hak_settings {
+	const char *file; /* the INI file, or "(defaults)" */
+	const struct hak_setting *items;
+	size_t count;
+};
+
+/* A read-only snapshot of the slab facts a policy may need. */
+struct hak_slab_info {
+	unsigned cls;       /* size class */
+	uint32_t capacity;  /* blocks the slab can hold */
+	uint32_t free;      /* blocks in the slab's private free list or never carved */
+	uint32_t used;      /* capacity - free: in caches, with the program, or in the remote queue */
+	uintptr_t owner;    /* HAK_OWNER_* or a thread token */
+	int remote_pending; /* nonzero when the remote queue is not empty */
+};
+
+/* Counters a policy may bump (the core keeps the rest itself). */
+enum hak_counter {
+	HAK_COUNT_ADOPTIONS = 0, /* abandoned slabs taken over */
+	HAK_COUNT_REMOTE_DRAINED = 1,
+	HAK_COUNT_CENTRAL_POPS = 2,
+	HAK_COUNT_CENTRAL_PUSHES = 3,
+};
+
+/* The result of a core trim pass. */
+struct hak_trim_result {
+	unsigned superslabs_released;
+	uint64_t bytes_purged;
+};
+
+/* ---- Services the core offers every plugin. Append-only. ---------------------------------- */
+struct hak_core_api {
+	uint32_t abi_major; /* HAK_POLICY_ABI_MAJOR of the core */
+	uint32_t abi_minor; /* HAK_POLICY_ABI_MINOR of the core */
+	size_t size;        /* sizeof(struct hak_core_api) in the core */
+	/* since 1.0 */
+	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* one line, "hakmem: " prefixed */
+	uint64_t (*now_ns)(void);                                                /* CLOCK_MONOTONIC */
+
+	unsigned (*class_count)(void);
+	size_t (*class_block_size)(unsigned cls);
+	unsigned (*class_batch)(unsigned cls); /* blocks a refill should bring */
+
+	uintptr_t (*thread_token)(hak_thread *t); /* owner token of a thread */
+	void *(*thread_policy_state)(hak_thread *t, enum hak_policy_kind kind);
+
+	/* Slabs. Functions marked (x) need exclusive access: the owner, or the policy's own lock. */
+	hak_slab *(*slab_acquire)(unsigned cls, uintptr_t owner);                 /* new slab; NULL: no memory */
+	void (*slab_release)(hak_slab *s);                                        /* (x) every block free */
+	hak_slab *(*slab_of)(const void *block);                                  /* NULL: not a small block */
+	unsigned (*slab_take)(hak_slab *s, unsigned max, struct hak_chain *out);  /* (x) free list, then carve */
+	void (*chain_return)(struct hak_chain chain,
+			     void (*on_slab_free)(void *ctx, hak_slab *s), void *ctx); /* (x) to each block's slab */
+	void (*slab_get_info)(const hak_slab *s, struct hak_slab_info *out);
+	int (*slab_claim)(hak_slab *s, uintptr_t expected, uintptr_t owner); /* CAS the owner; 1 on success */
+	void **(*slab_policy_links)(hak_slab *s); /* two words (next, prev) the owning policy may use */
+
+	/* Remote queues (per slab, lock-free MPSC). */
+	void (*remote_push)(hak_slab *s, void *block);
+	unsigned (*remote_drain)(hak_slab *s); /* (x) into the slab's free list; returns blocks moved */
+
+	/* Abandoned slabs (a thread left them). */
+	void (*slab_abandon)(hak_slab *s);                         /* (x) owner becomes NONE, adoptable */
+	hak_slab *(*slab_adopt)(unsigned cls, uintptr_t owner); /* NULL when none is waiting */
+
+	/* The calling thread's cache. */
+	void (*cache_fill)(hak_thread *t, unsigned cls, struct hak_chain chain);
+
+	void (*count)(hak_thread *t, enum hak_counter which, uint64_t n);
+
+	/* Trim services. */
+	unsigned (*release_empty)(unsigned keep); /* unmap empty SuperSlabs beyond `keep` */
+	uint64_t (*purge_free)(void);              /* madvise free units of partly used SuperSlabs */
+	struct hak_trim_result (*trim_pass)(unsigned keep, int purge); /* consolidate, release, purge */
+	unsigned (*empty_count)(void);                                   /* empty SuperSlabs kept now */
+	unsigned (*live_superslabs)(void);
+	/* Start a helper thread with every signal blocked; 0 or an errno value. */
+	int (*spawn_helper)(void *(*fn)(void *), void *arg);
+	/* end of 1.0 */
+};
+
+/* ---- Kind-specific slow-path tables. Append-only. -------------------------------------------- */
+
+struct hak_trim_ops {
+	/* since 1.0 */
+	void (*superslab_empty)(void *state);  /* a SuperSlab just became empty (no core lock held) */
+	void (*tick)(void *state);             /* the core passes by a slow path (cheap: rate-limit inside) */
+	void (*fork_child)(void *state);       /* in the child after fork(): threads are gone */
+};
+
+struct hak_superslab_ops {
+	/* since 1.0: log2 of the size of the next SuperSlab (20 = 1 MB, 21 = 2 MB) for class `cls`. */
+	unsigned (*lg_size_for)(void *state, unsigned cls);
+};
+
+struct hak_ownership_ops {
+	/* since 1.0 */
+	size_t thread_state_size; /* zeroed bytes the core keeps per thread for this policy */
+	/* Bring blocks of `cls` into t's cache with core->cache_fill; 0 or ENOMEM. */
+	int (*refill)(void *state, hak_thread *t, void *tstate, unsigned cls);
+	/* t's cache of `cls` overflowed (or is being flushed): the chain leaves the cache. */
+	void (*flush)(void *state, hak_thread *t, void *tstate, unsigned cls, struct hak_chain chain);
+	/* A block of a slab made by this policy was freed by a thread that may not cache it.
+	 * t is NULL when the freeing thread has no cache (it is exiting). */
+	void (*free_foreign)(void *state, hak_thread *t, hak_slab *s, void *block);
+	/* t exits; its caches were already flushed through `flush`. */
+	void (*thread_exit)(void *state, hak_thread *t, void *tstate);
+	/* Periodic consolidation called by trim passes: drain, adopt, give empty slabs back. */
+	void (*consolidate)(void *state);
+	/* In the child after fork(): reset locks; only the calling thread survives. */
+	void (*fork_child)(void *state);
+	/* Before fork(): take the policy's locks; after: release them (parent). */
+	void (*fork_prepare)(void *state);
+	void (*fork_parent)(void *state);
+};
+
+/* ---- The descriptor. ------------------------------------------------------------------------- */
+struct hak_policy_desc {
+	uint64_t magic;        /* HAK_POLICY_MAGIC */
+	uint32_t abi_major;    /* HAK_POLICY_ABI_MAJOR the plugin was built with */
+	uint32_t abi_minor;
+	size_t size;           /* sizeof(struct hak_policy_desc) as the plugin saw it */
+	const char *signature; /* HAK_POLICY_SIGNATURE */
+	uint32_t kind;         /* enum hak_policy_kind */
+	const char *name;      /* bare name, as written after `policy =` */
+	const char *version;   /* the plugin's own version, "1.0.0" */
+	const char *summary;   /* one line for `hakmem policies` */
+	/* Validate `settings`, build the state. 0 on success, else an errno value and a message in
+	 * err (no newline, no prefix). May allocate with malloc. */
+	int (*init)(const struct hak_core_api *core, const struct hak_settings *settings, void **state,
+		    char *err, size_t errlen);
+	void (*fini)(void *state);
+	/* Exactly one of these matches `kind`. */
+	const struct hak_trim_ops *trim;
+	const struct hak_superslab_ops *superslab;
+	const struct hak_ownership_ops *ownership;
+	/* end of 1.0 */
+};
+
+/* A plugin defines its descriptor with this, so the built-in copy compiled into the core gets a
+ * distinct, hidden name while the .so exports the one the loader looks for. */
+#ifdef HAK_BUILTIN
+#define HAK_POLICY_EXPORT(ident) __attribute__((visibility("hidden"))) const struct hak_policy_desc ident
+#else
+#define HAK_POLICY_EXPORT(ident) \
+	__attribute__((visibility("default"))) const struct hak_policy_desc hak_policy_descriptor
+#endif
+
+#define HAK_POLICY_DESC_INIT(kind_, name_, version_, summary_)                               \
+	.magic = HAK_POLICY_MAGIC, .abi_major = HAK_POLICY_ABI_MAJOR, .abi_minor = HAK_POLICY_ABI_MINOR, \
+	.size = sizeof(struct hak_policy_desc), .signature = HAK_POLICY_SIGNATURE, .kind = (kind_),  \
+	.name = (name_), .version = (version_), .summary = (summary_)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKMEM_POLICY_H */
