@@ -1,0 +1,139 @@
+/* Shared helpers for the end-to-end test programs: failure reporting, hakmem detection,
+ * opaque values that stop the compiler from folding allocator calls, content patterns.
+ * Each program exits 0 on success and prints one line on stderr on failure. */
+#ifndef HAK_E2E_H
+#define HAK_E2E_H
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One clear line, then exit 1. The line names the program, the source line and the problem. */
+#define FAIL(...) e2e_fail(__FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
+
+__attribute__((noreturn, format(printf, 3, 4), unused))
+static void e2e_fail(const char *file, int line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+    fflush(stderr);
+    _exit(1);
+}
+
+/* Notes (skipped sub-checks and the like) go to stdout: stderr stays empty on success. */
+__attribute__((format(printf, 1, 2), unused))
+static void e2e_note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* True when hakmem is the allocator of this process (it exports hak_stats_print). */
+__attribute__((unused))
+static int e2e_is_hakmem(void)
+{
+    return dlsym(RTLD_DEFAULT, "hak_stats_print") != NULL;
+}
+
+/* A value the compiler cannot see through, so calls with absurd sizes are not folded
+ * or warned about at compile time. */
+__attribute__((unused))
+static size_t opaque(size_t x)
+{
+    volatile size_t v = x;
+    return v;
+}
+
+/* Keeps a pointer alive in the compiler's eyes. */
+__attribute__((unused))
+static void *volatile e2e_sink;
+
+/* Deterministic fill and check: byte i of a block tagged `tag` is a function of (tag, i). */
+static inline unsigned char pat_byte(uint64_t tag, size_t i)
+{
+    uint64_t x = tag * 0x9E3779B97F4A7C15ull + i;
+    return (unsigned char)(x ^ (x >> 13) ^ (x >> 29));
+}
+
+__attribute__((unused))
+static void pat_fill(void *p, size_t n, uint64_t tag)
+{
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = pat_byte(tag, i);
+}
+
+/* Returns the index of the first wrong byte, or (size_t)-1 if all n bytes match. */
+__attribute__((unused))
+static size_t pat_check(const void *p, size_t n, uint64_t tag)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != pat_byte(tag, i))
+            return i;
+    return (size_t)-1;
+}
+
+/* Small fast PRNG (xorshift64*), one per thread. */
+static inline uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* A value from /proc/self/status in kB (e.g. "VmHWM"), or -1. */
+__attribute__((unused))
+static long proc_status_kb(const char *key)
+{
+    char line[256];
+    long v = -1;
+    size_t klen = strlen(key);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            v = strtol(line + klen + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* Number of lines in /proc/self/maps, counted with read(2) so that counting allocates nothing. */
+__attribute__((unused))
+static long proc_maps_count(void)
+{
+    char buf[65536];
+    long lines = 0;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            lines += buf[i] == '\n';
+    close(fd);
+    return lines;
+}
+
+#endif
