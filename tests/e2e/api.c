@@ -22,17 +22,6 @@ typedef void *(*realloc_fn)(void *, size_t);
 typedef void *(*memalign_fn)(size_t, size_t);
 typedef int (*posix_memalign_fn)(void **, size_t, size_t);
 
-/* Looks a symbol up; hakmem must provide every name it promises, glibc may lack some. */
-static void *need_sym(const char *name)
-{
-    void *s = dlsym(RTLD_DEFAULT, name);
-    if (!s && hakmem)
-        FAIL("hakmem does not export %s", name);
-    if (!s)
-        e2e_note("note: %s not exported here (glibc), its checks skipped", name);
-    return s;
-}
-
 /* ---- a live set of blocks: filled on allocation, checked for content and overlap ---- */
 struct blk { unsigned char *p; size_t n; uint64_t tag; };
 
@@ -443,9 +432,9 @@ static void test_free_errno(void)
 /* ---- hakmem extensions and dropped glibc names ---- */
 static void test_extensions(void)
 {
-    free_sized_fn fs = (free_sized_fn)need_sym("free_sized");
-    free_aligned_sized_fn fas = (free_aligned_sized_fn)need_sym("free_aligned_sized");
-    free_fn cf = (free_fn)need_sym("cfree");
+    free_sized_fn fs = (free_sized_fn)e2e_alloc_sym("free_sized");
+    free_aligned_sized_fn fas = (free_aligned_sized_fn)e2e_alloc_sym("free_aligned_sized");
+    free_fn cf = (free_fn)e2e_alloc_sym("cfree");
     static void *keep[1000];
     for (int i = 0; i < 1000; i++)
         CHECK(keep[i] = malloc(opaque(24 + i)), "malloc failed");
@@ -528,14 +517,14 @@ static void test_trim_info(void)
 /* ---- __libc_* aliases: the same allocator as malloc/free ---- */
 static void test_libc_aliases(void)
 {
-    malloc_fn lm = (malloc_fn)need_sym("__libc_malloc");
-    free_fn lf = (free_fn)need_sym("__libc_free");
-    calloc_fn lc = (calloc_fn)need_sym("__libc_calloc");
-    realloc_fn lr = (realloc_fn)need_sym("__libc_realloc");
-    memalign_fn lma = (memalign_fn)need_sym("__libc_memalign");
-    malloc_fn lv = (malloc_fn)need_sym("__libc_valloc");
-    malloc_fn lpv = (malloc_fn)need_sym("__libc_pvalloc");
-    posix_memalign_fn lpm = (posix_memalign_fn)need_sym("__posix_memalign");
+    malloc_fn lm = (malloc_fn)e2e_alloc_sym("__libc_malloc");
+    free_fn lf = (free_fn)e2e_alloc_sym("__libc_free");
+    calloc_fn lc = (calloc_fn)e2e_alloc_sym("__libc_calloc");
+    realloc_fn lr = (realloc_fn)e2e_alloc_sym("__libc_realloc");
+    memalign_fn lma = (memalign_fn)e2e_alloc_sym("__libc_memalign");
+    malloc_fn lv = (malloc_fn)e2e_alloc_sym("__libc_valloc");
+    malloc_fn lpv = (malloc_fn)e2e_alloc_sym("__libc_pvalloc");
+    posix_memalign_fn lpm = (posix_memalign_fn)e2e_alloc_sym("__posix_memalign");
     for (int round = 0; round < 100; round++) {
         size_t n = opaque(16 + round * 997);
         if (lm) {

@@ -50,6 +50,25 @@ static int e2e_is_hakmem(void)
     return dlsym(RTLD_DEFAULT, "hak_stats_print") != NULL;
 }
 
+/* Looks up a libc-level allocator name (such as __libc_malloc) and returns it only if it lives in
+ * the same object as this process's malloc; mixing allocators would corrupt the heap. Missing or
+ * foreign names give NULL (with a note), except under hakmem, which must provide them all. */
+__attribute__((unused))
+static void *e2e_alloc_sym(const char *name)
+{
+    void *s = dlsym(RTLD_DEFAULT, name);
+    Dl_info a, b;
+    if (s && dladdr(s, &a) && dladdr(dlsym(RTLD_DEFAULT, "malloc"), &b) && a.dli_fbase == b.dli_fbase)
+        return s;
+    if (e2e_is_hakmem()) {
+        fprintf(stderr, "hakmem does not provide %s (%s)\n", name, s ? "found in another object" : "not found");
+        _exit(1);
+    }
+    printf("note: %s %s, its checks skipped\n", name, s ? "belongs to another allocator" : "is not exported here");
+    fflush(stdout);
+    return NULL;
+}
+
 /* A value the compiler cannot see through, so calls with absurd sizes are not folded
  * or warned about at compile time. */
 __attribute__((unused))
