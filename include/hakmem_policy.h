@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -164,6 +165,7 @@ struct hak_superslab_ops {
 struct hak_ownership_ops {
 	/* since 1.0 */
 	size_t thread_state_size; /* zeroed bytes the core keeps per thread for this policy */
+	int caches_any;           /* 1: a thread caches blocks of HAK_OWNER_ANY slabs it frees */
 	/* Bring blocks of `cls` into t's cache with core->cache_fill; 0 or ENOMEM. */
 	int (*refill)(void *state, hak_thread *t, void *tstate, unsigned cls);
 	/* t's cache of `cls` overflowed (or is being flushed): the chain leaves the cache. */
@@ -218,6 +220,38 @@ struct hak_policy_desc {
 	.magic = HAK_POLICY_MAGIC, .abi_major = HAK_POLICY_ABI_MAJOR, .abi_minor = HAK_POLICY_ABI_MINOR, \
 	.size = sizeof(struct hak_policy_desc), .signature = HAK_POLICY_SIGNATURE, .kind = (kind_),  \
 	.name = (name_), .version = (version_), .summary = (summary_)
+
+/* ---- Helpers for a plugin's init (header-only: plugins link nothing of the core) ------------ */
+
+/* Parses `it` as a decimal integer in [lo, hi] into *out. 0, or EINVAL (22) with a message in
+ * err naming the key, what was found and what was expected. */
+static inline int hak_setting_uint(const struct hak_setting *it, unsigned long lo, unsigned long hi,
+				   unsigned long *out, char *err, size_t errlen)
+{
+	const char *p = it->value;
+	unsigned long v = 0;
+	int digits = 0, overflow = 0;
+	for (; *p >= '0' && *p <= '9'; p++, digits++) {
+		if (v > (~0UL - (unsigned long)(*p - '0')) / 10)
+			overflow = 1;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (!digits || *p || overflow || v < lo || v > hi) {
+		snprintf(err, errlen, "line %d: %s = '%s': expected an integer in [%lu, %lu]", it->line,
+			 it->key, it->value, lo, hi);
+		return 22; /* EINVAL */
+	}
+	*out = v;
+	return 0;
+}
+
+/* The message for a key the plugin does not know. Returns EINVAL (22). */
+static inline int hak_setting_unknown(const struct hak_setting *it, const char *known, char *err,
+				      size_t errlen)
+{
+	snprintf(err, errlen, "line %d: unknown key '%s' (this policy takes: %s)", it->line, it->key, known);
+	return 22;
+}
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,268 @@
+/* api.c: the ONLY file that exports the libc allocation names (and their __libc_ aliases),
+ * hakmem's public hak_ API, and the process hooks: the constructor that reads the
+ * configuration and loads the plugins, the exit-time stats, and the fork handlers.
+ * Never link this file into a test runner: everything else is testable without it. */
+#include "alloc_fast.h"
+#include "hakmem.h"
+#include "startup.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HAK_EXPORT __attribute__((visibility("default")))
+
+/* ---- The glibc malloc surface ---------------------------------------------------------------- */
+
+HAK_EXPORT void *malloc(size_t n)
+{
+	return hak__malloc_fast(n);
+}
+
+HAK_EXPORT void free(void *p)
+{
+	hak__free_fast(p);
+}
+
+HAK_EXPORT void *calloc(size_t n, size_t size)
+{
+	return hak__calloc(n, size);
+}
+
+HAK_EXPORT void *realloc(void *p, size_t n)
+{
+	return hak__realloc(p, n);
+}
+
+HAK_EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t bytes;
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return hak__realloc(p, bytes);
+}
+
+/* glibc's memalign: a non-power-of-two alignment is rounded up to the next power of two. */
+static void *memalign_glibc(size_t align, size_t n)
+{
+	if (align > ((size_t)1 << 62)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (align & (align - 1))
+		align = (size_t)1 << (64 - __builtin_clzll(align));
+	return hak__memalign(align, n);
+}
+
+HAK_EXPORT void *memalign(size_t align, size_t n)
+{
+	return memalign_glibc(align, n);
+}
+
+HAK_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+	return memalign_glibc(align, n);
+}
+
+HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+	if (align < sizeof(void *) || (align & (align - 1)))
+		return EINVAL;
+	int saved = errno;
+	void *p = hak__memalign(align, n);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+HAK_EXPORT void *valloc(size_t n)
+{
+	return hak__memalign((size_t)sysconf(_SC_PAGESIZE), n);
+}
+
+HAK_EXPORT void *pvalloc(size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	if (n > SIZE_MAX - page) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return hak__memalign(page, n ? (n + page - 1) & ~(page - 1) : page);
+}
+
+HAK_EXPORT size_t malloc_usable_size(void *p)
+{
+	return hak__usable_size(p);
+}
+
+HAK_EXPORT void cfree(void *p)
+{
+	hak__free_fast(p);
+}
+
+HAK_EXPORT void free_sized(void *p, size_t size)
+{
+	(void)size;
+	hak__free_fast(p);
+}
+
+HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+	(void)align;
+	(void)size;
+	hak__free_fast(p);
+}
+
+HAK_EXPORT int malloc_trim(size_t pad)
+{
+	(void)pad;
+	struct hak_thread *t = hak__tls;
+	if (t->state == HAK_THREAD_LIVE)
+		hak__thread_flush(t);
+	struct hak_trim_result r = hak__trim_pass(0, 1);
+	return r.superslabs_released > 0 || r.bytes_purged > 0;
+}
+
+HAK_EXPORT int mallopt(int param, int value)
+{
+	(void)param;
+	(void)value;
+	return 1; /* accepted and ignored: hakmem's knobs live in its INI file */
+}
+
+HAK_EXPORT struct mallinfo2 mallinfo2(void)
+{
+	struct hak_stats s;
+	hak__stats_collect(&s);
+	struct mallinfo2 mi;
+	memset(&mi, 0, sizeof mi);
+	mi.arena = s.ss_live * s.ss_size_bytes;
+	mi.ordblks = s.ss_empty;
+	mi.hblks = s.large_live;
+	mi.uordblks = mi.arena;
+	mi.keepcost = s.ss_empty * s.ss_size_bytes;
+	return mi;
+}
+
+HAK_EXPORT struct mallinfo mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo mi;
+	mi.arena = (int)m2.arena;
+	mi.ordblks = (int)m2.ordblks;
+	mi.smblks = 0;
+	mi.hblks = (int)m2.hblks;
+	mi.hblkhd = 0;
+	mi.usmblks = 0;
+	mi.fsmblks = 0;
+	mi.uordblks = (int)m2.uordblks;
+	mi.fordblks = 0;
+	mi.keepcost = (int)m2.keepcost;
+	return mi;
+}
+
+HAK_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
+HAK_EXPORT void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
+HAK_EXPORT void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc"), copy(calloc)));
+HAK_EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc"), copy(realloc)));
+HAK_EXPORT void *__libc_memalign(size_t align, size_t n) __attribute__((alias("memalign"), copy(memalign)));
+HAK_EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc"), copy(valloc)));
+HAK_EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc"), copy(pvalloc)));
+HAK_EXPORT int __posix_memalign(void **out, size_t align, size_t n) __attribute__((alias("posix_memalign"), copy(posix_memalign)));
+
+/* ---- hakmem's own API -------------------------------------------------------------------------- */
+
+HAK_EXPORT void hak_stats_print(FILE *out, int json)
+{
+	if (!out)
+		return;
+	fflush(out);
+	hak__stats_fd(fileno(out), json);
+}
+
+HAK_EXPORT size_t hak_trim(void)
+{
+	struct hak_thread *t = hak__tls;
+	if (t->state == HAK_THREAD_LIVE)
+		hak__thread_flush(t);
+	return hak__trim_pass(0, 1).superslabs_released;
+}
+
+static const struct hak_policy_desc *desc_of(const char *kind)
+{
+	if (!kind)
+		return NULL;
+	hak__init();
+	if (!strcmp(kind, "trim"))
+		return hak__trim_policy.desc;
+	if (!strcmp(kind, "superslab"))
+		return hak__size_policy.desc;
+	if (!strcmp(kind, "ownership"))
+		return atomic_load(&hak__model_current)->desc;
+	return NULL;
+}
+
+HAK_EXPORT const char *hak_policy_name(const char *kind)
+{
+	const struct hak_policy_desc *d = desc_of(kind);
+	return d ? d->name : NULL;
+}
+
+HAK_EXPORT const char *hak_policy_version(const char *kind)
+{
+	const struct hak_policy_desc *d = desc_of(kind);
+	return d ? d->version : NULL;
+}
+
+HAK_EXPORT long long hak_active_blocks(void)
+{
+	return (long long)hak__superslab_active_total();
+}
+
+/* ---- Process hooks ----------------------------------------------------------------------------- */
+
+static void fork_prepare(void)
+{
+	hak__heap_fork_prepare();
+	hak__policies_fork_prepare();
+	hak__superslab_fork_prepare();
+	hak__large_fork_prepare();
+	hak__os_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	hak__os_fork_parent();
+	hak__large_fork_parent();
+	hak__superslab_fork_parent();
+	hak__policies_fork_parent();
+	hak__heap_fork_parent();
+}
+
+static void fork_child(void)
+{
+	hak__os_fork_child();
+	hak__large_fork_child();
+	hak__superslab_fork_child();
+	hak__policies_fork_child();
+	hak__heap_fork_child();
+}
+
+__attribute__((constructor)) static void hakmem_start(void)
+{
+	hak__init();
+	hak__startup();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((destructor)) static void hakmem_stop(void)
+{
+	if (hak__stats_mode)
+		hak__stats_fd(2, hak__stats_mode == HAK_STATS_JSON);
+}

@@ -1,0 +1,222 @@
+/* heap.c: per-thread state. Creation on a thread's first slow path, the exit hook that flushes
+ * the caches and lets the ownership policy abandon the thread's slabs, recycling of the structs
+ * (thousands of short-lived threads), the orphan state used by threads whose state is gone
+ * (other libraries' TLS destructors), and what fork() does to all of them. */
+#include "hakmem_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Sentinels: every cache empty with max 0, so both fast paths fall into the slow ones.
+ * Their tokens are never a slab owner. */
+static struct hak_thread boot_thread = {.token = 2, .accept = 2, .state = HAK_THREAD_BOOT};
+static struct hak_thread gone_thread = {.token = 3, .accept = 3, .state = HAK_THREAD_GONE};
+
+__thread struct hak_thread *hak__tls __attribute__((tls_model("initial-exec"))) = &boot_thread;
+
+static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_thread *live_threads; /* registry, for stats and fork */
+static struct hak_thread *free_threads; /* recycled structs */
+static pthread_key_t exit_key;
+static _Atomic int exit_key_ready;
+
+static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_thread *orphan_thread;
+
+static void thread_exit_hook(void *arg);
+
+static struct hak_thread *thread_new(void)
+{
+	struct hak_model *m = atomic_load(&hak__model_current);
+	size_t size = sizeof(struct hak_thread) + ((m->ops->thread_state_size + 15) & ~(size_t)15);
+	struct hak_thread *t = NULL;
+	pthread_mutex_lock(&heap_lock);
+	for (struct hak_thread **pp = &free_threads; *pp; pp = &(*pp)->next_free)
+		if ((*pp)->alloc_size >= size) {
+			t = *pp;
+			*pp = t->next_free;
+			break;
+		}
+	pthread_mutex_unlock(&heap_lock);
+	if (t) {
+		size = t->alloc_size;
+		memset(t, 0, size);
+	} else if (!(t = hak__meta_alloc(size))) {
+		return NULL;
+	}
+	t->alloc_size = size;
+	t->token = (uintptr_t)t;
+	t->accept = m->ops->caches_any ? HAK_OWNER_ANY : t->token;
+	t->state = HAK_THREAD_LIVE;
+	t->model = m;
+	t->own_tstate = (char *)t + sizeof(struct hak_thread);
+	for (unsigned c = 0; c < HAK_NCLASSES; c++)
+		t->cache[c].max = hak__classes[c].cache_max;
+	pthread_mutex_lock(&heap_lock);
+	t->next_live = live_threads;
+	if (live_threads)
+		live_threads->prev_live = t;
+	live_threads = t;
+	pthread_mutex_unlock(&heap_lock);
+	return t;
+}
+
+/* The calling thread's state, made on first use; NULL once the thread's exit hook ran. */
+struct hak_thread *hak__thread_get(void)
+{
+	struct hak_thread *t = hak__tls;
+	if (likely(t->state == HAK_THREAD_LIVE))
+		return t;
+	if (t->state == HAK_THREAD_GONE)
+		return NULL;
+	hak__init();
+	if (!atomic_load(&exit_key_ready)) {
+		pthread_mutex_lock(&heap_lock);
+		if (!atomic_load(&exit_key_ready) && pthread_key_create(&exit_key, thread_exit_hook) == 0)
+			atomic_store(&exit_key_ready, 1);
+		pthread_mutex_unlock(&heap_lock);
+	}
+	t = thread_new();
+	if (!t)
+		return NULL;
+	hak__tls = t; /* before setspecific: it may allocate, and must find this state */
+	if (atomic_load(&exit_key_ready))
+		pthread_setspecific(exit_key, t);
+	return t;
+}
+
+/* Empty every cache of t through its ownership policy. */
+void hak__thread_flush(struct hak_thread *t)
+{
+	hak__calling_model = t->model->index;
+	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+		struct hak_tcache *tc = &t->cache[c];
+		if (!tc->head)
+			continue;
+		struct hak_chain chain = {tc->head, NULL, tc->count};
+		void **b = tc->head;
+		while (b[0])
+			b = b[0];
+		chain.tail = b;
+		tc->head = NULL;
+		tc->count = 0;
+		hak__account_chain(chain, -1);
+		t->model->ops->flush(t->model->state, t, t->own_tstate, c, chain);
+	}
+}
+
+static void unregister(struct hak_thread *t)
+{
+	if (t->prev_live)
+		t->prev_live->next_live = t->next_live;
+	else
+		live_threads = t->next_live;
+	if (t->next_live)
+		t->next_live->prev_live = t->prev_live;
+	t->next_live = t->prev_live = NULL;
+}
+
+static void fold_counters(struct hak_thread *t)
+{
+	hak_add_relaxed(&hak__g.retired_local, t->local_frees);
+	hak_add_relaxed(&hak__g.retired_remote, t->remote_frees);
+	for (unsigned i = 0; i < 4; i++)
+		hak_add_relaxed(&hak__g.retired_counters[i], t->counters[i]);
+}
+
+/* Flush, let the policy abandon what the thread owned, fold its counters, recycle the struct. */
+void hak__thread_retire(struct hak_thread *t)
+{
+	hak__thread_flush(t);
+	hak__calling_model = t->model->index;
+	t->model->ops->thread_exit(t->model->state, t, t->own_tstate);
+	fold_counters(t);
+	t->state = HAK_THREAD_GONE;
+	pthread_mutex_lock(&heap_lock);
+	unregister(t);
+	t->next_free = free_threads;
+	free_threads = t;
+	pthread_mutex_unlock(&heap_lock);
+}
+
+void hak__thread_restart(void)
+{
+	struct hak_thread *t = hak__tls;
+	if (t->state != HAK_THREAD_LIVE)
+		return;
+	if (atomic_load(&exit_key_ready))
+		pthread_setspecific(exit_key, NULL);
+	hak__tls = &boot_thread;
+	hak__thread_retire(t);
+}
+
+static void thread_exit_hook(void *arg)
+{
+	struct hak_thread *t = arg;
+	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
+	if (t && t->state == HAK_THREAD_LIVE)
+		hak__thread_retire(t);
+}
+
+/* ---- The orphan state: shared, locked, for threads whose own state is gone. ------------------ */
+
+void hak__orphan_lock(void)
+{
+	pthread_mutex_lock(&orphan_lock);
+}
+
+void hak__orphan_unlock(void)
+{
+	pthread_mutex_unlock(&orphan_lock);
+}
+
+/* Call with the orphan lock held. */
+struct hak_thread *hak__orphan(void)
+{
+	if (!orphan_thread)
+		orphan_thread = thread_new();
+	return orphan_thread;
+}
+
+/* ---- Stats: sum the live threads' counters. -------------------------------------------------- */
+void hak__threads_sum(uint64_t *local, uint64_t *remote, uint64_t counters[4])
+{
+	pthread_mutex_lock(&heap_lock);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live) {
+		*local += t->local_frees;
+		*remote += t->remote_frees;
+		for (unsigned i = 0; i < 4; i++)
+			counters[i] += t->counters[i];
+	}
+	pthread_mutex_unlock(&heap_lock);
+}
+
+/* ---- fork ------------------------------------------------------------------------------------ */
+
+void hak__heap_fork_prepare(void)
+{
+	pthread_mutex_lock(&orphan_lock);
+	pthread_mutex_lock(&heap_lock);
+}
+
+void hak__heap_fork_parent(void)
+{
+	pthread_mutex_unlock(&heap_lock);
+	pthread_mutex_unlock(&orphan_lock);
+}
+
+/* Only the forking thread lives on: every other thread's state is retired as if it had exited,
+ * so its cached blocks return and its slabs become adoptable (nothing stranded in the child). */
+void hak__heap_fork_child(void)
+{
+	pthread_mutex_init(&heap_lock, NULL);
+	pthread_mutex_init(&orphan_lock, NULL);
+	struct hak_thread *self = hak__tls;
+	struct hak_thread *t = live_threads;
+	while (t) {
+		struct hak_thread *next = t->next_live;
+		if (t != self && t != orphan_thread)
+			hak__thread_retire(t);
+		t = next;
+	}
+}

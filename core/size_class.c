@@ -1,0 +1,57 @@
+/* size_class.c: the size classes (16 B .. 128 KB, 8 per doubling above 128 B), the units per
+ * slab of each class, refill batches and TLS cache limits. Filled once, before any allocation. */
+#include "hakmem_internal.h"
+
+struct hak_class_info hak__classes[HAK_NCLASSES];
+uint8_t hak__class_of_small[1024 / 16 + 1];
+
+/* Above 128 B: n in (2^b, 2^(b+1)] falls in one of 8 classes spaced 2^(b-3) apart. */
+unsigned hak__size_to_class_slow(size_t n)
+{
+	if (n <= 128)
+		return n ? (unsigned)((n - 1) >> 4) : 0;
+	size_t s = n - 1;
+	unsigned b = 63u - (unsigned)__builtin_clzll(s); /* 2^b <= n-1 < 2^(b+1) */
+	unsigned idx = (unsigned)(s >> (b - 3)) & 7u;
+	return 8u + (b - 7u) * 8u + idx;
+}
+
+static size_t class_size_of(unsigned cls)
+{
+	if (cls < 8)
+		return 16u * (cls + 1);
+	unsigned b = 7 + (cls - 8) / 8, idx = (cls - 8) % 8;
+	return ((size_t)1 << b) + (size_t)(idx + 1) * ((size_t)1 << (b - 3));
+}
+
+/* Units per slab: the fewest that hold at least 8 blocks (4 for the largest classes) with at
+ * most 1/8 of the slab left over at its end. */
+static unsigned slab_units_for(size_t size)
+{
+	for (unsigned u = 1; u <= 8; u <<= 1) {
+		size_t bytes = u * HAK_UNIT_SIZE, cap = bytes / size, waste = bytes - cap * size;
+		if (cap >= (size <= 16384 ? 8u : 4u) && waste * 8 <= bytes)
+			return u;
+	}
+	return 8;
+}
+
+void hak__size_classes_init(void)
+{
+	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+		struct hak_class_info *ci = &hak__classes[c];
+		size_t size = class_size_of(c);
+		ci->block_size = (uint32_t)size;
+		ci->slab_units = (uint8_t)slab_units_for(size);
+		/* Refill about 8 KB at a time, between 2 and 64 blocks; keep up to twice that. */
+		size_t batch = 8192 / size;
+		batch = batch < 2 ? 2 : batch > 64 ? 64 : batch;
+		if (size > 32768)
+			batch = 1;
+		ci->batch = (uint16_t)batch;
+		ci->cache_max = (uint16_t)(batch * 2 < 4 ? 4 : batch * 2);
+		ci->div_magic = UINT64_MAX / size + 1;
+	}
+	for (unsigned i = 0; i <= 1024 / 16; i++)
+		hak__class_of_small[i] = (uint8_t)hak__size_to_class_slow(i * 16);
+}

@@ -1,0 +1,84 @@
+/* startup.c: the second half of start-up, run by the library constructor once the core already
+ * serves allocations on its built-in policies: the mapping budget from vm.max_map_count, the
+ * INI file, the plugins. Every failure here is reported and falls back; none is fatal. */
+#include "hakmem_internal.h"
+#include "loader.h"
+#include "startup.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+enum hak_stats_mode hak__stats_mode;
+
+static unsigned long read_max_map_count(void)
+{
+	char buf[32];
+	int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 65530;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 65530;
+	buf[n] = '\0';
+	unsigned long v = strtoul(buf, NULL, 10);
+	return v ? v : 65530;
+}
+
+static const struct hak_policy_desc *builtin_of(uint32_t kind)
+{
+	switch (kind) {
+	case HAK_POLICY_TRIM:
+		return &hak__builtin_trim_idle;
+	case HAK_POLICY_SUPERSLAB:
+		return &hak__builtin_superslab_fixed;
+	default:
+		return &hak__builtin_ownership_tls;
+	}
+}
+
+/* The running built-in needs no replacement when the configuration asked for it unchanged. */
+static bool same_as_running(const struct hak_policy_instance *inst, const struct hak_config *cfg)
+{
+	if (!inst->builtin)
+		return false;
+	int k = (int)inst->desc->kind - 1;
+	return inst->fallback || cfg->policy[k].count == 0;
+}
+
+void hak__startup(void)
+{
+	struct hak_config cfg;
+	hak__config_defaults(&cfg);
+	const char *path = hak__config_path_from_env();
+	if (path)
+		hak__config_load(path, &cfg);
+	hak__config_apply_env(&cfg);
+	hak__stats_mode = cfg.core.stats;
+
+	/* Leave an eighth of the kernel's limit (at least 1024) to the program's own mappings. */
+	unsigned long max = read_max_map_count(), spare = max / 8 > 1024 ? max / 8 : 1024;
+	unsigned long budget = max > spare ? max - spare : max / 2;
+	if (cfg.core.map_budget && cfg.core.map_budget < budget)
+		budget = (unsigned long)cfg.core.map_budget;
+	hak__os_set_map_budget(budget);
+
+	static const uint32_t kinds[] = {HAK_POLICY_SUPERSLAB, HAK_POLICY_TRIM, HAK_POLICY_OWNERSHIP};
+	for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		struct hak_policy_instance inst;
+		if (hak__policy_activate(kinds[i], &cfg, &hak__core_api, builtin_of(kinds[i]), &inst) != 0 ||
+		    !inst.desc)
+			continue;
+		if (same_as_running(&inst, &cfg)) {
+			if (inst.desc->fini)
+				inst.desc->fini(inst.state);
+			continue;
+		}
+		int err = hak__policy_install(inst.desc, inst.state);
+		if (err)
+			hak__log("%s: policy '%s' could not be installed (%d); keeping the running one",
+				 cfg.file, inst.desc->name, err);
+	}
+	hak__config_free(&cfg);
+}

@@ -1,0 +1,467 @@
+/* superslab.c: SuperSlabs and the slabs inside them. Owns the address map, the pool lists
+ * (partly used per ownership model, empty), slab carving and return, remote queues, the
+ * abandoned-slab lists, releasing empty SuperSlabs and purging free units.
+ * Lock order: abandoned_lock, then pool_lock. Neither is held while a policy is called. */
+#include "hakmem_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+_Atomic(struct hak_superslab **) hak__map[1u << HAK_MAP_L1_BITS];
+
+enum { LIST_NONE = 0, LIST_PARTIAL = 1, LIST_EMPTY = 2 };
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_superslab *partial[HAK_MAX_MODELS]; /* SuperSlabs with free units */
+static struct hak_superslab *empty_head;              /* no slab in use; newest first */
+static unsigned empty_n;
+static struct hak_superslab *all_head;                /* every mapped SuperSlab */
+static uint64_t live_n;
+
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_slab *abandoned[HAK_NCLASSES];
+
+/* ---- Address map ---------------------------------------------------------------------------- */
+
+/* Point every 1 MB granule of ss at it (or at NULL). Leaves are made on demand, never freed. */
+static int map_set(struct hak_superslab *ss, struct hak_superslab *value)
+{
+	uintptr_t a = (uintptr_t)ss;
+	size_t granules = (size_t)1 << (ss->lg_size - 20);
+	for (size_t g = 0; g < granules; g++, a += (uintptr_t)1 << 20) {
+		_Atomic(struct hak_superslab **) *slot = &hak__map[a >> 32];
+		struct hak_superslab **leaf = hak_load_acquire(slot);
+		if (!leaf) {
+			leaf = hak__meta_alloc(sizeof(*leaf) << HAK_MAP_L2_BITS);
+			if (!leaf)
+				return ENOMEM;
+			struct hak_superslab **expect = NULL;
+			if (!hak_cas_strong(slot, &expect, leaf))
+				leaf = expect; /* another thread made it; ours is a small leak of metadata */
+		}
+		leaf[(a >> 20) & ((1u << HAK_MAP_L2_BITS) - 1)] = value;
+	}
+	return 0;
+}
+
+/* ---- Pool lists (pool_lock held) -------------------------------------------------------------- */
+
+static void list_remove(struct hak_superslab *ss)
+{
+	struct hak_superslab **head = ss->on_list == LIST_EMPTY ? &empty_head : &partial[ss->model];
+	if (ss->on_list == LIST_NONE)
+		return;
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		*head = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	if (ss->on_list == LIST_EMPTY)
+		empty_n--;
+	ss->next = ss->prev = NULL;
+	ss->on_list = LIST_NONE;
+}
+
+static void list_push(struct hak_superslab *ss, int which)
+{
+	struct hak_superslab **head = which == LIST_EMPTY ? &empty_head : &partial[ss->model];
+	ss->prev = NULL;
+	ss->next = *head;
+	if (*head)
+		(*head)->prev = ss;
+	*head = ss;
+	ss->on_list = (uint8_t)which;
+	if (which == LIST_EMPTY)
+		empty_n++;
+}
+
+/* First free run of `units` units, aligned to its length; -1 when none. */
+static int find_run(const struct hak_superslab *ss, unsigned units)
+{
+	uint64_t want = ((uint64_t)1 << units) - 1;
+	for (unsigned first = 0; first + units <= ss->nunits; first += units)
+		if (((ss->unit_mask >> first) & want) == 0)
+			return (int)first;
+	return -1;
+}
+
+static struct hak_superslab *superslab_map(unsigned lg, unsigned model)
+{
+	size_t size = (size_t)1 << lg;
+	struct hak_superslab *ss = hak__os_map(size, size);
+	if (!ss)
+		return NULL;
+	ss->magic = HAK_SS_MAGIC;
+	ss->lg_size = (uint8_t)lg;
+	ss->nunits = (uint8_t)(size >> HAK_UNIT_SHIFT);
+	ss->model = (uint8_t)model;
+	ss->size_by = hak__size_policy.desc;
+	if (map_set(ss, ss) != 0) {
+		hak__os_unmap(ss, size);
+		errno = ENOMEM;
+		return NULL;
+	}
+	hak_add_relaxed(&hak__g.ss_mapped, 1);
+	hak_store_relaxed(&hak__g.ss_last_lg, lg);
+	return ss;
+}
+
+static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, uintptr_t owner)
+{
+	const struct hak_class_info *ci = &hak__classes[cls];
+	unsigned units = ci->slab_units;
+	struct hak_slab *s = &ss->slabs[first];
+	char *start = (char *)ss + ((size_t)first << HAK_UNIT_SHIFT) + (first == 0 ? HAK_SS_HEADER : 0);
+	size_t bytes = ((size_t)units << HAK_UNIT_SHIFT) - (first == 0 ? HAK_SS_HEADER : 0);
+	s->free = NULL;
+	s->nfree = 0;
+	s->carved = 0;
+	s->block_size = ci->block_size;
+	s->div_magic = ci->div_magic;
+	s->capacity = (uint32_t)(bytes / ci->block_size);
+	s->span = s->capacity * ci->block_size;
+	s->start = start;
+	s->cls = (uint16_t)cls;
+	s->nunits = (uint8_t)units;
+	s->first_unit = (uint8_t)first;
+	s->ss = ss;
+	s->links[0] = s->links[1] = NULL;
+	s->abandon_next = NULL;
+	hak_store_relaxed(&s->xremote, NULL);
+	hak_store_release(&s->xowner, owner);
+	for (unsigned u = first; u < first + units; u++)
+		ss->unit_slab[u] = (uint8_t)first;
+	ss->unit_mask |= (uint32_t)((((uint64_t)1 << units) - 1) << first);
+	ss->dirty_mask &= ~(uint32_t)((((uint64_t)1 << units) - 1) << first);
+}
+
+/* A slab of `cls` for `owner`, from a partly used SuperSlab of the model, an empty one of the
+ * size the SuperSlab policy wants, or a new mapping. */
+struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model)
+{
+	unsigned units = hak__classes[cls].slab_units;
+	unsigned lg = hak__size_policy.desc->superslab->lg_size_for(hak__size_policy.state, cls);
+	if (lg < HAK_SS_LG_MIN || lg > HAK_SS_LG_MAX)
+		lg = HAK_SS_LG_MAX;
+	pthread_mutex_lock(&pool_lock);
+	struct hak_superslab *ss;
+	int first = -1;
+	for (ss = partial[model]; ss; ss = ss->next)
+		if ((first = find_run(ss, units)) >= 0)
+			break;
+	if (!ss) {
+		for (ss = empty_head; ss && ss->lg_size != lg; ss = ss->next)
+			;
+		if (ss) {
+			list_remove(ss);
+			ss->model = (uint8_t)model;
+			list_push(ss, LIST_PARTIAL);
+		} else {
+			ss = superslab_map(lg, model);
+			if (!ss) {
+				pthread_mutex_unlock(&pool_lock);
+				return NULL;
+			}
+			ss->all_next = all_head;
+			if (all_head)
+				all_head->all_prev = ss;
+			all_head = ss;
+			live_n++;
+			uint64_t peak = hak_load_relaxed(&hak__g.ss_peak_live);
+			if (live_n > peak)
+				hak_store_relaxed(&hak__g.ss_peak_live, live_n);
+			list_push(ss, LIST_PARTIAL);
+		}
+		first = find_run(ss, units);
+	}
+	slab_init(ss, (unsigned)first, cls, owner);
+	if (find_run(ss, 1) < 0)
+		list_remove(ss);
+	pthread_mutex_unlock(&pool_lock);
+	return &ss->slabs[first];
+}
+
+/* Every block of s is back in its free list: give its units to the SuperSlab. */
+void hak__slab_release(struct hak_slab *s)
+{
+	struct hak_superslab *ss = s->ss;
+	bool now_empty = false;
+	hak_store_release(&s->xowner, HAK_OWNER_NONE);
+	pthread_mutex_lock(&pool_lock);
+	uint32_t bits = (uint32_t)((((uint64_t)1 << s->nunits) - 1) << s->first_unit);
+	ss->unit_mask &= ~bits;
+	ss->dirty_mask |= bits;
+	s->nunits = 0;
+	if (ss->unit_mask == 0) {
+		list_remove(ss);
+		list_push(ss, LIST_EMPTY);
+		ss->empty_since_ns = hak__now_ns();
+		now_empty = true;
+	} else if (ss->on_list == LIST_NONE) {
+		list_push(ss, LIST_PARTIAL);
+	}
+	pthread_mutex_unlock(&pool_lock);
+	if (now_empty)
+		hak__trim_notify_empty();
+}
+
+/* Up to max blocks from the free list, then from the never-carved tail. */
+unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
+{
+	uintptr_t key = hak__free_key;
+	void *head = NULL, **tail = NULL;
+	unsigned n = 0;
+	while (n < max && s->free) {
+		void **b = s->free;
+		s->free = b[0];
+		if (tail)
+			tail[0] = b;
+		else
+			head = b;
+		tail = b;
+		b[1] = (void *)(key ^ (uintptr_t)b);
+		n++;
+	}
+	s->nfree -= n;
+	unsigned k = max - n, left = s->capacity - s->carved;
+	if (k > left)
+		k = left;
+	char *p = s->start + (size_t)s->carved * s->block_size;
+	for (unsigned i = 0; i < k; i++, p += s->block_size) {
+		void **b = (void **)p;
+		if (tail)
+			tail[0] = b;
+		else
+			head = b;
+		tail = b;
+		b[1] = (void *)(key ^ (uintptr_t)b);
+	}
+	s->carved += k;
+	n += k;
+	if (tail)
+		tail[0] = NULL;
+	out->head = head;
+	out->tail = tail;
+	out->count = n;
+	return n;
+}
+
+/* Each block back to its own slab's free list; report slabs that became entirely free. */
+void hak__chain_return(struct hak_chain chain, void (*on_slab_free)(void *, hak_slab *), void *ctx)
+{
+	uintptr_t key = hak__free_key;
+	void **b = chain.head;
+	while (b) {
+		void **next = b[0];
+		struct hak_superslab *ss = hak__ss_lookup(b);
+		struct hak_slab *s = hak__slab_of_ss(ss, b);
+		b[0] = s->free;
+		b[1] = (void *)(key ^ (uintptr_t)b);
+		s->free = b;
+		if (++s->nfree == s->carved && on_slab_free)
+			on_slab_free(ctx, s);
+		b = next;
+	}
+}
+
+void hak__slab_info(const struct hak_slab *s, struct hak_slab_info *out)
+{
+	out->cls = s->cls;
+	out->capacity = s->capacity;
+	out->free = s->nfree + (s->capacity - s->carved);
+	out->used = s->capacity - out->free;
+	out->owner = hak_load_acquire(&s->xowner);
+	out->remote_pending = hak_load_relaxed(&s->xremote) != NULL;
+}
+
+/* ---- Remote queues ---------------------------------------------------------------------------- */
+
+/* Lock-free push of a block freed by a non-owner. The caller already took it off the active
+ * count: the block is free from this moment, whoever drains it later (the seed's bug). */
+void hak__remote_push(struct hak_slab *s, void *block)
+{
+	void **b = block;
+	b[1] = (void *)(hak__free_key ^ (uintptr_t)b);
+	void *head = hak_load_relaxed(&s->xremote);
+	do
+		b[0] = head;
+	while (!atomic_compare_exchange_weak_explicit(&s->xremote, &head, block, memory_order_release,
+						      memory_order_relaxed));
+}
+
+/* Take the whole queue with one exchange and append it to the private free list. */
+unsigned hak__remote_drain(struct hak_slab *s)
+{
+	if (!hak_load_relaxed(&s->xremote))
+		return 0;
+	void **b = hak_xchg_acq_rel(&s->xremote, NULL);
+	unsigned n = 0;
+	while (b) {
+		void **next = b[0];
+		b[0] = s->free;
+		s->free = b;
+		n++;
+		b = next;
+	}
+	s->nfree += n;
+	return n;
+}
+
+/* ---- Abandoned slabs -------------------------------------------------------------------------- */
+
+void hak__slab_abandon(struct hak_slab *s)
+{
+	pthread_mutex_lock(&abandoned_lock);
+	hak_store_release(&s->xowner, HAK_OWNER_NONE);
+	s->abandon_next = abandoned[s->cls];
+	abandoned[s->cls] = s;
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner)
+{
+	if (!abandoned[cls]) /* racy peek: a miss only means we map a little sooner */
+		return NULL;
+	pthread_mutex_lock(&abandoned_lock);
+	struct hak_slab *s = abandoned[cls];
+	if (s) {
+		abandoned[cls] = s->abandon_next;
+		s->abandon_next = NULL;
+		hak_store_release(&s->xowner, owner);
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+	return s;
+}
+
+/* Drain every abandoned slab's remote queue; slabs that turn out entirely free go back to
+ * their SuperSlab. Returns how many slabs were released. */
+unsigned hak__abandoned_collect(void)
+{
+	struct hak_slab *to_release = NULL;
+	unsigned released = 0;
+	pthread_mutex_lock(&abandoned_lock);
+	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+		struct hak_slab **pp = &abandoned[c];
+		while (*pp) {
+			struct hak_slab *s = *pp;
+			hak__remote_drain(s);
+			if (s->nfree == s->carved) {
+				*pp = s->abandon_next;
+				s->abandon_next = to_release;
+				to_release = s;
+			} else {
+				pp = &s->abandon_next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+	while (to_release) {
+		struct hak_slab *s = to_release;
+		to_release = s->abandon_next;
+		s->abandon_next = NULL;
+		hak__slab_release(s);
+		released++;
+	}
+	return released;
+}
+
+/* ---- Trim services ---------------------------------------------------------------------------- */
+
+/* Unmap the oldest empty SuperSlabs until at most `keep` remain. */
+unsigned hak__release_empty(unsigned keep)
+{
+	struct hak_superslab *victims = NULL;
+	unsigned n = 0;
+	pthread_mutex_lock(&pool_lock);
+	while (empty_n > keep) {
+		struct hak_superslab *ss = empty_head;
+		while (ss->next)
+			ss = ss->next; /* oldest is last */
+		list_remove(ss);
+		map_set(ss, NULL);
+		if (ss->all_prev)
+			ss->all_prev->all_next = ss->all_next;
+		else
+			all_head = ss->all_next;
+		if (ss->all_next)
+			ss->all_next->all_prev = ss->all_prev;
+		live_n--;
+		ss->next = victims;
+		victims = ss;
+		n++;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	while (victims) {
+		struct hak_superslab *ss = victims;
+		victims = ss->next;
+		hak__os_unmap(ss, (size_t)1 << ss->lg_size);
+		hak_add_relaxed(&hak__g.ss_released, 1);
+	}
+	return n;
+}
+
+/* madvise the free units that were touched since their last purge, in every SuperSlab. */
+uint64_t hak__purge_free(void)
+{
+	uint64_t bytes = 0;
+	pthread_mutex_lock(&pool_lock);
+	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next) {
+		uint32_t dirty = ss->dirty_mask & ~ss->unit_mask;
+		while (dirty) {
+			unsigned u = (unsigned)__builtin_ctz(dirty), v = u;
+			while (v < ss->nunits && (dirty >> v) & 1u)
+				v++;
+			size_t from = ((size_t)u << HAK_UNIT_SHIFT) + (u == 0 ? HAK_SS_HEADER : 0);
+			size_t to = (size_t)v << HAK_UNIT_SHIFT;
+			hak__os_purge((char *)ss + from, to - from);
+			bytes += to - from;
+			uint32_t run = (uint32_t)((((uint64_t)1 << (v - u)) - 1) << u);
+			dirty &= ~run;
+			ss->dirty_mask &= ~run;
+		}
+	}
+	pthread_mutex_unlock(&pool_lock);
+	hak_add_relaxed(&hak__g.bytes_purged, bytes);
+	return bytes;
+}
+
+unsigned hak__empty_count(void)
+{
+	return __atomic_load_n(&empty_n, __ATOMIC_RELAXED);
+}
+
+uint64_t hak__live_superslabs(void)
+{
+	return __atomic_load_n(&live_n, __ATOMIC_RELAXED);
+}
+
+int64_t hak__superslab_active_total(void)
+{
+	int64_t sum = 0;
+	pthread_mutex_lock(&pool_lock);
+	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next)
+		sum += hak_load_relaxed(&ss->xactive);
+	pthread_mutex_unlock(&pool_lock);
+	return sum;
+}
+
+/* ---- fork ------------------------------------------------------------------------------------- */
+
+void hak__superslab_fork_prepare(void)
+{
+	pthread_mutex_lock(&abandoned_lock);
+	pthread_mutex_lock(&pool_lock);
+}
+
+void hak__superslab_fork_parent(void)
+{
+	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+void hak__superslab_fork_child(void)
+{
+	pthread_mutex_init(&pool_lock, NULL);
+	pthread_mutex_init(&abandoned_lock, NULL);
+}

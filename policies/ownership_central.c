@@ -1,0 +1,293 @@
+/* ownership_central.c: Option F. No slab has an owner: every thread caches any block it frees
+ * (its TLS cache still batches), and a cache that overflows pushes the batch onto the class's
+ * central lock-free MPMC stack; refills pop a whole batch. Only when the stack is empty does a
+ * refill carve from the class's slabs, under the class lock. A trim pass (consolidate) takes
+ * each stack whole and returns the blocks to their slabs, so fully free slabs and SuperSlabs
+ * go back to the OS: Option F gives memory back too.
+ *
+ * The stack links batches through word 1 of each batch's first block (word 0 links the blocks
+ * of a batch). Its head packs a 48-bit pointer with a 16-bit tag against ABA. A popper reads
+ * the head block's word 1 before its CAS; `poppers` tells consolidate when no thread can still
+ * be reading a block it is about to give back (which may unmap it). */
+#include <hakmem_policy.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PTR_MASK ((UINT64_C(1) << 48) - 1)
+#define TAG_ONE (UINT64_C(1) << 48)
+#define CENTRAL_SCAN_MAX 32
+
+struct central_class {
+	_Atomic uint64_t xhead;    /* tagged top of the stack of batches */
+	_Atomic unsigned xpoppers; /* threads between reading the head and their CAS */
+	pthread_mutex_t lock;      /* slab list, current slab, and every slab free list */
+	hak_slab *cur;             /* slab refills carve from */
+	hak_slab *ring;            /* the class's other slabs, circular via the policy links */
+	char pad[64];              /* keep the next class's head off this line */
+} __attribute__((aligned(64)));
+
+struct central_state {
+	const struct hak_core_api *core;
+	unsigned nclasses;
+	struct central_class cls[];
+};
+
+static const struct hak_core_api *core;
+
+/* ---- the lock-free stack of batches ------------------------------------------------------- */
+
+static void stack_push(struct central_class *c, void *head)
+{
+	uint64_t old = atomic_load_explicit(&c->xhead, memory_order_relaxed), nw;
+	do {
+		((void **)head)[1] = (void *)(uintptr_t)(old & PTR_MASK);
+		nw = (uint64_t)(uintptr_t)head | ((old & ~PTR_MASK) + TAG_ONE);
+	} while (!atomic_compare_exchange_weak_explicit(&c->xhead, &old, nw, memory_order_release,
+							memory_order_relaxed));
+}
+
+static void *stack_pop(struct central_class *c)
+{
+	if (!(atomic_load_explicit(&c->xhead, memory_order_relaxed) & PTR_MASK))
+		return NULL;
+	atomic_fetch_add_explicit(&c->xpoppers, 1, memory_order_acq_rel);
+	uint64_t old = atomic_load_explicit(&c->xhead, memory_order_acquire), nw;
+	void *top;
+	do {
+		top = (void *)(uintptr_t)(old & PTR_MASK);
+		if (!top)
+			break;
+		nw = (uint64_t)(uintptr_t)((void **)top)[1] | ((old & ~PTR_MASK) + TAG_ONE);
+	} while (!atomic_compare_exchange_weak_explicit(&c->xhead, &old, nw, memory_order_acq_rel,
+							memory_order_acquire));
+	atomic_fetch_sub_explicit(&c->xpoppers, 1, memory_order_release);
+	return top;
+}
+
+/* Take the whole stack; return once no popper can still read a block of it. */
+static void *stack_take_all(struct central_class *c)
+{
+	uint64_t old = atomic_load_explicit(&c->xhead, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&c->xhead, &old, (old & ~PTR_MASK) + TAG_ONE,
+						      memory_order_acq_rel, memory_order_relaxed))
+		;
+	while (atomic_load_explicit(&c->xpoppers, memory_order_acquire))
+		sched_yield();
+	return (void *)(uintptr_t)(old & PTR_MASK);
+}
+
+static struct hak_chain chain_of(void *head)
+{
+	struct hak_chain ch = {head, head, 1};
+	while (((void **)ch.tail)[0]) {
+		ch.tail = ((void **)ch.tail)[0];
+		ch.count++;
+	}
+	return ch;
+}
+
+/* ---- the class's slabs (class lock held) -------------------------------------------------- */
+
+static void ring_add(struct central_class *c, hak_slab *s)
+{
+	void **l = core->slab_policy_links(s);
+	if (!c->ring) {
+		l[0] = l[1] = s;
+		c->ring = s;
+		return;
+	}
+	void **h = core->slab_policy_links(c->ring);
+	hak_slab *prev = h[1];
+	l[0] = c->ring;
+	l[1] = prev;
+	core->slab_policy_links(prev)[0] = s;
+	h[1] = s;
+}
+
+static void ring_remove(struct central_class *c, hak_slab *s)
+{
+	void **l = core->slab_policy_links(s);
+	if (l[0] == s) {
+		c->ring = NULL;
+	} else {
+		core->slab_policy_links(l[1])[0] = l[0];
+		core->slab_policy_links(l[0])[1] = l[1];
+		if (c->ring == s)
+			c->ring = l[0];
+	}
+	l[0] = l[1] = NULL;
+}
+
+static int carve(struct central_class *c, unsigned cls, struct hak_chain *ch)
+{
+	for (;;) {
+		if (c->cur && core->slab_take(c->cur, core->class_batch(cls), ch))
+			return 0;
+		if (c->cur)
+			ring_add(c, c->cur);
+		c->cur = NULL;
+		for (unsigned i = 0; i < CENTRAL_SCAN_MAX && c->ring; i++) {
+			struct hak_slab_info info;
+			core->slab_get_info(c->ring, &info);
+			if (info.free) {
+				c->cur = c->ring;
+				ring_remove(c, c->cur);
+				break;
+			}
+			c->ring = core->slab_policy_links(c->ring)[0];
+		}
+		if (!c->cur && !(c->cur = core->slab_acquire(cls, HAK_OWNER_ANY)))
+			return 12;
+	}
+}
+
+/* ---- slow paths ------------------------------------------------------------------------------ */
+
+static int central_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
+{
+	(void)tstate;
+	struct central_class *c = &((struct central_state *)state)->cls[cls];
+	void *batch = stack_pop(c);
+	if (batch) {
+		core->count(t, HAK_COUNT_CENTRAL_POPS, 1);
+		core->cache_fill(t, cls, chain_of(batch));
+		return 0;
+	}
+	struct hak_chain ch;
+	pthread_mutex_lock(&c->lock);
+	int err = carve(c, cls, &ch);
+	pthread_mutex_unlock(&c->lock);
+	if (!err)
+		core->cache_fill(t, cls, ch);
+	return err;
+}
+
+static void central_flush(void *state, hak_thread *t, void *tstate, unsigned cls, struct hak_chain chain)
+{
+	(void)tstate;
+	stack_push(&((struct central_state *)state)->cls[cls], chain.head);
+	core->count(t, HAK_COUNT_CENTRAL_PUSHES, 1);
+}
+
+/* A thread that may not cache ANY blocks freed one (a Option G thread, or one exiting). */
+static void central_free_foreign(void *state, hak_thread *t, hak_slab *s, void *block)
+{
+	struct hak_slab_info info;
+	core->slab_get_info(s, &info);
+	((void **)block)[0] = NULL;
+	central_flush(state, t, NULL, info.cls, (struct hak_chain){block, block, 1});
+}
+
+static void central_thread_exit(void *state, hak_thread *t, void *tstate)
+{
+	(void)state;
+	(void)t;
+	(void)tstate; /* nothing owned: the core already flushed the caches to the stacks */
+}
+
+struct consolidate_ctx {
+	struct central_class *c;
+};
+
+static void on_slab_free(void *ctx, hak_slab *s)
+{
+	struct central_class *c = ((struct consolidate_ctx *)ctx)->c;
+	if (s == c->cur)
+		return;
+	ring_remove(c, s);
+	core->slab_release(s);
+}
+
+/* Blocks on the stacks go back to their slabs; slabs that are then fully free go back too. */
+static void central_consolidate(void *state)
+{
+	struct central_state *st = state;
+	for (unsigned cls = 0; cls < st->nclasses; cls++) {
+		struct central_class *c = &st->cls[cls];
+		if (!(atomic_load_explicit(&c->xhead, memory_order_relaxed) & PTR_MASK))
+			continue;
+		void *batch = stack_take_all(c);
+		struct consolidate_ctx ctx = {c};
+		pthread_mutex_lock(&c->lock);
+		while (batch) {
+			void *next = ((void **)batch)[1];
+			core->chain_return(chain_of(batch), on_slab_free, &ctx);
+			batch = next;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+static void central_fork_prepare(void *state)
+{
+	struct central_state *st = state;
+	for (unsigned i = 0; i < st->nclasses; i++)
+		pthread_mutex_lock(&st->cls[i].lock);
+}
+
+static void central_fork_parent(void *state)
+{
+	struct central_state *st = state;
+	for (unsigned i = st->nclasses; i-- > 0;)
+		pthread_mutex_unlock(&st->cls[i].lock);
+}
+
+static void central_fork_child(void *state)
+{
+	struct central_state *st = state;
+	for (unsigned i = 0; i < st->nclasses; i++) {
+		pthread_mutex_init(&st->cls[i].lock, NULL);
+		atomic_store(&st->cls[i].xpoppers, 0); /* poppers were other threads: gone */
+	}
+}
+
+static int central_init(const struct hak_core_api *api, const struct hak_settings *settings, void **state,
+			char *err, size_t errlen)
+{
+	if (settings->count)
+		return hak_setting_unknown(&settings->items[0], "nothing", err, errlen);
+	unsigned n = api->class_count();
+	size_t size = sizeof(struct central_state) + n * sizeof(struct central_class);
+	struct central_state *st = aligned_alloc(64, (size + 63) & ~(size_t)63);
+	if (!st) {
+		snprintf(err, errlen, "no memory for %u central lists", n);
+		return 12;
+	}
+	memset(st, 0, size);
+	st->core = api;
+	st->nclasses = n;
+	for (unsigned i = 0; i < n; i++)
+		pthread_mutex_init(&st->cls[i].lock, NULL);
+	core = api;
+	*state = st;
+	return 0;
+}
+
+static void central_fini(void *state)
+{
+	free(state);
+}
+
+static const struct hak_ownership_ops central_ops = {
+	.thread_state_size = 0,
+	.caches_any = 1,
+	.refill = central_refill,
+	.flush = central_flush,
+	.free_foreign = central_free_foreign,
+	.thread_exit = central_thread_exit,
+	.consolidate = central_consolidate,
+	.fork_child = central_fork_child,
+	.fork_prepare = central_fork_prepare,
+	.fork_parent = central_fork_parent,
+};
+
+HAK_POLICY_EXPORT(hak__builtin_ownership_central) = {
+	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "central", "1.0.0",
+			     "Option F: no owner; per-class lock-free MPMC batch stacks, slabs carved under a class lock"),
+	.init = central_init,
+	.fini = central_fini,
+	.ownership = &central_ops,
+};

@@ -1,0 +1,202 @@
+/* ownership_tls.c: Option G, the default. Each slab is owned by one thread, which alone takes
+ * blocks from it, without atomics. Other threads push the blocks they free to the slab's
+ * remote queue; the owner drains it when it refills. An exiting thread gives fully free slabs
+ * back and abandons the rest; refills adopt abandoned slabs before mapping anything new, and
+ * the core's trim pass drains and releases those nobody adopts.
+ * Per thread and class: the current slab and a ring of the thread's other slabs. */
+#include <hakmem_policy.h>
+#include <string.h>
+
+#define TLS_SCAN_MAX 32 /* other slabs looked at per refill before adopting or mapping */
+
+struct tls_class {
+	hak_slab *cur;  /* slab refills take from first */
+	hak_slab *ring; /* the thread's other slabs of this class, circular, via the policy links */
+};
+
+struct tls_tstate {
+	struct tls_class cls[128]; /* indexed by size class (the core has fewer) */
+};
+
+static const struct hak_core_api *core;
+
+/* ---- the ring of a class: links[0] = next, links[1] = prev --------------------------------- */
+
+static void ring_add(struct tls_class *c, hak_slab *s)
+{
+	void **l = core->slab_policy_links(s);
+	if (!c->ring) {
+		l[0] = l[1] = s;
+		c->ring = s;
+		return;
+	}
+	void **h = core->slab_policy_links(c->ring);
+	hak_slab *prev = h[1];
+	l[0] = c->ring;
+	l[1] = prev;
+	core->slab_policy_links(prev)[0] = s;
+	h[1] = s;
+}
+
+static void ring_remove(struct tls_class *c, hak_slab *s)
+{
+	void **l = core->slab_policy_links(s);
+	if (l[0] == s) {
+		c->ring = NULL;
+	} else {
+		core->slab_policy_links(l[1])[0] = l[0];
+		core->slab_policy_links(l[0])[1] = l[1];
+		if (c->ring == s)
+			c->ring = l[0];
+	}
+	l[0] = l[1] = NULL;
+}
+
+/* ---- slow paths ---------------------------------------------------------------------------- */
+
+static int take_into_cache(hak_thread *t, hak_slab *s, unsigned cls)
+{
+	struct hak_chain ch;
+	if (!core->slab_take(s, core->class_batch(cls), &ch)) {
+		unsigned drained = core->remote_drain(s);
+		if (!drained)
+			return 0;
+		core->count(t, HAK_COUNT_REMOTE_DRAINED, drained);
+		core->slab_take(s, core->class_batch(cls), &ch);
+	}
+	core->cache_fill(t, cls, ch);
+	return 1;
+}
+
+/* A slab from the ring with free or remotely freed blocks; rotates so the scan is fair. */
+static hak_slab *ring_find(struct tls_class *c)
+{
+	for (unsigned i = 0; i < TLS_SCAN_MAX && c->ring; i++) {
+		hak_slab *s = c->ring;
+		struct hak_slab_info info;
+		core->slab_get_info(s, &info);
+		if (info.free || info.remote_pending) {
+			ring_remove(c, s);
+			return s;
+		}
+		c->ring = core->slab_policy_links(s)[0];
+	}
+	return NULL;
+}
+
+static int tls_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
+{
+	(void)state;
+	struct tls_class *c = &((struct tls_tstate *)tstate)->cls[cls];
+	uintptr_t me = core->thread_token(t);
+	for (;;) {
+		if (c->cur) {
+			if (take_into_cache(t, c->cur, cls))
+				return 0;
+			ring_add(c, c->cur); /* exhausted: park it with the others */
+			c->cur = NULL;
+		}
+		hak_slab *s = ring_find(c);
+		if (!s) {
+			s = core->slab_adopt(cls, me);
+			if (s)
+				core->count(t, HAK_COUNT_ADOPTIONS, 1);
+		}
+		if (!s)
+			s = core->slab_acquire(cls, me);
+		if (!s)
+			return 12; /* ENOMEM */
+		c->cur = s;
+	}
+}
+
+struct flush_ctx {
+	struct tls_class *c;
+};
+
+/* A slab became entirely free: give it back unless it is the one refills use. */
+static void on_slab_free(void *ctx, hak_slab *s)
+{
+	struct tls_class *c = ((struct flush_ctx *)ctx)->c;
+	if (s == c->cur)
+		return;
+	ring_remove(c, s);
+	core->slab_release(s);
+}
+
+static void tls_flush(void *state, hak_thread *t, void *tstate, unsigned cls, struct hak_chain chain)
+{
+	(void)state;
+	(void)t;
+	struct flush_ctx ctx = {&((struct tls_tstate *)tstate)->cls[cls]};
+	core->chain_return(chain, on_slab_free, &ctx);
+}
+
+static void tls_free_foreign(void *state, hak_thread *t, hak_slab *s, void *block)
+{
+	(void)state;
+	(void)t;
+	core->remote_push(s, block);
+}
+
+/* The thread leaves: fully free slabs go back, the rest wait for adoption or the trim pass. */
+static void settle(hak_slab *s)
+{
+	struct hak_slab_info info;
+	core->remote_drain(s);
+	core->slab_get_info(s, &info);
+	if (info.used == 0)
+		core->slab_release(s);
+	else
+		core->slab_abandon(s);
+}
+
+static void tls_thread_exit(void *state, hak_thread *t, void *tstate)
+{
+	(void)state;
+	(void)t;
+	struct tls_tstate *ts = tstate;
+	unsigned n = core->class_count();
+	for (unsigned cls = 0; cls < n; cls++) {
+		struct tls_class *c = &ts->cls[cls];
+		if (c->cur) {
+			settle(c->cur);
+			c->cur = NULL;
+		}
+		while (c->ring) {
+			hak_slab *s = c->ring;
+			ring_remove(c, s);
+			settle(s);
+		}
+	}
+}
+
+static int tls_init(const struct hak_core_api *api, const struct hak_settings *settings, void **state,
+		    char *err, size_t errlen)
+{
+	if (settings->count)
+		return hak_setting_unknown(&settings->items[0], "nothing", err, errlen);
+	if (api->class_count() > 128) {
+		snprintf(err, errlen, "core has %u size classes, this policy handles 128", api->class_count());
+		return 22;
+	}
+	core = api;
+	*state = NULL;
+	return 0;
+}
+
+static const struct hak_ownership_ops tls_ops = {
+	.thread_state_size = sizeof(struct tls_tstate),
+	.caches_any = 0,
+	.refill = tls_refill,
+	.flush = tls_flush,
+	.free_foreign = tls_free_foreign,
+	.thread_exit = tls_thread_exit,
+};
+
+HAK_POLICY_EXPORT(hak__builtin_ownership_tls) = {
+	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "tls", "1.0.0",
+			     "Option G: thread-owned slabs, remote MPSC queues drained by the owner, adoption"),
+	.init = tls_init,
+	.ownership = &tls_ops,
+};

@@ -1,0 +1,108 @@
+/* trim_idle.c: the default trim policy. A helper thread, started the first time a SuperSlab
+ * empties (signals blocked), wakes every `idle_ms` (default 100) while the allocator has been
+ * busy and runs a trim pass: drain what dead threads left, return empty SuperSlabs beyond
+ * `empty_reserve` (default 2), purge free units. After fork() it is restarted only when the
+ * child empties a SuperSlab in its turn. */
+#include <hakmem_policy.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct idle_state {
+	const struct hak_core_api *core;
+	unsigned long idle_ms;       /* pass interval */
+	unsigned long empty_reserve; /* empty SuperSlabs kept mapped */
+	_Atomic int started;         /* helper thread running */
+	_Atomic unsigned long work;  /* bumped by the allocator when a pass may help */
+};
+
+static void *idle_loop(void *arg)
+{
+	struct idle_state *s = arg;
+	struct timespec ts = {(time_t)(s->idle_ms / 1000), (long)(s->idle_ms % 1000) * 1000000L};
+	unsigned long seen = 0;
+	for (;;) {
+		nanosleep(&ts, NULL);
+		unsigned long w = atomic_load_explicit(&s->work, memory_order_relaxed);
+		if (w == seen)
+			continue; /* idle allocator: nothing changed since the last pass */
+		seen = w;
+		s->core->trim_pass((unsigned)s->empty_reserve, 1);
+	}
+	return NULL;
+}
+
+static void idle_start(struct idle_state *s)
+{
+	int expect = 0;
+	if (atomic_load_explicit(&s->started, memory_order_relaxed) ||
+	    !atomic_compare_exchange_strong(&s->started, &expect, 1))
+		return;
+	int err = s->core->spawn_helper(idle_loop, s);
+	if (err) {
+		/* No thread (limits): trim inline instead, from the slow paths. */
+		atomic_store(&s->started, 0);
+		s->core->trim_pass((unsigned)s->empty_reserve, 1);
+	}
+}
+
+static void idle_superslab_empty(void *state)
+{
+	struct idle_state *s = state;
+	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
+	if (s->core->empty_count() > s->empty_reserve || !atomic_load(&s->started))
+		idle_start(s);
+}
+
+static void idle_tick(void *state)
+{
+	struct idle_state *s = state;
+	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
+	if (!atomic_load_explicit(&s->started, memory_order_relaxed) && s->core->empty_count() > 0)
+		idle_start(s);
+}
+
+static void idle_fork_child(void *state)
+{
+	struct idle_state *s = state;
+	atomic_store(&s->started, 0); /* the thread did not survive fork */
+}
+
+static int idle_init(const struct hak_core_api *core, const struct hak_settings *settings, void **state,
+		     char *err, size_t errlen)
+{
+	static struct idle_state builtin_state; /* the built-in runs inside the first malloc */
+	struct idle_state st = {.core = core, .idle_ms = 100, .empty_reserve = 2};
+	for (size_t i = 0; i < settings->count; i++) {
+		const struct hak_setting *it = &settings->items[i];
+		int e;
+		if (!strcmp(it->key, "idle_ms"))
+			e = hak_setting_uint(it, 1, 60000, &st.idle_ms, err, errlen);
+		else if (!strcmp(it->key, "empty_reserve"))
+			e = hak_setting_uint(it, 0, 1024, &st.empty_reserve, err, errlen);
+		else
+			e = hak_setting_unknown(it, "idle_ms, empty_reserve", err, errlen);
+		if (e)
+			return e;
+	}
+	struct idle_state *s = settings->count ? malloc(sizeof *s) : &builtin_state;
+	if (!s)
+		return 12;
+	memcpy(s, &st, sizeof st);
+	*state = s;
+	return 0;
+}
+
+static const struct hak_trim_ops idle_ops = {
+	.superslab_empty = idle_superslab_empty,
+	.tick = idle_tick,
+	.fork_child = idle_fork_child,
+};
+
+HAK_POLICY_EXPORT(hak__builtin_trim_idle) = {
+	HAK_POLICY_DESC_INIT(HAK_POLICY_TRIM, "idle", "1.0.0",
+			     "helper thread trims every idle_ms while busy; keeps empty_reserve empty SuperSlabs"),
+	.init = idle_init,
+	.trim = &idle_ops,
+};
