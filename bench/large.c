@@ -3,7 +3,7 @@
  * mapping, faulting and returning large memory is what gets measured.
  *
  * usage: large [SECONDS THREADS MIN MAX LIVE]   (defaults 10 1 5242880 26214400 4)
- * ops counts malloc+free replacements. */
+ * ops counts malloc+free replacements; the clock starts once every thread holds its first blocks. */
 #include "bench_util.h"
 
 #include <pthread.h>
@@ -21,9 +21,10 @@ struct block {
 };
 
 static struct {
-	double seconds, start;
+	double seconds;
 	size_t min_size, max_size;
 	int live;
+	pthread_barrier_t ready;  /* every thread has its first LIVE blocks; the clock starts */
 } cfg;
 
 struct worker {
@@ -66,8 +67,10 @@ static void *worker_run(void *arg)
 	struct block blocks[MAX_LIVE];
 	for (int i = 0; i < cfg.live; i++)
 		block_new(&blocks[i], &rng, tag++);
+	pthread_barrier_wait(&cfg.ready);
+	double start = now_sec();
 	unsigned long long ops = 0;
-	while (now_sec() - cfg.start < cfg.seconds) {
+	while (now_sec() - start < cfg.seconds) {
 		struct block *b = &blocks[rng_next(&rng) % (uint64_t)cfg.live];
 		large_check(b);
 		free(b->p);
@@ -98,20 +101,23 @@ int main(int argc, char **argv)
 	struct worker *ws = calloc((size_t)nthreads, sizeof *ws);
 	if (!ws)
 		bench_nomem("large", (size_t)nthreads * sizeof *ws);
+	pthread_barrier_init(&cfg.ready, NULL, (unsigned)nthreads + 1);
 	sampler_start(cfg.seconds / 100);
-	cfg.start = now_sec();
 	for (int i = 0; i < nthreads; i++) {
 		ws[i].id = i;
 		int err = pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]);
 		if (err)
 			bench_fail("large", "pthread_create", err);
 	}
+	pthread_barrier_wait(&cfg.ready);
+	double start = now_sec();
 	unsigned long long ops = 0;
 	for (int i = 0; i < nthreads; i++) {
 		pthread_join(ws[i].thread, NULL);
 		ops += ws[i].ops;
 	}
-	double secs = now_sec() - cfg.start;
+	double secs = now_sec() - start;
+	pthread_barrier_destroy(&cfg.ready);
 	free(ws);
 
 	char extra[80];

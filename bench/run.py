@@ -1,0 +1,1005 @@
+#!/usr/bin/env python3
+"""The benchmark lab runner: runs the workload programs of build/bench/ under every allocator
+(glibc, hakmem under each conf/*.ini, and mimalloc/jemalloc/tcmalloc through LD_PRELOAD), repeats
+each cell, and writes Markdown tables, raw CSV/JSON and a gnuplot plot to bench/results/.
+
+Modes:  quick      short runs, the whole matrix in under a minute (threads 1 and 4)
+        full       the whole matrix, threads 1, 2, 4, 8, then instruction counts (~35 min)
+        callgrind  instructions per malloc+free pair on `churn`, under valgrind --tool=callgrind
+        larson     the core issue's Larson targets: 4 threads, 8-128 B, 1024 blocks, 60 s
+        demo       Larson for 10 s under glibc and hakmem (conf/hakmem.ini), side by side
+Python standard library only; gnuplot draws the plot when it is installed.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_BIN = os.path.join(ROOT, "build", "bench")
+HAKMEM_LIB = os.path.join(ROOT, "build", "libhakmem.so")
+CONF_DIR = os.path.join(ROOT, "conf")
+RESULTS_DIR = os.path.join(ROOT, "bench", "results")
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+PEERS = [  # label, library, Debian package
+    ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
+    ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
+    ("tcmalloc", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+]
+PEER_INSTALL = "apt-get install -y libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4"
+
+# Exit codes of bench_util.h, as FAIL reasons.
+EXIT_REASONS = {2: "usage", 3: "corrupt", 4: "ENOMEM", 5: "system"}
+LARSON_ARGS = ["8", "128", "1024", "100", "4141"]  # MIN MAX BLOCKS ROUNDS SEED
+
+
+# ---- allocators ---------------------------------------------------------------------------
+
+
+@dataclass
+class Allocator:
+    label: str
+    kind: str                    # "glibc", "hakmem" or "peer"
+    preload: str = ""            # library for LD_PRELOAD ("" for glibc)
+    conf: str = ""               # HAKMEM_CONF for hakmem ("" = built-in defaults)
+
+    def env(self):
+        """The child's environment: ours without any allocator settings, plus this one's."""
+        env = {k: v for k, v in os.environ.items()
+               if k != "LD_PRELOAD" and not k.startswith("HAKMEM_")}
+        if self.preload:
+            env["LD_PRELOAD"] = self.preload
+        if self.kind == "hakmem":
+            env["HAKMEM_STATS"] = "json"
+            if self.conf:
+                env["HAKMEM_CONF"] = self.conf
+        return env
+
+    def shell_prefix(self):
+        """How a human reproduces this allocator's environment on a command line."""
+        parts = []
+        if self.conf:
+            parts.append("HAKMEM_CONF=" + os.path.relpath(self.conf, ROOT))
+        if self.kind == "hakmem":
+            parts.append("HAKMEM_STATS=json")
+        if self.preload:
+            lib = self.preload
+            if lib.startswith(ROOT + os.sep):
+                lib = "$PWD/" + os.path.relpath(lib, ROOT)
+            parts.append("LD_PRELOAD=" + lib)
+        return " ".join(parts)
+
+
+def hakmem_label(ini):
+    base = os.path.splitext(os.path.basename(ini))[0]
+    return "hakmem-default" if base == "hakmem" else "hakmem-" + base
+
+
+def discover_allocators(hakmem_lib=HAKMEM_LIB, conf_dir=CONF_DIR):
+    """Returns (allocators, notes); notes say what is missing and how to get it."""
+    allocs = [Allocator("glibc", "glibc")]
+    notes = []
+    if os.path.exists(hakmem_lib):
+        inis = sorted(f for f in os.listdir(conf_dir) if f.endswith(".ini")) \
+            if os.path.isdir(conf_dir) else []
+        # The default configuration first, then the others alphabetically.
+        inis.sort(key=lambda f: (f != "hakmem.ini", f))
+        for ini in inis:
+            path = os.path.join(conf_dir, ini)
+            allocs.append(Allocator(hakmem_label(path), "hakmem", hakmem_lib, path))
+        if not inis:
+            allocs.append(Allocator("hakmem-builtin", "hakmem", hakmem_lib))
+            notes.append("hakmem: no conf/*.ini found; running hakmem on its built-in defaults")
+    else:
+        notes.append(f"hakmem: {os.path.relpath(hakmem_lib, ROOT)} is MISSING (run `make`; the core "
+                     "may not build yet): hakmem columns are skipped")
+    missing = []
+    for label, lib, pkg in PEERS:
+        path = os.path.join(LIBDIR, lib)
+        if os.path.exists(path):
+            allocs.append(Allocator(label, "peer", path))
+        else:
+            missing.append(f"{label} ({path}, package {pkg})")
+    if missing:
+        notes.append("peers missing: " + ", ".join(missing) + "; install them with: "
+                     + PEER_INSTALL)
+    return allocs, notes
+
+
+def select_allocators(allocs, wanted):
+    """--alloc a,b keeps those labels; 'hakmem' stands for every hakmem-* column."""
+    if not wanted:
+        return allocs
+    names = set(wanted.split(","))
+    keep = [a for a in allocs if a.label in names or (a.kind == "hakmem" and "hakmem" in names)]
+    unknown = names - {a.label for a in keep} - {"hakmem"}
+    if unknown:
+        print("run.py: no such allocator here: " + ", ".join(sorted(unknown))
+              + " (have: " + ", ".join(a.label for a in allocs) + ")", file=sys.stderr)
+    return keep
+
+
+# ---- workloads ----------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    name: str                    # row label
+    prog: str                    # program in build/bench/
+    args: object                 # (seconds, threads) -> argv after the program
+    unit: str                    # what one op is, for the tables
+    scale: float                 # ops/s divided by this gives the unit
+    threads: tuple = (1,)        # thread counts the full matrix runs
+    quick_threads: tuple = (1,)
+    doc: str = ""
+    min_secs: float = 0.0        # shortest run that still counts enough ops
+
+
+def secs_arg(s):
+    return f"{s:.3g}"
+
+
+WORKLOADS = [
+    Workload("larson", "larson", lambda s, t: [secs_arg(s), *LARSON_ARGS, str(t)],
+             "M ops/s", 1e6, (1, 2, 4, 8), (1, 4),
+             "Larson server churn, 8-128 B, 1024 blocks per thread, hand-off to a new thread "
+             "every 100 rounds; op = free+malloc"),
+    Workload("prodcons", "prodcons", lambda s, t: [secs_arg(s), str(t)],
+             "M blocks/s", 1e6, (1, 2, 4, 8), (1, 4),
+             "threads = producer/consumer PAIRS, 16-2048 B, up to 65536 blocks in flight; "
+             "op = one block allocated by a producer and freed by a consumer"),
+    Workload("threadchurn", "threadchurn", lambda s, t: [secs_arg(s), str(t)],
+             "k threads/s", 1e3, (1, 2, 4, 8), (1, 4),
+             "threads = concurrent short-lived threads; each frees a dead thread's leftovers, "
+             "allocates 64 blocks of 16-1024 B and leaves 32 live; op = one thread"),
+    Workload("falseshare", "falseshare", lambda s, t: [secs_arg(s), str(t)],
+             "G writes/s", 1e9, (1, 2, 4, 8), (1, 4),
+             "passive false sharing (Hoard cache-scratch): 8 B blocks, 10000 writes per "
+             "malloc; op = one byte written"),
+    Workload("sizesweep-small", "sizesweep", lambda s, t: [secs_arg(s), "16", "1024"],
+             "M pairs/s", 1e6, doc="single thread, 16 B-1 KB ladder; geometric mean of per-size "
+             "free+malloc rates"),
+    Workload("sizesweep-medium", "sizesweep", lambda s, t: [secs_arg(s), "1024", "65536"],
+             "M pairs/s", 1e6, doc="single thread, 1-64 KB ladder, geometric mean"),
+    Workload("sizesweep-large", "sizesweep", lambda s, t: [secs_arg(s), "65536", "1048576"],
+             "M pairs/s", 1e6, doc="single thread, 64 KB-1 MB ladder, geometric mean"),
+    Workload("realloc", "realloc", lambda s, t: [secs_arg(s), str(t)],
+             "M reallocs/s", 1e6, (1, 2, 4, 8), (1, 4),
+             "per thread 4 interleaved string builders growing by 1-64 B appends to 4 MB; "
+             "op = one realloc"),
+    Workload("large", "large", lambda s, t: [secs_arg(s), str(t)],
+             "ops/s", 1.0, (1, 2, 4, 8), (1, 4),
+             "per thread 4 live blocks of 5-25 MB, every page touched; op = free+malloc",
+             min_secs=0.3),
+]
+
+
+# ---- running one program ------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    status: str                  # "ok" or "FAIL"
+    reason: str = ""             # why it failed
+    result: dict = field(default_factory=dict)   # the RESULT line's key=value pairs
+    hakmem: dict = None          # HAKMEM_STATS=json, when present
+    wall: float = 0.0
+    stderr_tail: str = ""        # a few stderr lines other than the stats JSON
+
+    def num(self, key):
+        try:
+            return float(self.result[key])
+        except (KeyError, ValueError):
+            return None
+
+
+def parse_result(stdout):
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+    return None
+
+
+def parse_hakmem_stats(stderr):
+    """The one JSON line hakmem prints at exit, or None; other lines are returned as notes."""
+    stats, other = None, []
+    for line in stderr.splitlines():
+        if re.match(r'^\{"policies"', line):
+            try:
+                stats = json.loads(line)
+            except json.JSONDecodeError:
+                other.append("unparsable HAKMEM_STATS line: " + line[:120])
+        elif line.strip():
+            other.append(line.strip())
+    return stats, other
+
+
+def run_program(alloc, argv, timeout):
+    """Runs argv under alloc; never raises for the child's failures."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(argv, env=alloc.env(), capture_output=True, text=True,
+                              errors="replace", timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        return Run("FAIL", f"timeout {timeout:.0f}s", wall=time.monotonic() - start,
+                   stderr_tail=err[-300:])
+    except OSError as e:
+        return Run("FAIL", f"exec: {e.strerror}", wall=time.monotonic() - start)
+    wall = time.monotonic() - start
+    stats, other = parse_hakmem_stats(proc.stderr)
+    tail = "\n".join(other[-3:])
+    rc = proc.returncode
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return Run("FAIL", name, hakmem=stats, wall=wall, stderr_tail=tail)
+    if rc != 0:
+        return Run("FAIL", EXIT_REASONS.get(rc, f"exit {rc}"), hakmem=stats, wall=wall,
+                   stderr_tail=tail)
+    result = parse_result(proc.stdout)
+    if result is None:
+        return Run("FAIL", "no RESULT line", hakmem=stats, wall=wall, stderr_tail=tail)
+    return Run("ok", result=result, hakmem=stats, wall=wall, stderr_tail=tail)
+
+
+# ---- progress -----------------------------------------------------------------------------
+
+
+class Progress:
+    """One line on stderr, rewritten in place on a terminal; a line per step otherwise."""
+
+    def __init__(self, total):
+        self.total, self.done, self.start = total, 0, time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.last_print = 0.0
+
+    def step(self, what):
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done) if self.done else 0
+        line = (f"[{self.done + 1}/{self.total}] {what}  elapsed {fmt_clock(elapsed)}"
+                f"  eta {fmt_clock(eta)}")
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line[:150])
+            sys.stderr.flush()
+        elif time.monotonic() - self.last_print > 10 or self.done == 0:
+            print(line, file=sys.stderr, flush=True)
+            self.last_print = time.monotonic()
+        self.done += 1
+
+    def finish(self):
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+        print(f"done: {self.total} runs in {fmt_clock(time.monotonic() - self.start)}",
+              file=sys.stderr, flush=True)
+
+
+def fmt_secs_range(values):
+    lo, hi = min(values), max(values)
+    return f"{lo:.3g} s" if hi - lo < 0.005 else f"{lo:.3g}–{hi:.3g} s"
+
+
+def fmt_clock(secs):
+    secs = int(secs)
+    return f"{secs // 60}:{secs % 60:02d}"
+
+
+# ---- statistics and formatting ------------------------------------------------------------
+
+
+def spread(values):
+    """(median, min, max) of the values, or None."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt_num(x):
+    if x is None:
+        return "–"
+    a = abs(x)
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def fmt_count(x):
+    return "–" if x is None else f"{x:.0f}" if x == int(x) else f"{x:.1f}"
+
+
+def fmt_spread(s, scale=1.0):
+    if s is None:
+        return "–"
+    med, lo, hi = (v / scale for v in s)
+    return f"{fmt_num(med)} ({fmt_num(lo)}–{fmt_num(hi)})"
+
+
+def fmt_ratio(x):
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i < 2 else "--:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ---- the matrix ---------------------------------------------------------------------------
+
+
+class Cell:
+    """All runs of one (workload, threads, allocator)."""
+
+    def __init__(self):
+        self.runs = []
+
+    @property
+    def failed(self):
+        return [r for r in self.runs if r.status != "ok"]
+
+    def fail_text(self):
+        reasons = sorted({r.reason for r in self.failed})
+        return f"FAIL {'/'.join(reasons)} ({len(self.failed)}/{len(self.runs)})"
+
+    def stat(self, key):
+        if not self.runs or self.failed:
+            return None
+        return spread([r.num(key) for r in self.runs])
+
+    def hakmem_stat(self, *path):
+        vals = []
+        for r in self.runs:
+            v = r.hakmem
+            for p in path:
+                v = v.get(p) if isinstance(v, dict) else None
+            if isinstance(v, (int, float)):
+                vals.append(v)
+        return spread(vals)
+
+
+class Pacer:
+    """Fits the matrix into a time budget. Before each row, the per-run seconds become what is
+    left of the budget divided by the runs left, minus the start-up and set-up overhead measured
+    so far, clamped to [lo, hi]. Every run of one row uses the same seconds."""
+
+    def __init__(self, budget, runs, lo, hi, fixed=None):
+        self.deadline = time.monotonic() + budget
+        self.runs_left, self.lo, self.hi, self.fixed = runs, lo, hi, fixed
+        self.overheads = []
+
+    def row_seconds(self, min_secs=0.0):
+        if self.fixed:
+            return self.fixed
+        overhead = statistics.mean(self.overheads) if self.overheads else 0.05
+        left = self.deadline - time.monotonic()
+        return max(self.lo, min_secs, min(self.hi, left / max(1, self.runs_left) - overhead))
+
+    def ran(self, run, secs):
+        self.runs_left -= 1
+        self.overheads.append(max(0.0, run.wall - secs))
+
+
+def run_matrix(workloads, threads_for, allocs, repeats, pacer):
+    """Returns (rows, row_secs, cells): rows are (workload, threads) pairs."""
+    rows = [(w, t) for w in workloads for t in threads_for(w)]
+    cells = {(w.name, t, a.label): Cell() for w, t in rows for a in allocs}
+    row_secs = {}
+    progress = Progress(len(rows) * repeats * len(allocs))
+    for w, t in rows:
+        secs = row_secs[(w.name, t)] = pacer.row_seconds(w.min_secs)
+        argv = [os.path.join(BENCH_BIN, w.prog)] + w.args(secs, t)
+        timeout = 10 * secs + 10
+        for rep in range(repeats):
+            # Rotate the order each repetition so no allocator always runs right after another.
+            order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+            for a in order:
+                progress.step(f"{w.name} t={t} {a.label} rep {rep + 1}/{repeats} ({secs:.2g} s)")
+                run = run_program(a, argv, timeout)
+                pacer.ran(run, secs)
+                cells[(w.name, t, a.label)].runs.append(run)
+    progress.finish()
+    return rows, row_secs, cells
+
+
+def best_peer(cells, wname, t, allocs, key, higher_better):
+    """(label, median) of the best peer (mimalloc/jemalloc/tcmalloc) on this row, or None."""
+    best = None
+    for a in allocs:
+        if a.kind != "peer":
+            continue
+        s = cells[(wname, t, a.label)].stat(key)
+        if s and (best is None or (s[0] > best[1] if higher_better else s[0] < best[1])):
+            best = (a.label, s[0])
+    return best
+
+
+def ratio_rows(rows, cells, allocs, key, higher_better):
+    out = []
+    for w, t in rows:
+        glibc = cells[(w.name, t, "glibc")].stat(key)
+        peer = best_peer(cells, w.name, t, allocs, key, higher_better)
+        line = [w.name, str(t)]
+        for a in allocs:
+            s = cells[(w.name, t, a.label)].stat(key)
+            if s is None:
+                line.append("FAIL" if cells[(w.name, t, a.label)].failed else "–")
+                continue
+            vs_glibc = s[0] / glibc[0] if glibc and glibc[0] else None
+            vs_peer = s[0] / peer[1] if peer and peer[1] else None
+            line.append(f"{fmt_ratio(vs_glibc)} / {fmt_ratio(vs_peer)}")
+        line.append(peer[0] if peer else "–")
+        out.append(line)
+    return out
+
+
+def value_rows(rows, cells, allocs, key, scale, unit_of=None):
+    out = []
+    for w, t in rows:
+        line = [w.name, str(t)]
+        if unit_of:
+            line.append(unit_of(w))
+        for a in allocs:
+            c = cells[(w.name, t, a.label)]
+            line.append(c.fail_text() if c.failed else fmt_spread(c.stat(key),
+                                                                  scale(w) if callable(scale)
+                                                                  else scale))
+        out.append(line)
+    return out
+
+
+def hakmem_rows(rows, cells, allocs):
+    out = []
+    for w, t in rows:
+        for a in allocs:
+            if a.kind != "hakmem":
+                continue
+            c = cells[(w.name, t, a.label)]
+            if not any(r.hakmem for r in c.runs):
+                out.append([w.name, str(t), a.label, "no HAKMEM_STATS line"] + [""] * 6)
+                continue
+
+            def med(*path):
+                s = c.hakmem_stat(*path)
+                return fmt_count(s[0]) if s else "–"
+            local, remote = c.hakmem_stat("frees", "local"), c.hakmem_stat("frees", "remote")
+            remote_pct = "–"
+            if local and remote and local[0] + remote[0] > 0:
+                remote_pct = f"{100 * remote[0] / (local[0] + remote[0]):.0f}%"
+            out.append([w.name, str(t), a.label, med("superslabs", "mapped"),
+                        med("superslabs", "released"), med("superslabs", "live"),
+                        med("superslabs", "peak_live"), remote_pct, med("adoptions"),
+                        med("peak_mappings")])
+    return out
+
+
+def machine_info():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else "?"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs ({model}), Linux {os.uname().release}, {libc}, "
+            f"load average {load}")
+
+
+def write_report(mode, rows, row_secs, cells, allocs, notes, repeats, started, extra_md=""):
+    labels = [a.label for a in allocs]
+    head = [f"# hakmem benchmark lab: {mode}", "",
+            f"- when: {started:%Y-%m-%d %H:%M:%S}, machine: {machine_info()}",
+            f"- each cell: median of {repeats} runs (min–max), each run "
+            f"{fmt_secs_range(row_secs.values())} long (fitted to the time budget); a cell is FAIL "
+            "if any run crashed, timed out, reported corruption or printed no result",
+            f"- allocators: " + ", ".join(f"{a.label}"
+                                          + (f" ({a.shell_prefix()})" if a.shell_prefix() else "")
+                                          for a in allocs)]
+    head += [f"- note: {n}" for n in notes]
+    md = "\n".join(head) + "\n"
+    md += "\n## Throughput (median (min–max); higher is better)\n\n"
+    md += md_table(["workload", "threads", "unit"] + labels,
+                   value_rows(rows, cells, allocs, "ops_per_sec", lambda w: w.scale,
+                              lambda w: w.unit)) + "\n"
+    md += ("\n## Throughput relative to glibc / to the best peer (median over median; "
+           "higher is better)\n\n")
+    md += md_table(["workload", "threads"] + labels + ["best peer"],
+                   ratio_rows(rows, cells, allocs, "ops_per_sec", True)) + "\n"
+    md += "\n## Peak RSS in MB (VmHWM; median (min–max); lower is better)\n\n"
+    md += md_table(["workload", "threads"] + labels,
+                   value_rows(rows, cells, allocs, "peak_rss_kb", 1024.0)) + "\n"
+    md += "\n## Peak RSS relative to glibc / to the best peer (lower is better)\n\n"
+    md += md_table(["workload", "threads"] + labels + ["best peer"],
+                   ratio_rows(rows, cells, allocs, "peak_rss_kb", False)) + "\n"
+    md += ("\n## At exit, after the workload freed everything: RSS in MB / mappings "
+           "(lines of /proc/self/maps), medians\n\n")
+    exit_rows = []
+    for w, t in rows:
+        line = [w.name, str(t)]
+        for a in allocs:
+            c = cells[(w.name, t, a.label)]
+            rss, maps = c.stat("final_rss_kb"), c.stat("mappings")
+            line.append("FAIL" if c.failed else
+                        f"{fmt_num(rss[0] / 1024) if rss else '–'} / "
+                        f"{f'{maps[0]:.0f}' if maps else '–'}")
+        exit_rows.append(line)
+    md += md_table(["workload", "threads"] + labels, exit_rows) + "\n"
+    hk = hakmem_rows(rows, cells, allocs)
+    if hk:
+        md += ("\n## hakmem counters from HAKMEM_STATS=json (medians): SuperSlabs mapped / "
+               "released / live at exit / peak live, share of remote frees, adoptions, "
+               "peak mappings\n\n")
+        md += md_table(["workload", "threads", "config", "mapped", "released", "live",
+                        "peak live", "remote frees", "adoptions", "peak mappings"], hk) + "\n"
+    fails = [(w, t, a, r) for w, t in rows for a in allocs
+             for r in cells[(w.name, t, a.label)].failed]
+    if fails:
+        md += "\n## Failures\n\n"
+        for w, t, a, r in fails[:60]:
+            tail = r.stderr_tail.replace("\n", " | ")[:200]
+            md += f"- {w.name} t={t} {a.label}: {r.reason}" + (f": `{tail}`" if tail else "") + "\n"
+    stderr_notes = {}
+    for (wname, t, label), c in cells.items():
+        for r in c.runs:
+            if r.stderr_tail and r.status == "ok":
+                stderr_notes.setdefault(label, set()).update(r.stderr_tail.splitlines())
+    if stderr_notes:
+        md += "\n## What the allocators printed on stderr (first lines, deduplicated)\n\n"
+        for label, lines in stderr_notes.items():
+            for line in sorted(lines)[:3]:
+                md += f"- {label}: `{line[:160]}`\n"
+    md += extra_md
+    md += "\n## Workloads\n\n"
+    seen = set()
+    for w, _ in rows:
+        if w.name in seen:
+            continue
+        seen.add(w.name)
+        argv = " ".join(w.args(row_secs[(w.name, _)], "T"))
+        md += f"- **{w.name}** (`build/bench/{w.prog} {argv}`): {w.doc}\n"
+    md += ("\nReproduce one cell: `make bench-progs && <allocator environment above> "
+           "build/bench/<program> <arguments above>`; whole table: `make bench` or "
+           "`make bench-quick` (`BENCH_ARGS=\"--help\"` lists the runner's options).\n")
+    return md
+
+
+def write_raw(stem, mode, rows, row_secs, cells, allocs):
+    """<stem>.csv (one row per run) and <stem>.json (everything, RSS series included)."""
+    records = []
+    for w, t in rows:
+        for a in allocs:
+            for i, r in enumerate(cells[(w.name, t, a.label)].runs):
+                records.append({"mode": mode, "workload": w.name, "program": w.prog,
+                                "threads": t, "allocator": a.label, "rep": i + 1,
+                                "secs_arg": row_secs[(w.name, t)], "status": r.status, "reason": r.reason,
+                                "wall": round(r.wall, 3), "result": r.result,
+                                "hakmem": r.hakmem})
+    with open(stem + ".json", "w") as f:
+        json.dump(records, f, indent=1)
+    keys = ["ops", "secs", "ops_per_sec", "peak_rss_kb", "final_rss_kb", "mappings"]
+    with open(stem + ".csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["workload", "threads", "allocator", "rep", "status", "reason", *keys,
+                      "ss_mapped", "ss_released", "ss_live", "ss_peak_live", "frees_local",
+                      "frees_remote"])
+        for rec in records:
+            hk = rec["hakmem"] or {}
+            ss, fr = hk.get("superslabs", {}), hk.get("frees", {})
+            out.writerow([rec["workload"], rec["threads"], rec["allocator"], rec["rep"],
+                          rec["status"], rec["reason"], *(rec["result"].get(k, "") for k in keys),
+                          ss.get("mapped", ""), ss.get("released", ""), ss.get("live", ""),
+                          ss.get("peak_live", ""), fr.get("local", ""), fr.get("remote", "")])
+
+
+def write_plot(stem, mode, rows, cells, allocs):
+    """<stem>.dat, <stem>.gp and <stem>.png: throughput relative to glibc and peak RSS."""
+    if not shutil.which("gnuplot"):
+        return "gnuplot is not installed (apt-get install -y gnuplot-nox): no plot"
+
+    def triple(s, div):
+        if s is None or not div:
+            return "NaN NaN NaN"
+        return " ".join(f"{v / div:.6g}" for v in s)
+    with open(stem + ".dat", "w") as f:
+        f.write("# row, then per allocator: throughput/glibc median min max; then per "
+                "allocator: peak RSS MB median min max\n")
+        for w, t in rows:
+            glibc = cells[(w.name, t, "glibc")].stat("ops_per_sec")
+            cols = [triple(cells[(w.name, t, a.label)].stat("ops_per_sec"),
+                           glibc[0] if glibc else None) for a in allocs]
+            cols += [triple(cells[(w.name, t, a.label)].stat("peak_rss_kb"), 1024.0)
+                     for a in allocs]
+            f.write(f'"{w.name}/{t}" ' + " ".join(cols) + "\n")
+    n = len(allocs)
+    dat = os.path.basename(stem) + ".dat"
+
+    def plot_cmd(first_col):
+        parts = []
+        for i, a in enumerate(allocs):
+            c = first_col + 3 * i
+            src = f"'{dat}'" if i == 0 else "''"
+            xt = ":xtic(1)" if i == 0 else ""
+            parts.append(f"{src} using {c}:{c + 1}:{c + 2}{xt} title '{a.label}'")
+        return "plot " + ", \\\n     ".join(parts)
+    width = max(1000, 60 * len(rows) * max(1, n) // 3)
+    gp = f"""# Generated by bench/run.py; run `gnuplot {os.path.basename(stem)}.gp` in bench/results/.
+set terminal pngcairo size {width},1100 font ",9"
+set output '{os.path.basename(stem)}.png'
+set datafile missing "NaN"
+set multiplot layout 2,1 title "hakmem benchmark lab: {mode} (bars: median, whiskers: min-max)"
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set grid ytics
+set xtics rotate by -35 nomirror
+set key outside right top
+set ylabel "throughput relative to glibc (log)"
+{plot_cmd(2)}
+set ylabel "peak RSS, MB (log)"
+{plot_cmd(2 + 3 * n)}
+unset multiplot
+"""
+    with open(stem + ".gp", "w") as f:
+        f.write(gp)
+    proc = subprocess.run(["gnuplot", os.path.basename(stem) + ".gp"], cwd=os.path.dirname(stem),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return "gnuplot failed: " + proc.stderr.strip()[:300]
+    return None
+
+
+# ---- instruction counts (callgrind) -------------------------------------------------------
+
+
+def malloc_objects(profile):
+    """The objects (real paths) in which a function named malloc ran, from a callgrind profile.
+    fn= lines belong to the last ob=, cfn= lines to the last cob= (or the caller's ob=)."""
+    names, fn_names, owners = {}, {}, set()
+    ob = cob = None
+    for line in profile.splitlines():
+        m = re.match(r"^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$", line)
+        if not m:
+            continue
+        key, ident, name = m.groups()
+        if key in ("ob", "cob"):
+            if name:
+                names[ident] = name
+            if key == "ob":
+                ob = cob = names.get(ident)
+            else:
+                cob = names.get(ident)
+        else:
+            if name:
+                fn_names[ident] = name
+            where = ob if key == "fn" else cob
+            if fn_names.get(ident) == "malloc" and where and where != "???":
+                owners.add(os.path.realpath(where))
+        if key == "fn":
+            cob = ob
+    return owners
+
+
+def callgrind_ir(alloc, iters, size, mode):
+    """Total instructions of one `churn` run under callgrind, or (None, reason)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        argv = ["valgrind", "--tool=callgrind", "--trace-children=no",
+                f"--callgrind-out-file={out}", os.path.join(BENCH_BIN, "churn"), str(iters),
+                str(size), mode]
+        run = run_program(alloc, argv, timeout=600)
+        if run.status != "ok":
+            return None, run.reason
+        try:
+            with open(out) as f:
+                text = f.read()
+        except OSError:
+            return None, "no callgrind output"
+        # Make sure the numbers are the preloaded allocator's: malloc must not have run in libc.
+        # (Callgrind names some objects "???", tcmalloc's among them, so absence proves little.)
+        owners = malloc_objects(text)
+        if alloc.preload and os.path.realpath(alloc.preload) not in owners and \
+                any(os.path.basename(o).startswith("libc.so") for o in owners):
+            return None, "malloc ran in " + ", ".join(sorted(owners))
+        m = re.search(r"^(?:totals|summary):\s*(\d+)", text, re.M)
+        return (int(m.group(1)), "") if m else (None, "no totals")
+
+
+def run_callgrind(allocs, quick=False):
+    """Markdown: instructions per malloc+free pair for each allocator, net of the loop."""
+    if not shutil.which("valgrind"):
+        return "\n## Instructions per malloc+free pair\n\nvalgrind is not installed " \
+               "(apt-get install -y valgrind): skipped.\n"
+    n1, n2 = (20000, 220000) if quick else (200000, 1200000)
+    sizes = [(32, "32 B"), (0, "16–128 B mixed")]
+    glibc = allocs[0]
+    progress = Progress(2 * len(sizes) * (len(allocs) + 1))
+
+    def per_pair(alloc, size, mode):
+        irs = []
+        for iters in (n1, n2):
+            progress.step(f"callgrind churn {alloc.label} size={size} {mode} iters={iters}")
+            ir, why = callgrind_ir(alloc, iters, size, mode)
+            if ir is None:
+                return None, why
+            irs.append(ir)
+        return (irs[1] - irs[0]) / (n2 - n1), ""
+    table = {}
+    loop = {}
+    for size, _ in sizes:
+        loop[size], _why = per_pair(glibc, size, "baseline")
+        for a in allocs:
+            table[(a.label, size)] = per_pair(a, size, "malloc")
+    progress.finish()
+    rows = []
+    for a in allocs:
+        line = [a.label]
+        for size, _ in sizes:
+            v, why = table[(a.label, size)]
+            if v is None:
+                line.append(f"FAIL {why}")
+                continue
+            net = v - (loop[size] or 0)
+            mi = table.get(("mimalloc", size), (None, ""))[0]
+            rel = f" ({net / (mi - (loop[size] or 0)):.2f}× mimalloc)" if mi else ""
+            line.append(f"{net:.1f}{rel}")
+        rows.append(line)
+    md = ("\n## Instructions per malloc+free pair (callgrind, single-thread `churn`)\n\n"
+          f"(Ir({n2} iterations) - Ir({n1})) / {n2 - n1}, minus the loop's own "
+          f"{', '.join(f'{loop[s]:.1f}' for s, _ in sizes if loop[s])} instructions per "
+          "iteration measured with `churn ... baseline`; 256 blocks stay live so pages never "
+          "empty. Callgrind does not replace malloc (only memcheck-style tools do), so "
+          "`LD_PRELOAD=lib valgrind --tool=callgrind build/bench/churn N SIZE` measures the "
+          "preloaded allocator; the runner checks in each profile that malloc did not run in "
+          "libc.\n\n")
+    md += md_table(["allocator"] + [label for _, label in sizes], rows) + "\n"
+    return md
+
+
+# ---- modes --------------------------------------------------------------------------------
+
+
+def mode_matrix(args, allocs, notes):
+    quick = args.mode == "quick"
+    workloads = [w for w in WORKLOADS
+                 if not args.workload or w.name in args.workload.split(",")
+                 or w.prog in args.workload.split(",")]
+    wanted_threads = [int(x) for x in args.threads.split(",")] if args.threads else None
+
+    def threads_for(w):
+        ts = w.quick_threads if quick else w.threads
+        if wanted_threads and len(w.threads) > 1:
+            ts = tuple(wanted_threads)
+        return ts
+    nrows = sum(len(threads_for(w)) for w in workloads)
+    runs = nrows * len(allocs) * args.repeats
+    lo, hi = (0.05, 0.5) if quick else (1.0, 5.0)
+    pacer = Pacer(args.budget, runs, lo, hi, args.seconds)
+    print(f"{args.mode}: {nrows} rows x {len(allocs)} allocators x {args.repeats} repeats = "
+          f"{runs} runs of about {pacer.row_seconds():.2g} s each, fitted to a budget of "
+          f"{args.budget:.0f} s", file=sys.stderr)
+    for n in notes:
+        print("note: " + n, file=sys.stderr)
+    started = datetime.datetime.now()
+    rows, row_secs, cells = run_matrix(workloads, threads_for, allocs, args.repeats, pacer)
+    extra = ""
+    if args.mode == "full" and not args.no_callgrind:
+        extra = run_callgrind(allocs)
+    stem = os.path.join(args.out, f"{started:%Y%m%d-%H%M%S}-{args.mode}")
+    os.makedirs(args.out, exist_ok=True)
+    md = write_report(args.mode, rows, row_secs, cells, allocs, notes, args.repeats, started,
+                      extra)
+    write_raw(stem, args.mode, rows, row_secs, cells, allocs)
+    plot_note = None if args.no_plot else write_plot(stem, args.mode, rows, cells, allocs)
+    if plot_note is None and not args.no_plot:
+        md += f"\nPlot: `{os.path.relpath(stem, ROOT)}.png` (script `{os.path.basename(stem)}.gp`)\n"
+    elif plot_note:
+        md += f"\nPlot: {plot_note}\n"
+    with open(stem + ".md", "w") as f:
+        f.write(md)
+    print(md)
+    print(f"written: {os.path.relpath(stem, ROOT)}.{{md,csv,json" +
+          (",png}" if plot_note is None and not args.no_plot else "}"), file=sys.stderr)
+    return 1 if any(c.failed for c in cells.values()) else 0
+
+
+def mode_callgrind(args, allocs, notes):
+    for n in notes:
+        print("note: " + n, file=sys.stderr)
+    started = datetime.datetime.now()
+    md = f"# hakmem benchmark lab: callgrind\n\n- when: {started:%Y-%m-%d %H:%M:%S}, " \
+         f"machine: {machine_info()}\n" + "".join(f"- note: {n}\n" for n in notes)
+    md += run_callgrind(allocs, quick=args.quick_callgrind)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"{started:%Y%m%d-%H%M%S}-callgrind")
+    with open(stem + ".md", "w") as f:
+        f.write(md)
+    print(md)
+    print(f"written: {os.path.relpath(stem, ROOT)}.md", file=sys.stderr)
+    return 0
+
+
+def rss_steady(run):
+    """Is the RSS of the second half of the run no higher than the first half's peak (+10%)?"""
+    series = [int(x) for x in run.result.get("rss_kb_series", "").split(",") if x.isdigit()]
+    if len(series) < 4:
+        return None
+    # The last sample is taken after the final frees; judge the run itself.
+    body = series[:-1]
+    half = len(body) // 2
+    first, second = max(body[:half]), max(body[half:])
+    return second <= first * 1.10 + 1024, first, second
+
+
+def larson_columns(allocs, secs, threads=4):
+    """Runs larson once per allocator; returns [(alloc, Run)]."""
+    argv = [os.path.join(BENCH_BIN, "larson"), secs_arg(secs), *LARSON_ARGS, str(threads)]
+    progress = Progress(len(allocs))
+    out = []
+    for a in allocs:
+        progress.step(f"larson {secs:.0f}s {a.label}")
+        out.append((a, run_program(a, argv, timeout=secs * 4 + 30)))
+    progress.finish()
+    return argv, out
+
+
+def larson_table(columns):
+    """Plain-text side-by-side table (the demo's and the larson mode's)."""
+    def get(run, key, scale=1.0, fmt="{:.1f}"):
+        v = run.num(key)
+        return fmt.format(v / scale) if v is not None else "–"
+
+    def hk(run, *path):
+        v = run.hakmem
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        return str(v) if v is not None else "–"
+    lines = [("", [a.label for a, _ in columns])]
+    lines.append(("status", ["ok" if r.status == "ok" else f"FAIL: {r.reason}"
+                             for _, r in columns]))
+    lines.append(("throughput (M ops/s)", [get(r, "ops_per_sec", 1e6, "{:.2f}") for _, r in columns]))
+    lines.append(("peak RSS (MB)", [get(r, "peak_rss_kb", 1024) for _, r in columns]))
+    lines.append(("final RSS (MB)", [get(r, "final_rss_kb", 1024) for _, r in columns]))
+    lines.append(("mappings at exit", [get(r, "mappings", 1, "{:.0f}") for _, r in columns]))
+    lines.append(("threads created", [get(r, "threads_created", 1, "{:.0f}") for _, r in columns]))
+
+    def steady(r):
+        s = rss_steady(r) if r.status == "ok" else None
+        return "–" if s is None else (f"{'yes' if s[0] else 'NO'} "
+                                      f"({s[1] / 1024:.1f}→{s[2] / 1024:.1f} MB)")
+    lines.append(("RSS steady (1st→2nd half)", [steady(r) for _, r in columns]))
+    if any(a.kind == "hakmem" for a, _ in columns):
+        lines.append(("SuperSlabs mapped", [hk(r, "superslabs", "mapped") for _, r in columns]))
+        lines.append(("SuperSlabs released", [hk(r, "superslabs", "released") for _, r in columns]))
+        lines.append(("SuperSlabs live (exit)", [hk(r, "superslabs", "live") for _, r in columns]))
+        lines.append(("SuperSlabs peak live", [hk(r, "superslabs", "peak_live") for _, r in columns]))
+        lines.append(("frees local / remote", [f"{hk(r, 'frees', 'local')} / "
+                                               f"{hk(r, 'frees', 'remote')}" for _, r in columns]))
+        lines.append(("policies", [" ".join(f"{k}={v.get('name')}" for k, v in
+                                            (r.hakmem or {}).get("policies", {}).items()
+                                            if isinstance(v, dict)) or "–"
+                                   for _, r in columns]))
+    w0 = max(len(name) for name, _ in lines)
+    widths = [max(len(vals[i]) for _, vals in lines) for i in range(len(columns))]
+    text = []
+    for name, vals in lines:
+        text.append(name.ljust(w0) + "  " + "  ".join(v.rjust(wd) for v, wd in zip(vals, widths)))
+    return "\n".join(text)
+
+
+def mode_larson(args, allocs, notes, demo=False):
+    secs = args.seconds or (10 if demo else 60)
+    if demo:
+        hakmem = [a for a in allocs if a.kind == "hakmem"]
+        allocs = [allocs[0]] + hakmem[:1]  # glibc and the default configuration
+    for n in notes:
+        if demo and n.startswith("peers"):
+            continue
+        print(("demo: " if demo else "note: ") + n, file=sys.stderr)
+    argv, columns = larson_columns(allocs, secs)
+    title = (f"Larson server workload: 4 threads, 8-128 B blocks, 1024 live blocks per thread, "
+             f"a new thread every 100 rounds, {secs:g} s, one run each\n"
+             f"command: {os.path.relpath(argv[0], ROOT)} {' '.join(argv[1:])}")
+    print(title + "\n")
+    print(larson_table(columns))
+    status = 0 if all(r.status == "ok" for _, r in columns) else 1
+    if not any(a.kind == "hakmem" for a, _ in columns):
+        print("\nhakmem: NOT RUN, build/libhakmem.so is missing (`make` did not produce it).")
+        status = 1
+    if not demo:
+        print("\nTargets from the core issue (4 threads, 8-128 B, 1024 blocks, 60 s):")
+        mi = next((r for a, r in columns if a.label == "mimalloc" and r.status == "ok"), None)
+        for a, r in columns:
+            if a.kind != "hakmem":
+                continue
+            if r.status != "ok":
+                print(f"- {a.label}: FAIL ({r.reason})")
+                continue
+            peak = r.num("peak_rss_kb") / 1024
+            released = (r.hakmem or {}).get("superslabs", {}).get("released")
+            steady = rss_steady(r)
+            thr = r.num("ops_per_sec") / mi.num("ops_per_sec") if mi else None
+            print(f"- {a.label}: peak RSS {peak:.1f} MB {'<' if peak < 100 else 'NOT <'} 100 MB; "
+                  f"SuperSlabs released {released if released is not None else '?'}"
+                  f" {'> 0' if released else '(NOT > 0)'}; RSS steady: "
+                  f"{'?' if steady is None else 'yes' if steady[0] else 'NO'}; no corruption; "
+                  f"throughput {'?' if thr is None else f'{thr:.2f}×'} mimalloc's")
+        started = datetime.datetime.now()
+        os.makedirs(args.out, exist_ok=True)
+        stem = os.path.join(args.out, f"{started:%Y%m%d-%H%M%S}-larson")
+        with open(stem + ".md", "w") as f:
+            f.write(f"# hakmem benchmark lab: larson targets\n\n- when: {started:%Y-%m-%d %H:%M}, "
+                    f"machine: {machine_info()}\n\n```\n{title}\n\n{larson_table(columns)}\n```\n")
+        print(f"written: {os.path.relpath(stem, ROOT)}.md", file=sys.stderr)
+    return status
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["quick", "full", "callgrind", "larson", "demo"])
+    ap.add_argument("--repeats", type=int, default=3, help="runs per cell (default 3)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="target seconds for the matrix (default quick 45, full 2100)")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="seconds per run, overriding --budget")
+    ap.add_argument("--workload", help="comma-separated workload or program names")
+    ap.add_argument("--threads", help="comma-separated thread counts, e.g. 1,4")
+    ap.add_argument("--alloc", help="comma-separated allocator labels ('hakmem' = all configs)")
+    ap.add_argument("--hakmem-lib", default=HAKMEM_LIB,
+                    help="the hakmem library to preload (default build/libhakmem.so)")
+    ap.add_argument("--conf-dir", default=CONF_DIR,
+                    help="folder of hakmem INI files, one column each (default conf/)")
+    ap.add_argument("--out", default=RESULTS_DIR, help="results folder (default bench/results)")
+    ap.add_argument("--no-plot", action="store_true", help="skip gnuplot")
+    ap.add_argument("--no-callgrind", action="store_true", help="full mode without callgrind")
+    ap.add_argument("--quick-callgrind", action="store_true",
+                    help="callgrind with 10x fewer iterations")
+    args = ap.parse_args()
+    if args.budget is None:
+        args.budget = 40 if args.mode == "quick" else 2100
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    missing = [p for p in ("larson", "churn") if not os.path.exists(os.path.join(BENCH_BIN, p))]
+    if missing:
+        print(f"run.py: {', '.join(missing)} not built in build/bench/: run `make bench-progs`",
+              file=sys.stderr)
+        return 2
+    allocs, notes = discover_allocators(os.path.abspath(args.hakmem_lib),
+                                        os.path.abspath(args.conf_dir))
+    allocs = select_allocators(allocs, args.alloc)
+    if not allocs or allocs[0].label != "glibc":
+        allocs = [Allocator("glibc", "glibc")] + [a for a in allocs if a.label != "glibc"]
+    if args.mode in ("quick", "full"):
+        return mode_matrix(args, allocs, notes)
+    if args.mode == "callgrind":
+        return mode_callgrind(args, allocs, notes)
+    return mode_larson(args, allocs, notes, demo=args.mode == "demo")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
