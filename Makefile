@@ -7,7 +7,7 @@ CC       ?= cc
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror
 OPT      ?= -O2 -g
-CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-tree-slp-vectorize \
               -fno-plt -Iinclude -Icore
 PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib

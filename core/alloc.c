@@ -176,7 +176,7 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p)
 {
 	uintptr_t owner = hak_load_acquire(&s->xowner);
-	if (owner == t->token || owner == t->accept) {
+	if (owner == t->accept) {
 		struct hak_tcache *tc = &t->cache[s->cls];
 		if (tc->count >= tc->max) {
 			if (unlikely(t->in_slow))

@@ -25,8 +25,9 @@ HAK_INLINE void *hak__malloc_fast(size_t n)
 	return hak__malloc_slow(n);
 }
 
-/* free of a small block this thread may cache. Budget: address map (two loads), slab (two
- * loads), owner test, block-start test (one multiply), free-mark test, push (three stores). */
+/* free of a small block this thread may cache. Budget: address map (two loads), slab (one
+ * load), owner test, cache room test, block-start test (one multiply), free-mark test, push
+ * (three stores and a counter). */
 HAK_INLINE void hak__free_fast(void *p)
 {
 	struct hak_superslab *ss = hak__ss_lookup(p);
@@ -37,7 +38,7 @@ HAK_INLINE void hak__free_fast(void *p)
 		struct hak_tcache *tc = &t->cache[s->cls];
 		void **b = p;
 		uintptr_t mark = hak__free_key ^ (uintptr_t)p;
-		if (likely((owner == t->token || owner == t->accept) && tc->count < tc->max &&
+		if (likely(owner == t->accept && tc->count < tc->max &&
 			   hak__block_is_aligned(s, p) && (uintptr_t)b[1] != mark)) {
 			b[0] = tc->head;
 			b[1] = (void *)mark;

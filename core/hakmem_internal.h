@@ -85,18 +85,20 @@ struct hak_superslab;
 struct hak_model;
 
 struct hak_slab {
-	void *free;                    /* private free list (owner, or the policy's lock) */
-	uint32_t nfree;                /* blocks in `free` */
-	uint32_t carved;               /* blocks handed out of the bump area so far */
-	uint32_t capacity;             /* blocks this slab holds */
-	uint32_t block_size;           /* copy of the class size: the free path reads one line */
-	uint64_t div_magic;            /* copy of the class magic, for the interior-pointer check */
+	/* ---- first cache line: everything the free fast path reads ---- */
+	_Atomic uintptr_t xowner;      /* HAK_OWNER_* or a thread token */
 	char *start;                   /* first block */
+	uint64_t div_magic;            /* copy of the class magic, for the interior-pointer check */
 	uint32_t span;                 /* capacity * block_size: offsets below it are in the slab */
 	uint16_t cls;                  /* size class */
 	uint8_t nunits;                /* units in this slab, 0 when the slot is unused */
 	uint8_t first_unit;            /* index of its first unit */
-	_Atomic uintptr_t xowner;      /* HAK_OWNER_* or a thread token */
+	/* ---- the rest: slow paths ---- */
+	void *free;                    /* private free list (owner, or the policy's lock) */
+	uint32_t nfree;                /* blocks in `free` */
+	uint32_t carved;               /* blocks handed out of the bump area so far */
+	uint32_t capacity;             /* blocks this slab holds */
+	uint32_t block_size;           /* copy of the class size */
 	_Atomic(void *) xremote;       /* remote queue: MPSC stack linked through word 0 */
 	struct hak_superslab *ss;      /* the SuperSlab it lives in */
 	void *links[2];                /* for the owning policy's lists */
@@ -116,7 +118,7 @@ struct hak_superslab {
 	uint64_t empty_since_ns;               /* when it last became empty */
 	struct hak_superslab *next, *prev;     /* pool lists (pool lock) */
 	struct hak_superslab *all_next, *all_prev; /* every mapped SuperSlab (pool lock) */
-	uint8_t unit_slab[HAK_SS_MAX_UNITS];   /* unit -> index of its slab's first unit */
+	struct hak_slab *unit_slab[HAK_SS_MAX_UNITS]; /* unit -> its slab (stale for free units) */
 	struct hak_slab slabs[HAK_SS_MAX_UNITS]; /* valid where nunits != 0 */
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header too large");
@@ -140,8 +142,7 @@ HAK_INLINE struct hak_superslab *hak__ss_lookup(const void *p)
 
 HAK_INLINE struct hak_slab *hak__slab_of_ss(struct hak_superslab *ss, const void *p)
 {
-	unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)ss) >> HAK_UNIT_SHIFT);
-	return &ss->slabs[ss->unit_slab[u]];
+	return ss->unit_slab[((uintptr_t)p - (uintptr_t)ss) >> HAK_UNIT_SHIFT];
 }
 
 /* 1 when p is the start of a block of s. Budget: one compare, one multiply, one compare. */
@@ -196,7 +197,7 @@ enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GON
 
 struct hak_thread {
 	uintptr_t token;        /* owner token (the struct's address); first: the free path reads it */
-	uintptr_t accept;       /* second owner value it may cache: HAK_OWNER_ANY under Option F */
+	uintptr_t accept;       /* slab owner whose blocks it caches: token (G) or HAK_OWNER_ANY (F) */
 	uint64_t local_frees;   /* frees that went to this cache: the only fast-path counter */
 	struct hak_tcache cache[HAK_NCLASSES];
 	/* ---- cold ---- */

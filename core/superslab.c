@@ -131,7 +131,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, ui
 	hak_store_relaxed(&s->xremote, NULL);
 	hak_store_release(&s->xowner, owner);
 	for (unsigned u = first; u < first + units; u++)
-		ss->unit_slab[u] = (uint8_t)first;
+		ss->unit_slab[u] = s;
 	ss->unit_mask |= (uint32_t)((((uint64_t)1 << units) - 1) << first);
 	ss->dirty_mask &= ~(uint32_t)((((uint64_t)1 << units) - 1) << first);
 }
