@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# End-to-end runner: runs each test program (and some real programs) in its own process with
+# LD_PRELOAD=libhakmem.so under the shipped configurations, and prints PASS/FAIL/SKIP per test
+# and a final "N passed, M failed, K skipped" line; exits non-zero if anything failed.
+#
+# Usage: tests/e2e/run.sh [BINDIR]          (BINDIR defaults to build/tests/e2e)
+# Environment:
+#   HAKMEM_LIB=path     library to preload (default build/libhakmem.so)
+#   E2E_PRELOAD=none    run everything under plain glibc, to check the tests themselves
+#   E2E_FILTER=regex    only tests whose name (e.g. "api[option-f]") matches
+#   E2E_CONFS="..."     configurations to use instead of the defaults below
+#   E2E_KEEP=1          keep the logs of passing tests too (always kept for failures)
+# Only the program under test is preloaded; this script, timeout, env and python3 are not.
+
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 2
+BIN=$(cd "${1:-build/tests/e2e}" 2>/dev/null && pwd) || { echo "no test binaries in ${1:-build/tests/e2e}: run make first" >&2; exit 2; }
+LIB=${HAKMEM_LIB:-build/libhakmem.so}
+[[ $LIB == /* ]] || LIB=$ROOT/$LIB
+LOGS=$BIN/logs
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+PY=python3
+command -v "$PY" >/dev/null || { echo "python3 is needed by the e2e runner" >&2; exit 2; }
+
+if [[ ${E2E_PRELOAD:-} == none ]]; then
+    MODE=glibc; why_glibc="E2E_PRELOAD=none"
+elif [[ -f $LIB ]]; then
+    MODE=hakmem
+else
+    MODE=glibc; why_glibc="$LIB not built"
+fi
+
+pass=0 failn=0 skipn=0
+failed=()
+
+say_pass() { pass=$((pass + 1)); echo "PASS $1${2:+ ($2)}"; [[ ${E2E_KEEP:-} == 1 ]] || rm -f "$LOGS/$1".*; }
+say_fail() { failn=$((failn + 1)); failed+=("$1"); echo "FAIL $1 ($2)"; }
+say_skip() { skipn=$((skipn + 1)); echo "SKIP $1 ($2)"; }
+wanted()   { [[ -z ${E2E_FILTER:-} || $1 =~ $E2E_FILTER ]]; }
+
+# conf_file NAME: the INI file for a configuration name; "builtin" means no file at all.
+conf_file() {
+    case $1 in
+        builtin) echo "" ;;
+        *) echo "$ROOT/conf/$1.ini" ;;
+    esac
+}
+
+# The environment that puts hakmem under configuration $1 into a program: sets the array PRE.
+set_preload() {
+    PRE=()
+    [[ $MODE == hakmem ]] || return 0
+    PRE=(LD_PRELOAD="$LIB" HAKMEM_CONF="$(conf_file "$1")")
+}
+
+# Describes an exit status the way timeout(1) reports it.
+describe_rc() {
+    local rc=$1 t=$2
+    if ((rc == 124)); then echo "timed out after ${t}s"
+    elif ((rc == 137)); then echo "killed (SIGKILL) after timing out at ${t}s, or out of memory"
+    elif ((rc > 128)); then echo "killed by signal $((rc - 128)) (SIG$(kill -l $((rc - 128)) 2>/dev/null))"
+    else echo "exit status $rc"
+    fi
+}
+
+# run NAME CONF TIMEOUT STDERR-RULE [VAR=VALUE...] -- PROGRAM ARGS...
+# STDERR-RULE: "empty" (hakmem prints nothing unless asked), "any" (checked by the caller),
+# or "diag" (at most one line, and it must start with "hakmem:").
+# Leaves the output in $LOGS/NAME.out and .err and the status in RC; returns 0 if it passed.
+run() {
+    local name=$1 conf=$2 t=$3 rule=$4; shift 4
+    local envs=()
+    while [[ $1 != -- ]]; do envs+=("$1"); shift; done
+    shift
+    local prog=$1; shift
+    set_preload "$conf"
+    timeout -k 5 "$t" env -u HAKMEM_STATS "${PRE[@]}" "${envs[@]}" "$BIN/$prog" "$@" \
+        >"$LOGS/$name.out" 2>"$LOGS/$name.err" </dev/null
+    RC=$?
+    if ((RC != 0)); then
+        local first
+        first=$(grep -m1 -v '^$' "$LOGS/$name.err" | cut -c1-300)
+        say_fail "$name" "$(describe_rc $RC "$t")${first:+: $first}"
+        return 1
+    fi
+    case $rule in
+        empty)
+            if [[ -s $LOGS/$name.err ]]; then
+                say_fail "$name" "exit 0 but stderr is not empty: $(head -n1 "$LOGS/$name.err" | cut -c1-300)"
+                return 1
+            fi ;;
+        diag)
+            local lines
+            lines=$(wc -l <"$LOGS/$name.err")
+            if ((lines > 1)) || { ((lines == 1)) && ! grep -q '^hakmem:' "$LOGS/$name.err"; }; then
+                say_fail "$name" "exit 0 but stderr has $lines line(s), want at most one 'hakmem:' line: $(head -n1 "$LOGS/$name.err" | cut -c1-300)"
+                return 1
+            fi ;;
+    esac
+    return 0
+}
+
+# simple TEST CONF TIMEOUT [STDERR-RULE] -- PROGRAM ARGS...: a test program that checks itself.
+simple() {
+    local test=$1 conf=$2 t=$3 rule=empty; shift 3
+    if [[ $1 != -- ]]; then rule=$1; shift; fi
+    local name="$test[$conf]"
+    wanted "$name" || return 0
+    if run "$name" "$conf" "$t" "$rule" "$@"; then
+        say_pass "$name" "$(grep -m1 -E "^$test: " "$LOGS/$name.out" | sed "s/^$test: //")"
+    fi
+}
+
+# check_json FILE ARGS...: validates the stats line hakmem printed; prints a summary or a reason.
+check_json() {
+    "$PY" - "$@" <<'EOF'
+import json, sys
+path, want = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
+lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+js = [l for l in lines if l.startswith('{"policies"')]
+if len(js) != 1:
+    print("stderr has %d lines starting with {\"policies\", want exactly 1" % len(js)); sys.exit(1)
+if len(lines) != 1 and want.get("only") == "1":
+    other = [l for l in lines if not l.startswith('{"policies"')]
+    print("stderr has %d other line(s): %s" % (len(other), other[0][:200])); sys.exit(1)
+try:
+    s = json.loads(js[0])
+except ValueError as e:
+    print("the stats line is not JSON: %s" % e); sys.exit(1)
+def get(path):
+    v = s
+    for k in path.split("."):
+        if not isinstance(v, dict) or k not in v:
+            raise KeyError(path)
+        v = v[k]
+    return v
+try:
+    for kind in ("trim", "superslab", "ownership"):
+        n = get("policies.%s.name" % kind)
+        if not isinstance(n, str) or not n:
+            print("policies.%s.name is %r" % (kind, n)); sys.exit(1)
+        get("policies.%s.version" % kind)
+    num = {}
+    for k in ("superslabs.mapped", "superslabs.released", "superslabs.live", "superslabs.size_bytes",
+              "frees.local", "frees.remote", "mappings"):
+        v = get(k)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            print("%s is %r, want a non-negative integer" % (k, v)); sys.exit(1)
+        num[k] = v
+except KeyError as e:
+    print("key %s missing in %s" % (e.args[0], js[0][:300])); sys.exit(1)
+m, r, l, size = num["superslabs.mapped"], num["superslabs.released"], num["superslabs.live"], num["superslabs.size_bytes"]
+errs = []
+if l != m - r:
+    errs.append("superslabs.live %d != mapped %d - released %d" % (l, m, r))
+if m < 1:
+    errs.append("superslabs.mapped is 0 after allocating")
+if num["mappings"] < 1:
+    errs.append("mappings is 0")
+if "size" in want and size != int(want["size"]):
+    errs.append("superslabs.size_bytes %d, want %s" % (size, want["size"]))
+if "ownership" in want and get("policies.ownership.name") != want["ownership"]:
+    errs.append("ownership policy %r, want %r" % (get("policies.ownership.name"), want["ownership"]))
+frees = num["frees.local"] + num["frees.remote"]
+if "min_frees" in want and frees < int(want["min_frees"]):
+    errs.append("frees.local %d + frees.remote %d < %s frees the program made" % (num["frees.local"], num["frees.remote"], want["min_frees"]))
+if "min_remote" in want and num["frees.remote"] < int(want["min_remote"]):
+    errs.append("frees.remote %d < %s cross-thread frees the program made" % (num["frees.remote"], want["min_remote"]))
+if "max_live_bytes" in want and r == 0 and l * size > int(want["max_live_bytes"]):
+    errs.append("no SuperSlab released and %d live (%d MB): memory is not given back" % (l, l * size >> 20))
+if errs:
+    print("; ".join(errs)); sys.exit(1)
+print("mapped %d, released %d, live %d x %d KB, frees %d local %d remote, %d mappings" %
+      (m, r, l, size >> 10, num["frees.local"], num["frees.remote"], num["mappings"]))
+EOF
+}
+
+# What each configuration must show in the stats: ownership policy and SuperSlab size.
+expect_for() {
+    case $1 in
+        builtin) echo "ownership=tls size=2097152" ;;
+        option-g) echo "ownership=tls" ;;
+        option-f) echo "ownership=central" ;;
+        superslab-1mb) echo "size=1048576" ;;
+        *) echo "" ;;
+    esac
+}
+
+# stats CONF: HAKMEM_STATS=json prints one valid JSON line; nothing without HAKMEM_STATS;
+# HAKMEM_STATS=1 prints a table (not JSON).
+stats() {
+    local conf=$1 name="stats[$1]" n=10000 summary
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
+    run "$name" "$conf" 60 any HAKMEM_STATS=json -- stats $n || return 0
+    local want="only=1 min_frees=$((n + 4 * 65536)) $(expect_for "$conf")"
+    [[ $want == *ownership=tls* ]] && want+=" min_remote=$((n / 2))"
+    # shellcheck disable=SC2086
+    summary=$(check_json "$LOGS/$name.err" $want) || { say_fail "$name" "HAKMEM_STATS=json: $summary"; return 0; }
+    run "$name" "$conf" 60 empty -- stats $n || return 0
+    run "$name" "$conf" 60 any HAKMEM_STATS=1 -- stats $n || return 0
+    if [[ ! -s $LOGS/$name.err ]]; then say_fail "$name" "HAKMEM_STATS=1 printed nothing"; return 0; fi
+    if grep -q '^{"policies"' "$LOGS/$name.err"; then say_fail "$name" "HAKMEM_STATS=1 printed JSON, want a table"; return 0; fi
+    say_pass "$name" "$summary"
+}
+
+# larson CONF: the seed's workload for ~3 s; under hakmem the stats must show memory going back.
+larson() {
+    local conf=$1 name="larson[$1]" summary
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then
+        run "$name" "$conf" 60 empty -- larson 3 && say_pass "$name" "$(sed -n 's/^larson: //p' "$LOGS/$name.out")"
+        return 0
+    fi
+    run "$name" "$conf" 60 any HAKMEM_STATS=json -- larson 3 || return 0
+    summary=$(check_json "$LOGS/$name.err" only=1 max_live_bytes=$((64 << 20)) $(expect_for "$conf")) ||
+        { say_fail "$name" "$summary"; return 0; }
+    say_pass "$name" "$(sed -n 's/^larson: //p' "$LOGS/$name.out"); $summary"
+}
+
+# loaded CONF: the preload took effect and the configuration picked the expected policies.
+loaded() {
+    local conf=$1 name="loaded[$1]" own=- ss=-
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
+    if [[ $conf != builtin && ! -f $(conf_file "$conf") ]]; then say_fail "$name" "conf/$conf.ini is missing"; return 0; fi
+    case $conf in builtin|option-g) own=tls ;; option-f) own=central ;; esac
+    run "$name" "$conf" 30 empty -- loaded "$own" "$ss" && say_pass "$name"
+}
+
+# ---- real programs: the same commands under glibc and under hakmem give the same results ----
+REAL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-e2e.XXXXXX")
+trap 'rm -rf "$REAL_TMP"' EXIT
+
+# Each real_* function runs its commands through "${RUNP[@]}" (a timeout, then the preload or
+# nothing) in the directory $W, and prints what must match between the two runs.
+real_python() {
+    "${RUNP[@]}" env PYTHONMALLOC=malloc PYTHONHASHSEED=0 "$PYBIN" -c '
+import hashlib, json, collections, random, re, gc
+random.seed(7)
+d = {}
+for i in range(120000):
+    k = "key%d-%s" % (i, "x" * (i % 37))
+    d[k] = [i, str(i) * (i % 5), {"v": i % 97}]
+for i in range(0, 120000, 3):
+    del d["key%d-%s" % (i, "x" * (i % 37))]
+words = ["".join(random.choices("abcdefghij", k=random.randint(1, 12))) for _ in range(100000)]
+c = collections.Counter(words)
+s = " ".join(sorted(words))
+parts = re.split(r"a+", s)
+big = [list(range(i % 100)) for i in range(30000)]
+t = tuple(x * 2 for l in big for x in l)
+gc.collect()
+h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
+h.update(s.encode()); h.update(repr(c.most_common(50)).encode()); h.update(repr(len(parts)).encode())
+h.update(repr(sum(t)).encode())
+print(len(d), len(c), len(parts), sum(t), h.hexdigest())
+'
+}
+
+real_sort() {
+    local in=$REAL_TMP/sort-input.txt
+    [[ -s $in ]] || "$PY" -c '
+import random
+random.seed(11)
+c = "qwertyuiopasdfgh"
+for i in range(200000):
+    print("%s\t%d\t%s" % ("".join(random.choices(c, k=random.randint(3, 20))), random.randint(-10**9, 10**9), "z" * random.randint(0, 60)))
+' >"$in"
+    "${RUNP[@]}" env LC_ALL=C sort -S 32M "$in" | sha256sum
+    "${RUNP[@]}" env LC_ALL=C sort --parallel=2 -S 8M -t "$(printf '\t')" -k2,2n -k1,1 "$in" | sha256sum
+    "${RUNP[@]}" env LC_ALL=C sort -u -k3 "$in" | wc -l
+}
+
+real_gcc() {
+    {
+        echo '#include <stdio.h>'
+        for i in $(seq 1 300); do
+            echo "static long f$i(long x) { long s = 0; for (long k = 0; k < x % 17 + $i; k++) s += (k * $i) ^ (s >> 3); return s; }"
+        done
+        echo 'int main(void) { long t = 0;'
+        for i in $(seq 1 300); do echo "  t += f$i($i);"; done
+        echo '  printf("%ld\n", t); return 0; }'
+    } >"$W/prog.c"
+    (cd "$W" && "${RUNP[@]}" gcc -O2 -g -c prog.c -o prog.o) || echo "gcc -c failed"
+    (cd "$W" && "${RUNP[@]}" gcc prog.o -o prog) || echo "gcc link failed"
+    sha256sum <"$W/prog.o"
+    "$W/prog"
+}
+
+real_git() {
+    local g=("${RUNP[@]}" env HOME="$W" GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=e2e GIT_AUTHOR_EMAIL=e2e@example.invalid
+             GIT_COMMITTER_NAME=e2e GIT_COMMITTER_EMAIL=e2e@example.invalid
+             GIT_AUTHOR_DATE="2020-01-01T00:00:00Z" GIT_COMMITTER_DATE="2020-01-01T00:00:00Z"
+             git -C "$W/repo" -c init.defaultBranch=main -c gc.autoDetach=false)
+    mkdir -p "$W/repo"
+    "${g[@]}" init -q
+    for i in $(seq 1 300); do
+        mkdir -p "$W/repo/d$((i % 17))"
+        seq "$i" $((i * 50)) >"$W/repo/d$((i % 17))/f$i.txt"
+    done
+    "${g[@]}" add .
+    "${g[@]}" commit -q -m "first"
+    for i in $(seq 1 300 | awk 'NR % 7 == 0'); do echo "change $i" >>"$W/repo/d$((i % 17))/f$i.txt"; done
+    "${g[@]}" commit -q -a -m "second"
+    "${g[@]}" rev-parse HEAD HEAD~1
+    "${g[@]}" log --stat --format=%H:%s | sha256sum
+    "${g[@]}" gc -q
+    "${g[@]}" fsck --strict --no-progress 2>&1
+    "${g[@]}" count-objects -v | grep -E '^(count|in-pack|packs):'
+}
+
+# real NAME CONF FUNC: runs FUNC under glibc, then under hakmem (same directory, same commands),
+# and compares what they printed, on stdout and stderr, and their exit status.
+real() {
+    local test=$1 conf=$2 func=$3 name="$1[$2]"
+    wanted "$name" || return 0
+    local t=120 W="$REAL_TMP/$test" ref="$LOGS/$test.glibc"
+    # The glibc reference run is made once per test and shared by the configurations.
+    if [[ ! -f $ref.rc ]]; then
+        RUNP=(timeout -k 5 $t)
+        rm -rf "$W"; mkdir -p "$W"
+        (set -o pipefail; "$func") >"$ref.out" 2>"$ref.err"
+        echo $? >"$ref.rc"
+    fi
+    local rc_ref
+    rc_ref=$(cat "$ref.rc")
+    set_preload "$conf"
+    RUNP=(timeout -k 5 $t env -u HAKMEM_STATS "${PRE[@]}")
+    rm -rf "$W"; mkdir -p "$W"
+    (set -o pipefail; "$func") >"$LOGS/$name.out" 2>"$LOGS/$name.err"
+    local rc=$?
+    if ((rc != rc_ref)); then
+        say_fail "$name" "$(describe_rc $rc $t) under ${MODE}, $(describe_rc $rc_ref $t) under glibc: $(head -n1 "$LOGS/$name.err" | cut -c1-200)"
+    elif ! cmp -s "$ref.out" "$LOGS/$name.out"; then
+        say_fail "$name" "output differs from glibc's: $(diff "$ref.out" "$LOGS/$name.out" | grep -m1 '^[<>]' | cut -c1-200)"
+    elif ! cmp -s "$ref.err" "$LOGS/$name.err"; then
+        say_fail "$name" "stderr differs from glibc's: $(diff "$ref.err" "$LOGS/$name.err" | grep -m1 '^[<>]' | cut -c1-200)"
+    elif ((rc != 0)); then
+        say_fail "$name" "fails under glibc too: $(describe_rc $rc $t): $(head -n1 "$LOGS/$name.err" | cut -c1-200)"
+    else
+        say_pass "$name" "$(head -c 60 "$LOGS/$name.out" | head -n1)"
+    fi
+}
+
+# ---- the plan ----
+PYBIN=/usr/bin/python3
+[[ -x $PYBIN ]] || PYBIN=$(command -v python3)
+ALL="builtin hakmem option-g option-f superslab-1mb"
+if [[ $MODE == hakmem ]]; then
+    echo "e2e: preloading $LIB"
+    c_all=${E2E_CONFS:-$ALL}
+    c_threads=${E2E_CONFS:-"builtin option-g option-f"}
+    c_some=${E2E_CONFS:-"builtin option-f"}
+    c_ss=${E2E_CONFS:-"builtin superslab-1mb"}
+    c_maps=${E2E_CONFS:-"builtin option-f superslab-1mb"}
+else
+    echo "e2e: running under plain glibc ($why_glibc); hakmem-only tests are skipped"
+    c_all=glibc c_threads=glibc c_some=glibc c_ss=glibc c_maps=glibc
+fi
+
+for c in $c_all; do loaded "$c"; done
+for c in $c_all; do simple api "$c" 60 -- api; done
+for c in $c_threads; do simple xthread "$c" 90 -- xthread; done
+for c in $c_threads; do simple threads "$c" 90 -- threads; done
+for c in $c_threads; do simple fork "$c" 120 -- fork; done
+for c in $c_some; do simple rlimit "$c" 60 diag -- rlimit; done
+for c in $c_ss; do simple large "$c" 90 -- large; done
+for c in $c_maps; do simple maps "$c" 90 -- maps; done
+for c in $c_all; do stats "$c"; done
+for c in $c_all; do larson "$c"; done
+for c in $c_some; do
+    real python "$c" real_python
+    real sort "$c" real_sort
+    real gcc "$c" real_gcc
+    if command -v git >/dev/null; then real git "$c" real_git; else wanted "git[$c]" && say_skip "git[$c]" "git not installed"; fi
+done
+
+((failn == 0)) || echo "failed: ${failed[*]} (logs in $LOGS)"
+echo "$pass passed, $failn failed, $skipn skipped"
+((failn == 0))
