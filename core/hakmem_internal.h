@@ -3,7 +3,7 @@
  * Glossary
  *   SuperSlab    one mmap'ed region of 1 or 2 MB, aligned to its size, registered in the
  *                address map. Its header (this file's struct hak_superslab) sits at its base.
- *   unit         64 KB piece of a SuperSlab; slabs are made of 1, 2, 4 or 8 units.
+ *   unit         64 KB piece of a SuperSlab; a slab is a run of 1 to 8 units.
  *   slab         a run of units holding blocks of one size class, carved lazily (bump pointer).
  *   size class   one of HAK_NCLASSES block sizes, 16 B .. 128 KB, at most 12.5% apart above 128 B.
  *   TLS cache    per thread, per class, a singly linked stack of free blocks: the fast paths.
@@ -61,7 +61,7 @@
 /* ---- Size classes (size_class.c) ----------------------------------------------------------- */
 struct hak_class_info {
 	uint32_t block_size; /* bytes per block, multiple of 16 */
-	uint8_t slab_units;  /* units per slab: 1, 2, 4 or 8 */
+	uint8_t slab_units;  /* units per slab: 1 to 8 */
 	uint16_t batch;      /* blocks per refill */
 	uint16_t cache_max;  /* TLS cache limit before a flush */
 	uint64_t div_magic;  /* ceil(2^64 / block_size): off % size == 0 iff off * magic < magic */

@@ -24,11 +24,11 @@ static size_t class_size_of(unsigned cls)
 	return ((size_t)1 << b) + (size_t)(idx + 1) * ((size_t)1 << (b - 3));
 }
 
-/* Units per slab: the fewest that hold at least 8 blocks (4 for the largest classes) with at
+/* Units per slab (1..8): the fewest that hold at least 8 blocks (4 for the largest classes) with at
  * most 1/8 of the slab left over at its end. */
 static unsigned slab_units_for(size_t size)
 {
-	for (unsigned u = 1; u <= 8; u <<= 1) {
+	for (unsigned u = 1; u <= 8; u++) {
 		size_t bytes = u * HAK_UNIT_SIZE, cap = bytes / size, waste = bytes - cap * size;
 		if (cap >= (size <= 16384 ? 8u : 4u) && waste * 8 <= bytes)
 			return u;

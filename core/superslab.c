@@ -76,11 +76,13 @@ static void list_push(struct hak_superslab *ss, int which)
 		empty_n++;
 }
 
-/* First free run of `units` units, aligned to its length; -1 when none. */
+/* First free run of `units` units; -1 when none. Runs of power-of-two length start at a
+ * multiple of it, so small slabs do not split the space big ones need. */
 static int find_run(const struct hak_superslab *ss, unsigned units)
 {
 	uint64_t want = ((uint64_t)1 << units) - 1;
-	for (unsigned first = 0; first + units <= ss->nunits; first += units)
+	unsigned step = (units & (units - 1)) ? 1 : units;
+	for (unsigned first = 0; first + units <= ss->nunits; first += step)
 		if (((ss->unit_mask >> first) & want) == 0)
 			return (int)first;
 	return -1;

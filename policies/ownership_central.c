@@ -192,12 +192,14 @@ struct consolidate_ctx {
 	struct central_class *c;
 };
 
+/* During a trim pass even the current slab goes back when it is entirely free. */
 static void on_slab_free(void *ctx, hak_slab *s)
 {
 	struct central_class *c = ((struct consolidate_ctx *)ctx)->c;
 	if (s == c->cur)
-		return;
-	ring_remove(c, s);
+		c->cur = NULL;
+	else
+		ring_remove(c, s);
 	core->slab_release(s);
 }
 
