@@ -144,6 +144,7 @@ class Workload:
     quick_threads: tuple = (1,)
     doc: str = ""
     min_secs: float = 0.0        # shortest run that still counts enough ops
+    setup_guess: float = 0.03    # seconds a run costs beyond SECONDS, until measured
 
 
 def secs_arg(s):
@@ -181,7 +182,7 @@ WORKLOADS = [
     Workload("large", "large", lambda s, t: [secs_arg(s), str(t)],
              "ops/s", 1.0, (1, 2, 4, 8), (1, 4),
              "per thread 4 live blocks of 5-25 MB, every page touched; op = free+malloc",
-             min_secs=0.3),
+             min_secs=0.15, setup_guess=0.15),
 ]
 
 
@@ -377,35 +378,43 @@ class Cell:
 
 
 class Pacer:
-    """Fits the matrix into a time budget. Before each row, the per-run seconds become what is
-    left of the budget divided by the runs left, minus the start-up and set-up overhead measured
-    so far, clamped to [lo, hi]. Every run of one row uses the same seconds."""
+    """Fits the matrix into a time budget. Before each row it solves for the per-run seconds
+    that make the rows left (their runs, their measured set-up overhead, their minimum run
+    length) end at the deadline, clamped to [lo, hi]. Every run of one row has the same length."""
 
-    def __init__(self, budget, runs, lo, hi, fixed=None):
+    def __init__(self, budget, plan, lo, hi, fixed=None):
         self.deadline = time.monotonic() + budget
-        self.runs_left, self.lo, self.hi, self.fixed = runs, lo, hi, fixed
-        self.overheads = []
+        self.plan = plan             # [(workload, threads, runs)] in running order
+        self.lo, self.hi, self.fixed = lo, hi, fixed
+        self.overheads = {}          # (workload name, threads) -> [seconds beyond SECONDS]
 
-    def row_seconds(self, min_secs=0.0):
+    def overhead(self, w, t):
+        seen = self.overheads.get((w.name, t))
+        return statistics.mean(seen) if seen else w.setup_guess
+
+    def row_seconds(self, row):
         if self.fixed:
             return self.fixed
-        overhead = statistics.mean(self.overheads) if self.overheads else 0.05
-        left = self.deadline - time.monotonic()
-        return max(self.lo, min_secs, min(self.hi, left / max(1, self.runs_left) - overhead))
+        rest = self.plan[row:]
+        left = self.deadline - time.monotonic() - sum(n * self.overhead(w, t) for w, t, n in rest)
+        secs = self.hi
+        for _ in range(4):  # rows whose minimum exceeds the guess cost their minimum
+            floored = sum(n * w.min_secs for w, t, n in rest if w.min_secs > secs)
+            free = sum(n for w, t, n in rest if w.min_secs <= secs)
+            secs = max(self.lo, min(self.hi, (left - floored) / max(1, free)))
+        return max(secs, rest[0][0].min_secs)
 
-    def ran(self, run, secs):
-        self.runs_left -= 1
-        self.overheads.append(max(0.0, run.wall - secs))
+    def ran(self, w, t, run, secs):
+        self.overheads.setdefault((w.name, t), []).append(max(0.0, run.wall - secs))
 
 
-def run_matrix(workloads, threads_for, allocs, repeats, pacer):
-    """Returns (rows, row_secs, cells): rows are (workload, threads) pairs."""
-    rows = [(w, t) for w in workloads for t in threads_for(w)]
+def run_matrix(rows, allocs, repeats, pacer):
+    """Runs every (workload, threads) row; returns (row_secs, cells)."""
     cells = {(w.name, t, a.label): Cell() for w, t in rows for a in allocs}
     row_secs = {}
     progress = Progress(len(rows) * repeats * len(allocs))
-    for w, t in rows:
-        secs = row_secs[(w.name, t)] = pacer.row_seconds(w.min_secs)
+    for i, (w, t) in enumerate(rows):
+        secs = row_secs[(w.name, t)] = pacer.row_seconds(i)
         argv = [os.path.join(BENCH_BIN, w.prog)] + w.args(secs, t)
         timeout = 10 * secs + 10
         for rep in range(repeats):
@@ -414,10 +423,10 @@ def run_matrix(workloads, threads_for, allocs, repeats, pacer):
             for a in order:
                 progress.step(f"{w.name} t={t} {a.label} rep {rep + 1}/{repeats} ({secs:.2g} s)")
                 run = run_program(a, argv, timeout)
-                pacer.ran(run, secs)
+                pacer.ran(w, t, run, secs)
                 cells[(w.name, t, a.label)].runs.append(run)
     progress.finish()
-    return rows, row_secs, cells
+    return row_secs, cells
 
 
 def best_peer(cells, wname, t, allocs, key, higher_better):
@@ -504,16 +513,33 @@ def machine_info():
             f"load average {load}")
 
 
+def policies_seen(cells, alloc):
+    """What hakmem said it ran with, e.g. 'trim=idle superslab=fixed ownership=tls, 2 MB'."""
+    for (_, _, label), c in cells.items():
+        for r in c.runs:
+            if label == alloc.label and r.hakmem:
+                pol = r.hakmem.get("policies", {})
+                text = " ".join(f"{k}={v.get('name')}" for k, v in pol.items()
+                                if isinstance(v, dict))
+                size = r.hakmem.get("superslabs", {}).get("size_bytes")
+                if isinstance(size, int) and size:
+                    text += f", SuperSlab {size / 1048576:g} MB"
+                return text
+    return ""
+
+
 def write_report(mode, rows, row_secs, cells, allocs, notes, repeats, started, extra_md=""):
     labels = [a.label for a in allocs]
     head = [f"# hakmem benchmark lab: {mode}", "",
             f"- when: {started:%Y-%m-%d %H:%M:%S}, machine: {machine_info()}",
-            f"- each cell: median of {repeats} runs (min–max), each run "
+            f"- each cell: median of {repeats} run{'s' if repeats > 1 else ''} (min–max), each run "
             f"{fmt_secs_range(row_secs.values())} long (fitted to the time budget); a cell is FAIL "
             "if any run crashed, timed out, reported corruption or printed no result",
-            f"- allocators: " + ", ".join(f"{a.label}"
-                                          + (f" ({a.shell_prefix()})" if a.shell_prefix() else "")
-                                          for a in allocs)]
+            "- allocators:"]
+    for a in allocs:
+        policies = policies_seen(cells, a) if a.kind == "hakmem" else ""
+        head.append(f"  - {a.label}: `{a.shell_prefix() or 'no LD_PRELOAD'}`"
+                    + (f"; reported {policies}" if policies else ""))
     head += [f"- note: {n}" for n in notes]
     md = "\n".join(head) + "\n"
     md += "\n## Throughput (median (min–max); higher is better)\n\n"
@@ -791,17 +817,18 @@ def mode_matrix(args, allocs, notes):
         if wanted_threads and len(w.threads) > 1:
             ts = tuple(wanted_threads)
         return ts
-    nrows = sum(len(threads_for(w)) for w in workloads)
-    runs = nrows * len(allocs) * args.repeats
+    rows = [(w, t) for w in workloads for t in threads_for(w)]
+    runs = len(rows) * len(allocs) * args.repeats
     lo, hi = (0.05, 0.5) if quick else (1.0, 5.0)
-    pacer = Pacer(args.budget, runs, lo, hi, args.seconds)
-    print(f"{args.mode}: {nrows} rows x {len(allocs)} allocators x {args.repeats} repeats = "
-          f"{runs} runs of about {pacer.row_seconds():.2g} s each, fitted to a budget of "
+    pacer = Pacer(args.budget, [(w, t, len(allocs) * args.repeats) for w, t in rows], lo, hi,
+                  args.seconds)
+    print(f"{args.mode}: {len(rows)} rows x {len(allocs)} allocators x {args.repeats} repeats = "
+          f"{runs} runs of about {pacer.row_seconds(0):.2g} s each, fitted to a budget of "
           f"{args.budget:.0f} s", file=sys.stderr)
     for n in notes:
         print("note: " + n, file=sys.stderr)
     started = datetime.datetime.now()
-    rows, row_secs, cells = run_matrix(workloads, threads_for, allocs, args.repeats, pacer)
+    row_secs, cells = run_matrix(rows, allocs, args.repeats, pacer)
     extra = ""
     if args.mode == "full" and not args.no_callgrind:
         extra = run_callgrind(allocs)
@@ -922,6 +949,9 @@ def mode_larson(args, allocs, notes, demo=False):
              f"command: {os.path.relpath(argv[0], ROOT)} {' '.join(argv[1:])}")
     print(title + "\n")
     print(larson_table(columns))
+    print()
+    for a, _ in columns:
+        print(f"{a.label}: {a.shell_prefix() or 'no LD_PRELOAD (the system allocator)'}")
     status = 0 if all(r.status == "ok" for _, r in columns) else 1
     if not any(a.kind == "hakmem" for a, _ in columns):
         print("\nhakmem: NOT RUN, build/libhakmem.so is missing (`make` did not produce it).")
