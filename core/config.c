@@ -369,7 +369,7 @@ __attribute__((format(printf, 3, 4))) static void report(struct parse *p, int li
 
 static void core_set(struct parse *p, const char *key, const char *value)
 {
-	char q[64], qv[120], why[96], cur[120];
+	char qv[120], why[96], cur[120];
 	const struct core_key *k = NULL;
 	size_t i;
 	for (i = 0; i < CORE_KEY_COUNT; i++)
@@ -378,6 +378,7 @@ static void core_set(struct parse *p, const char *key, const char *value)
 			break;
 		}
 	if (!k) {
+		char q[64];
 		report(p, p->line, "unknown key '%s' in [core]; ignored", hak__log_quote(q, sizeof q, key, false));
 		return;
 	}
@@ -460,13 +461,13 @@ static void policy_set(struct parse *p, int kind, const char *key, const char *v
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse *p = user;
-	char q[64];
 	(void)section;
 	if (p->section == SEC_IGNORED)
 		return 1;
-	if (p->section == SEC_NONE)
+	if (p->section == SEC_NONE) {
+		char q[64];
 		report(p, p->line, "key '%s' before any [section]; ignored", hak__log_quote(q, sizeof q, key, false));
-	else if (p->section == SEC_CORE)
+	} else if (p->section == SEC_CORE)
 		core_set(p, key, value);
 	else
 		policy_set(p, p->section, key, value);
@@ -535,10 +536,12 @@ static char *reader(char *str, int num, void *stream)
 	while (stop > start && isspace((unsigned char)stop[-1]))
 		stop--;
 	size_t len = (size_t)(stop - start);
+	/* cppcheck-suppress knownConditionTrueFalse ; it wrongly concludes the loops above empty the line */
 	if (len + 2 > (size_t)num) {
 		report(p, p->line, "line longer than %d bytes; ignored", num - 2);
 		return str;
 	}
+	/* cppcheck-suppress knownConditionTrueFalse ; same false conclusion */
 	if (len == 0 || *start == ';' || *start == '#')
 		return str;
 	memcpy(str, start, len);

@@ -334,7 +334,7 @@ int hak__policy_load(uint32_t kind, const char *name, const struct hak_config *c
 int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const struct hak_core_api *core,
 			 const struct hak_policy_desc *builtin, struct hak_policy_instance *out)
 {
-	char err[200], where[240];
+	char err[200];
 	memset(out, 0, sizeof *out);
 	if (kind < 1 || kind > HAK_KIND_COUNT || !builtin)
 		return EINVAL;
@@ -362,7 +362,7 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 	err[0] = '\0';
 	int rc = builtin->init(core, &settings, &state, err, sizeof err);
 	if (rc != 0 && settings.count > 0) {
-		char qmsg[160];
+		char qmsg[160], where[240];
 		err[sizeof err - 1] = '\0';
 		line_prefix(where, sizeof where, cfg, kind, builtin->name);
 		hak__log("%s (built-in): init failed (%s): %s; using built-in '%s' with default settings", where,
