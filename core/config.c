@@ -483,6 +483,11 @@ static void section_header(struct parse *p, char *text, size_t len)
 		p->section = SEC_IGNORED;
 		return;
 	}
+	const char *after = close + 1;
+	while (isspace((unsigned char)*after))
+		after++;
+	if (*after && *after != ';' && *after != '#')
+		report(p, p->line, "text after ']' ignored (one item per line)");
 	char *name = text + 1;
 	while (name < close && isblank((unsigned char)*name))
 		name++;

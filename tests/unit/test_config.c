@@ -161,6 +161,14 @@ static void test_syntax_variants(void **state)
 	assert_int_equal(hak__config_parse_string("[core]\npolicy_dir = p\n", "/x.ini", &cfg), 0);
 	assert_string_equal(cfg.core.policy_dir, "//p");
 	hak__config_free(&cfg);
+	/* Two items on one line: the second is reported, not silently lost. */
+	log_start();
+	assert_int_equal(hak__config_parse_string("[core] stats = json\n[trim] ; fine\n", "one.ini", &cfg), EINVAL);
+	assert_log_count(1);
+	EXPECT_LINE(0, "one.ini:1: text after ']' ignored");
+	assert_int_equal(cfg.core.stats, HAK_STATS_OFF);
+	hak__config_free(&cfg);
+	log_start();
 	assert_int_equal(hak__config_parse_string("", "empty.ini", &cfg), 0);
 	assert_defaults(&cfg);
 	hak__config_free(&cfg);

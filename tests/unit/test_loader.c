@@ -278,6 +278,8 @@ static void test_load_good_of_each_kind(void **state)
 	free(cfg.policy[HAK_KIND_INDEX_SUPERSLAB].name);
 	cfg.policy[HAK_KIND_INDEX_SUPERSLAB].name = strdup("good");
 	int before = loaded_objects();
+	/* Three loads in a row through /proc/self/fd: each must get its own object, not the first one
+	 * again under a reused fd name (glibc matches names before files). */
 	static const uint32_t kinds[] = {HAK_POLICY_TRIM, HAK_POLICY_SUPERSLAB, HAK_POLICY_OWNERSHIP};
 	for (int i = 0; i < 3; i++) {
 		struct hak_policy_instance inst;
