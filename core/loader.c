@@ -166,12 +166,15 @@ int hak__policy_validate(const struct hak_policy_desc *d, size_t avail, uint32_t
 		return fail(err, errlen, "kind %u, expected 1..3", (unsigned)d->kind);
 	}
 	char why[120];
-	if (!d->name || hak__policy_name_check(d->name, why, sizeof why) != 0) {
-		char found[HAK_POLICY_NAME_MAX + 2];
-		snprintf(found, sizeof found, "%.*s", HAK_POLICY_NAME_MAX + 1, d->name ? d->name : "");
-		return fail(err, errlen, "name '%s' (%s), expected %s%s%s",
-			    hak__log_quote(q, sizeof q, d->name ? found : "(null)", false), d->name ? why : "NULL",
-			    want_name ? "'" : "a bare name", want_name ? want_name : "", want_name ? "'" : "");
+	const char *expected_name = want_name ? want_name : "a bare name";
+	const char *quote = want_name ? "'" : "";
+	if (!d->name)
+		return fail(err, errlen, "name NULL, expected %s%s%s", quote, expected_name, quote);
+	if (hak__policy_name_check(d->name, why, sizeof why) != 0) {
+		char found[HAK_POLICY_NAME_MAX + 2]; /* bounded read of a string we do not trust yet */
+		snprintf(found, sizeof found, "%.*s", HAK_POLICY_NAME_MAX + 1, d->name);
+		return fail(err, errlen, "name '%s' (not a bare name), expected %s%s%s",
+			    hak__log_quote(q, sizeof q, found, false), quote, expected_name, quote);
 	}
 	if (want_name && strcmp(d->name, want_name) != 0)
 		return fail(err, errlen, "name '%s', expected '%s'", d->name, want_name);

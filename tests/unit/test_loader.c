@@ -229,11 +229,11 @@ static void test_validate(void **state)
 	d = good, d.kind = 9;
 	expect_invalid(&d, sizeof d, 0, NULL, "kind 9", "expected 1..3");
 	d = good, d.name = NULL;
-	expect_invalid(&d, sizeof d, 3, "tls", "name '(null)'", "expected 'tls'");
+	expect_invalid(&d, sizeof d, 3, "tls", "name NULL", "expected 'tls'");
 	d = good, d.name = "";
-	expect_invalid(&d, sizeof d, 3, "tls", "name ''", "expected 'tls'");
+	expect_invalid(&d, sizeof d, 3, "tls", "name '' (not a bare name)", "expected 'tls'");
 	d = good, d.name = "../x";
-	expect_invalid(&d, sizeof d, 3, NULL, "name '../x'", "expected a bare name");
+	expect_invalid(&d, sizeof d, 3, NULL, "name '../x' (not a bare name)", "expected a bare name");
 	expect_invalid(&good, sizeof good, 3, "central", "name 'tls'", "expected 'central'");
 	d = good, d.init = NULL;
 	expect_invalid(&d, sizeof d, 3, "tls", "init is NULL", "expected a function");
