@@ -44,5 +44,5 @@ bench-larson: bench-progs bench-try-lib
 demo: bench-progs
 	@$(MAKE) --no-print-directory all || \
 		{ echo; echo "demo: building build/libhakmem.so FAILED (errors above); showing glibc only"; \
-		  $(BENCH_RUN) demo; exit 1; }
+		  $(BENCH_RUN) demo --alloc glibc; exit 1; }
 	@$(BENCH_RUN) demo
