@@ -42,6 +42,7 @@ $(LIB): $(CORE_OBJ) $(BUILTIN_OBJ)
 
 $(BUILD)/policies/%.so: policies/%.c include/hakmem_policy.h | $(BUILD)/policies
 	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude -shared -o $@ $<
+	chmod go-w $@
 
 $(BUILD)/core $(BUILD)/policies:
 	mkdir -p $@

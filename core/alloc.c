@@ -85,11 +85,14 @@ static _Noreturn void reentered(const char *what)
 		   what);
 }
 
-/* After a slow path, with no hakmem state half-done: run what the trim policy asked for. */
+/* After a slow path, with no hakmem state half-done: run what the trim policy asked for.
+ * Not on behalf of the orphan state: its lock is held, and a policy that starts a thread
+ * would allocate (pthread_create) and wait for that same lock. */
 static void after_slow(struct hak_thread *t)
 {
 	static __thread unsigned ticks __attribute__((tls_model("initial-exec")));
-	(void)t;
+	if (t != hak__tls)
+		return;
 	if ((++ticks & 255) == 0)
 		hak__trim_tick();
 	else

@@ -38,8 +38,7 @@ extern "C" {
 #define HAK__STR2(x) #x
 #define HAK__STR(x) HAK__STR2(x)
 #define HAK_POLICY_SIGNATURE                                                    \
-	"hakmem-abi-" HAK__STR(HAK_POLICY_ABI_MAJOR) "/ptr" HAK__STR(__SIZEOF_POINTER__) \
-	"/" HAK__STR(__BYTE_ORDER__) "/chain-next-at-0"
+	"hakmem-abi-1/ptr" HAK__STR(__SIZEOF_POINTER__) "/" HAK__STR(__BYTE_ORDER__) "/chain-next-at-0"
 
 enum hak_policy_kind {
 	HAK_POLICY_TRIM = 1,      /* when empty SuperSlabs and free pages go back to the OS */
@@ -67,6 +66,8 @@ struct hak_setting {
 	int line; /* line in `file`, for error messages */
 };
 
+/* Valid only during init: a plugin copies what it keeps (the core frees the configuration
+ * once every policy has started). */
 struct hak_settings {
 	const char *file; /* the INI file, or "(defaults)" */
 	const struct hak_setting *items;

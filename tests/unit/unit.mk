@@ -48,7 +48,7 @@ $(UNIT_CORE_LIB): $(UNIT_CORE_OBJS) | $(UNIT_OBJ_DIR)
 	rm -f $@
 	ar rcs $@ $^
 
-$(UNIT_TESTS): $(UNIT_BIN_DIR)/%: tests/unit/%.c $(UNIT_CORE_LIB) $(UNIT_HEADERS) | $(UNIT_BIN_DIR)
+$(UNIT_TESTS): $(UNIT_BIN_DIR)/%: tests/unit/%.c $(UNIT_CORE_LIB) $(UNIT_HEADERS) $(wildcard policies/*.c) | $(UNIT_BIN_DIR)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(UNIT_CORE_LIB) $(UNIT_LDFLAGS_$*) $(UNIT_LIBS)
 
 # The loader refuses group- or world-writable plugins: keep the fixtures' modes strict whatever
