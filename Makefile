@@ -31,7 +31,7 @@ all: lib plugins
 lib: $(LIB)
 plugins: $(PLUGINS)
 
-$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h include/*.h) | $(BUILD)/core
+$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h include/*.h) | $(BUILD)/core $(BUILD)/.deps
 	$(CC) $(CFLAGS_LIB) -DHAK_PLUGIN_DIR='"$(PLUGIN_DIR)"' -c $< -o $@
 
 $(BUILD)/core/builtin_%.o: policies/%.c include/hakmem_policy.h | $(BUILD)/core
@@ -47,10 +47,13 @@ $(BUILD)/policies/%.so: policies/%.c include/hakmem_policy.h | $(BUILD)/policies
 $(BUILD)/core $(BUILD)/policies:
 	mkdir -p $@
 
-# Debian packages the build, the tests and the demo need.
-DEB_PKGS := gcc make pkg-config libinih-dev libcmocka-dev python3
-deps:
+# Debian packages the build, the tests and the demo need: installed when run as root,
+# otherwise the exact apt-get line is printed. Checked once per build folder.
+DEB_PKGS := gcc make pkg-config libinih-dev libcmocka-dev python3 git
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: tools/need-packages | $(BUILD)/core
 	@./tools/need-packages $(DEB_PKGS)
+	@touch $@
 
 -include tests/tests.mk
 -include bench/bench.mk
