@@ -9,7 +9,7 @@
 #   E2E_PRELOAD=none    run everything under plain glibc, to check the tests themselves
 #   E2E_FILTER=regex    only tests whose name (e.g. "api[option-f]") matches
 #   E2E_CONFS="..."     configurations to use instead of the defaults below
-#   E2E_KEEP=1          keep the logs of passing tests too (always kept for failures)
+#   E2E_KEEP=1          keep the logs of passing tests too (kept anyway when a test fails)
 # Only the program under test is preloaded; this script, timeout, env and python3 are not.
 
 set -u
@@ -18,9 +18,9 @@ cd "$ROOT" || exit 2
 BIN=$(cd "${1:-build/tests/e2e}" 2>/dev/null && pwd) || { echo "no test binaries in ${1:-build/tests/e2e}: run make first" >&2; exit 2; }
 LIB=${HAKMEM_LIB:-build/libhakmem.so}
 [[ $LIB == /* ]] || LIB=$ROOT/$LIB
-LOGS=$BIN/logs
-rm -rf "$LOGS"
-mkdir -p "$LOGS"
+# One log folder per run (others may run the suite in the same checkout at the same time);
+# removed at the end when everything passed, unless E2E_KEEP=1.
+LOGS=$(mktemp -d "$BIN/logs.XXXXXX") || exit 2
 PY=python3
 command -v "$PY" >/dev/null || { echo "python3 is needed by the e2e runner" >&2; exit 2; }
 
@@ -77,11 +77,30 @@ run() {
     local prog=$1; shift
     set_preload "$conf"
     timeout -k 5 "$t" env -u HAKMEM_STATS "${PRE[@]}" "${envs[@]}" "$BIN/$prog" "$@" \
-        >"$LOGS/$name.out" 2>"$LOGS/$name.err" </dev/null
+        >"$LOGS/$name.out" 2>"$LOGS/$name.err" </dev/null &
+    local tpid=$! dog=
+    # A watchdog that saves every thread's stack shortly before the timeout kills a hung test.
+    if command -v gdb >/dev/null && command -v pgrep >/dev/null && ((t > 10)); then
+        (
+            exec 2>/dev/null   # no "Terminated" noise when the watchdog is called off
+            sleep $((t - 4))
+            for c in $(pgrep -P $tpid); do
+                gdb -p "$c" -batch -ex "thread apply all bt 30" >"$LOGS/$name.stacks" 2>&1
+            done
+        ) &
+        dog=$!
+    fi
+    wait $tpid
     RC=$?
+    if [[ -n $dog ]]; then
+        pkill -P $dog 2>/dev/null
+        kill $dog 2>/dev/null
+        wait $dog 2>/dev/null
+    fi
     if ((RC != 0)); then
         local first
         first=$(grep -m1 -v '^$' "$LOGS/$name.err" | cut -c1-300)
+        [[ -s $LOGS/$name.stacks ]] && first="${first:+$first; }stacks of the hung process in $LOGS/$name.stacks"
         say_fail "$name" "$(describe_rc $RC "$t")${first:+: $first}"
         return 1
     fi
@@ -364,7 +383,7 @@ fi
 for c in $c_all; do loaded "$c"; done
 for c in $c_all; do simple api "$c" 60 -- api; done
 for c in $c_threads; do simple xthread "$c" 90 -- xthread; done
-for c in $c_threads; do simple threads "$c" 90 -- threads; done
+for c in $c_threads; do simple threads "$c" 60 -- threads; done
 for c in $c_threads; do simple fork "$c" 120 -- fork; done
 for c in $c_some; do simple rlimit "$c" 60 diag -- rlimit; done
 for c in $c_ss; do simple large "$c" 90 -- large; done
@@ -378,6 +397,10 @@ for c in $c_some; do
     if command -v git >/dev/null; then real git "$c" real_git; else wanted "git[$c]" && say_skip "git[$c]" "git not installed"; fi
 done
 
-((failn == 0)) || echo "failed: ${failed[*]} (logs in $LOGS)"
+if ((failn > 0)); then
+    echo "failed: ${failed[*]} (logs in $LOGS)"
+elif [[ ${E2E_KEEP:-} != 1 ]]; then
+    rm -rf "$LOGS"
+fi
 echo "$pass passed, $failn failed, $skipn skipped"
 ((failn == 0))
