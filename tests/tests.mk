@@ -1,6 +1,6 @@
 # Tests: cmocka unit tests of the core modules (tests/unit/unit.mk) and end-to-end
 # tests that run separate programs under LD_PRELOAD (tests/e2e/e2e.mk).
 .PHONY: test test-unit test-e2e
-test: test-unit test-e2e
+test: deps test-unit test-e2e docs-check
 -include tests/unit/unit.mk
 -include tests/e2e/e2e.mk
