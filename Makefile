@@ -58,6 +58,7 @@ $(BUILD)/.deps: tools/need-packages | $(BUILD)/core
 -include tests/tests.mk
 -include bench/bench.mk
 -include tools/tools.mk
+-include tools/install.mk
 
 clean:
 	rm -rf $(BUILD)

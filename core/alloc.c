@@ -222,7 +222,7 @@ static void free_slow(void *p)
 	if (!ss) {
 		if (hak__large_free(p))
 			return;
-		hak__fatal("free(): invalid pointer %p (not allocated by hakmem)", p);
+		hak__fatal("free(): invalid pointer %p (not allocated by hakmem, or already freed)", p);
 	}
 	struct hak_slab *s = hak__slab_of_ss(ss, p);
 	if (unlikely(s->nunits == 0 || !hak__block_is_aligned(s, p)))
