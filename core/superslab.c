@@ -99,6 +99,10 @@ static struct hak_superslab *superslab_map(unsigned lg, unsigned model)
 	ss->nunits = (uint8_t)(size >> HAK_UNIT_SHIFT);
 	ss->model = (uint8_t)model;
 	ss->size_by = hak__size_policy.desc;
+	/* Every unit points at a slab slot, so the free fast path never follows NULL: an unused
+	 * slot has owner NONE and no units, which sends a stray pointer to the checks. */
+	for (unsigned u = 0; u < HAK_SS_MAX_UNITS; u++)
+		ss->unit_slab[u] = &ss->slabs[u];
 	if (map_set(ss, ss) != 0) {
 		hak__os_unmap(ss, size);
 		errno = ENOMEM;
@@ -317,18 +321,18 @@ void hak__slab_abandon(struct hak_slab *s)
 	pthread_mutex_lock(&abandoned_lock);
 	hak_store_release(&s->xowner, HAK_OWNER_NONE);
 	s->abandon_next = abandoned[s->cls];
-	abandoned[s->cls] = s;
+	__atomic_store_n(&abandoned[s->cls], s, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&abandoned_lock);
 }
 
 struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner)
 {
-	if (!abandoned[cls]) /* racy peek: a miss only means we map a little sooner */
+	if (!__atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED)) /* a stale miss maps a bit sooner */
 		return NULL;
 	pthread_mutex_lock(&abandoned_lock);
 	struct hak_slab *s = abandoned[cls];
 	if (s) {
-		abandoned[cls] = s->abandon_next;
+		__atomic_store_n(&abandoned[cls], s->abandon_next, __ATOMIC_RELAXED);
 		s->abandon_next = NULL;
 		hak_store_release(&s->xowner, owner);
 	}
@@ -349,7 +353,7 @@ unsigned hak__abandoned_collect(void)
 			struct hak_slab *s = *pp;
 			hak__remote_drain(s);
 			if (s->nfree == s->carved) {
-				*pp = s->abandon_next;
+				__atomic_store_n(pp, s->abandon_next, __ATOMIC_RELAXED);
 				s->abandon_next = to_release;
 				to_release = s;
 			} else {
