@@ -4,3 +4,4 @@
 test: deps test-unit test-e2e docs-check
 -include tests/unit/unit.mk
 -include tests/e2e/e2e.mk
+-include tests/sanitize.mk

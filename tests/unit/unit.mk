@@ -11,7 +11,7 @@
 # Fixture plugins: each tests/fixtures/*.c becomes build/tests/fixtures/<same>.so.
 
 UNIT_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -Iinclude -Icore -DHAK_UNIT_TEST \
-                -DHAK_SOURCE_ROOT='"$(CURDIR)"'
+                -DHAK_SOURCE_ROOT='"$(CURDIR)"' $(UNIT_SAN_FLAGS)
 UNIT_LIBS    := -lcmocka -linih -ldl -lpthread
 UNIT_OBJ_DIR := $(BUILD)/unit
 UNIT_BIN_DIR := $(BUILD)/tests/unit
