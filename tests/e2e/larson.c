@@ -116,11 +116,13 @@ int main(int argc, char **argv)
         free(c->blk), free(c->size), free(c->tag);
     }
     free(chains);
-    long hwm = proc_status_kb("VmHWM"), maps = proc_maps_count();
-    CHECK(hwm > 0 && maps > 0, "cannot read /proc/self/status or maps");
+    long hwm = proc_status_kb("VmHWM"), vpeak = proc_status_kb("VmPeak"), maps = proc_maps_count();
+    CHECK(hwm > 0 && vpeak > 0 && maps > 0, "cannot read /proc/self/status or maps");
     CHECK(hwm < max_rss_mb * 1024, "peak RSS %ld MB exceeds %ld MB for a working set under 1 MB", hwm / 1024, max_rss_mb);
+    /* The seed reached 167 GB of address space; a few GB covers thread stacks and arenas. */
+    CHECK(vpeak < 4L << 20, "peak address space %ld MB: SuperSlabs pile up", vpeak / 1024);
     CHECK(maps < 2000, "%ld mappings at the end: SuperSlabs are not given back", maps);
-    e2e_note("larson: %ld operations, %ld thread generations, peak RSS %ld MB, %ld mappings",
-             ops, gens, hwm / 1024, maps);
+    e2e_note("larson: %ld operations, %ld thread generations, peak RSS %ld MB, peak VM %ld MB, %ld mappings",
+             ops, gens, hwm / 1024, vpeak / 1024, maps);
     return 0;
 }

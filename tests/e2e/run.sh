@@ -125,7 +125,7 @@ run() {
 simple() {
     local test=$1 conf=$2 t=$3 rule=empty; shift 3
     if [[ $1 != -- ]]; then rule=$1; shift; fi
-    local name="$test[$conf]"
+    local name="${test}[$conf]"
     wanted "$name" || return 0
     if run "$name" "$conf" "$t" "$rule" "$@"; then
         say_pass "$name" "$(grep -m1 -E "^$test: " "$LOGS/$name.out" | sed "s/^$test: //")"
@@ -180,8 +180,9 @@ if num["mappings"] < 1:
     errs.append("mappings is 0")
 if "size" in want and size != int(want["size"]):
     errs.append("superslabs.size_bytes %d, want %s" % (size, want["size"]))
-if "ownership" in want and get("policies.ownership.name") != want["ownership"]:
-    errs.append("ownership policy %r, want %r" % (get("policies.ownership.name"), want["ownership"]))
+for kind in ("ownership", "superslab", "trim"):
+    if kind in want and get("policies.%s.name" % kind) != want[kind]:
+        errs.append("%s policy %r, want %r" % (kind, get("policies.%s.name" % kind), want[kind]))
 frees = num["frees.local"] + num["frees.remote"]
 if "min_frees" in want and frees < int(want["min_frees"]):
     errs.append("frees.local %d + frees.remote %d < %s frees the program made" % (num["frees.local"], num["frees.remote"], want["min_frees"]))
@@ -196,15 +197,36 @@ print("mapped %d, released %d, live %d x %d KB, frees %d local %d remote, %d map
 EOF
 }
 
-# What each configuration must show in the stats: ownership policy and SuperSlab size.
+# expect_for CONF: what a configuration must show, read from its INI file: the policy named for
+# each kind (the built-in default where the file names none) and, for fixed-size SuperSlabs,
+# their size. Prints "ownership=.. superslab=.. trim=.. [size=..]".
 expect_for() {
-    case $1 in
-        builtin) echo "ownership=tls size=2097152" ;;
-        option-g) echo "ownership=tls" ;;
-        option-f) echo "ownership=central" ;;
-        superslab-1mb) echo "size=1048576" ;;
-        *) echo "" ;;
-    esac
+    "$PY" - "$(conf_file "$1")" <<'EOF'
+import configparser, re, sys
+path = sys.argv[1]
+pol = {"ownership": "tls", "superslab": "fixed", "trim": "idle"}
+size = "2M"
+if path:
+    cp = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), strict=False, interpolation=None)
+    cp.read(path)
+    for kind in pol:
+        if cp.has_option(kind, "policy"):
+            pol[kind] = cp.get(kind, "policy").strip()
+    if cp.has_option("superslab", "size"):
+        size = cp.get("superslab", "size").strip()
+out = ["%s=%s" % kv for kv in pol.items()]
+m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", size)
+if pol["superslab"] == "fixed" and m:
+    out.append("size=%d" % (int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]))
+# The file names promise some settings: a file that breaks its name's promise is an error.
+promise = {"option-f.ini": "ownership=central", "option-g.ini": "ownership=tls",
+           "superslab-1mb.ini": "size=1048576", "trim-eager.ini": "trim=eager", "trim-none.ini": "trim=none"}
+p = promise.get(path.rsplit("/", 1)[-1])
+if p and p not in out:
+    print("%s does not select %s (it selects %s)" % (path, p, " ".join(out)))
+    sys.exit(1)
+print(" ".join(out))
+EOF
 }
 
 # stats CONF: HAKMEM_STATS=json prints one valid JSON line; nothing without HAKMEM_STATS;
@@ -214,7 +236,9 @@ stats() {
     wanted "$name" || return 0
     if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
     run "$name" "$conf" 60 any HAKMEM_STATS=json -- stats $n || return 0
-    local want="only=1 min_frees=$((n + 4 * 65536)) $(expect_for "$conf")"
+    local exp want
+    exp=$(expect_for "$conf") || exp=""   # a conf that breaks its name's promise fails loaded[]
+    want="only=1 min_frees=$((n + 4 * 65536)) $exp"
     [[ $want == *ownership=tls* ]] && want+=" min_remote=$((n / 2))"
     # shellcheck disable=SC2086
     summary=$(check_json "$LOGS/$name.err" $want) || { say_fail "$name" "HAKMEM_STATS=json: $summary"; return 0; }
@@ -234,19 +258,26 @@ larson() {
         return 0
     fi
     run "$name" "$conf" 60 any HAKMEM_STATS=json -- larson 3 || return 0
-    summary=$(check_json "$LOGS/$name.err" only=1 max_live_bytes=$((64 << 20)) $(expect_for "$conf")) ||
+    local exp
+    exp=$(expect_for "$conf") || exp=""
+    # shellcheck disable=SC2086
+    summary=$(check_json "$LOGS/$name.err" only=1 max_live_bytes=$((64 << 20)) $exp) ||
         { say_fail "$name" "$summary"; return 0; }
     say_pass "$name" "$(sed -n 's/^larson: //p' "$LOGS/$name.out"); $summary"
 }
 
 # loaded CONF: the preload took effect and the configuration picked the expected policies.
 loaded() {
-    local conf=$1 name="loaded[$1]" own=- ss=-
+    local conf=$1 name="loaded[$1]"
     wanted "$name" || return 0
     if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
     if [[ $conf != builtin && ! -f $(conf_file "$conf") ]]; then say_fail "$name" "conf/$conf.ini is missing"; return 0; fi
-    case $conf in builtin|option-g) own=tls ;; option-f) own=central ;; esac
-    run "$name" "$conf" 30 empty -- loaded "$own" "$ss" && say_pass "$name"
+    local want own ss trim
+    want=$(expect_for "$conf") || { say_fail "$name" "$want"; return 0; }
+    own=$(sed -n 's/.*ownership=\([^ ]*\).*/\1/p' <<<"$want")
+    ss=$(sed -n 's/.*superslab=\([^ ]*\).*/\1/p' <<<"$want")
+    trim=$(sed -n 's/.*trim=\([^ ]*\).*/\1/p' <<<"$want")
+    run "$name" "$conf" 30 empty -- loaded "$own" "$ss" "$trim" && say_pass "$name" "$own, $ss, $trim"
 }
 
 # ---- real programs: the same commands under glibc and under hakmem give the same results ----
@@ -301,7 +332,7 @@ real_gcc() {
         done
         echo 'int main(void) { long t = 0;'
         for i in $(seq 1 300); do echo "  t += f$i($i);"; done
-        echo '  printf("%ld\n", t); return 0; }'
+        printf '%s\n' '  printf("%ld\n", t); return 0; }'
     } >"$W/prog.c"
     (cd "$W" && "${RUNP[@]}" gcc -O2 -g -c prog.c -o prog.o) || echo "gcc -c failed"
     (cd "$W" && "${RUNP[@]}" gcc prog.o -o prog) || echo "gcc link failed"
@@ -339,7 +370,7 @@ real() {
     local t=120 W="$REAL_TMP/$test" ref="$LOGS/$test.glibc"
     # The glibc reference run is made once per test and shared by the configurations.
     if [[ ! -f $ref.rc ]]; then
-        RUNP=(timeout -k 5 $t)
+        RUNP=(timeout -k 5 "$t")
         rm -rf "$W"; mkdir -p "$W"
         (set -o pipefail; "$func") >"$ref.out" 2>"$ref.err"
         echo $? >"$ref.rc"
@@ -347,12 +378,12 @@ real() {
     local rc_ref
     rc_ref=$(cat "$ref.rc")
     set_preload "$conf"
-    RUNP=(timeout -k 5 $t env -u HAKMEM_STATS "${PRE[@]}")
+    RUNP=(timeout -k 5 "$t" env -u HAKMEM_STATS "${PRE[@]}")
     rm -rf "$W"; mkdir -p "$W"
     (set -o pipefail; "$func") >"$LOGS/$name.out" 2>"$LOGS/$name.err"
     local rc=$?
     if ((rc != rc_ref)); then
-        say_fail "$name" "$(describe_rc $rc $t) under ${MODE}, $(describe_rc $rc_ref $t) under glibc: $(head -n1 "$LOGS/$name.err" | cut -c1-200)"
+        say_fail "$name" "$(describe_rc $rc $t) under ${MODE}, $(describe_rc "$rc_ref" "$t") under glibc: $(head -n1 "$LOGS/$name.err" | cut -c1-200)"
     elif ! cmp -s "$ref.out" "$LOGS/$name.out"; then
         say_fail "$name" "output differs from glibc's: $(diff "$ref.out" "$LOGS/$name.out" | grep -m1 '^[<>]' | cut -c1-200)"
     elif ! cmp -s "$ref.err" "$LOGS/$name.err"; then
@@ -367,7 +398,8 @@ real() {
 # ---- the plan ----
 PYBIN=/usr/bin/python3
 [[ -x $PYBIN ]] || PYBIN=$(command -v python3)
-ALL="builtin hakmem option-g option-f superslab-1mb"
+# Every shipped configuration, plus "builtin" (no file at all: the compiled-in defaults).
+ALL="builtin $(for f in conf/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
 if [[ $MODE == hakmem ]]; then
     echo "e2e: preloading $LIB"
     c_all=${E2E_CONFS:-$ALL}
