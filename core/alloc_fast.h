@@ -30,7 +30,7 @@ HAK_INLINE void *hak__malloc_fast(size_t n)
  * (three stores and a counter). */
 HAK_INLINE void hak__free_fast(void *p)
 {
-	struct hak_superslab *ss = hak__ss_lookup(p);
+	struct hak_superslab *ss = hak__ss_lookup_fast(p);
 	if (likely(ss != NULL)) {
 		struct hak_slab *s = hak__slab_of_ss(ss, p);
 		struct hak_thread *t = hak__tls;

@@ -123,33 +123,44 @@ struct hak_superslab {
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header too large");
 
-/* The address map: 1 MB granules -> SuperSlab. Two levels so only touched leaves cost memory. */
-#define HAK_MAP_L1_BITS 15 /* address bits 32..46 */
-#define HAK_MAP_L2_BITS 12 /* address bits 20..31 */
-HAK_HIDDEN extern _Atomic(struct hak_superslab **) hak__map[1u << HAK_MAP_L1_BITS];
+/* The address map: 1 MB granules -> SuperSlab, two levels so only touched leaves cost memory.
+ * Every first-level entry points at a leaf; the unused ones at one shared, never written leaf
+ * of NULLs, so a lookup needs no test between its two loads. */
+#define HAK_MAP_L1_BITS 11 /* address bits 36..46 */
+#define HAK_MAP_L2_BITS 16 /* address bits 20..35 */
+HAK_HIDDEN extern struct hak_superslab **_Atomic hak__map[1u << HAK_MAP_L1_BITS];
+HAK_HIDDEN extern struct hak_superslab *hak__map_zero_leaf[1u << HAK_MAP_L2_BITS];
 
-/* SuperSlab holding p, or NULL. Budget: one shift-test, two dependent loads. */
+/* SuperSlab holding p, or NULL: exact, for the slow paths. */
 HAK_INLINE struct hak_superslab *hak__ss_lookup(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	if (unlikely(a >> (32 + HAK_MAP_L1_BITS)))
+	if (unlikely(a >> (36 + HAK_MAP_L1_BITS)))
 		return NULL;
-	struct hak_superslab **leaf = hak_load_relaxed(&hak__map[a >> 32]);
-	if (unlikely(!leaf))
-		return NULL;
+	struct hak_superslab **leaf = hak_load_relaxed(&hak__map[a >> 36]);
+	return leaf[(a >> 20) & ((1u << HAK_MAP_L2_BITS) - 1)];
+}
+
+/* The same for the free fast path, without the range test: an address beyond 47 bits aliases
+ * into the map, and the block-start test that follows (offset below the slab's span) turns it
+ * away. Budget: two dependent loads. */
+HAK_INLINE struct hak_superslab *hak__ss_lookup_fast(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct hak_superslab **leaf = hak_load_relaxed(&hak__map[(a >> 36) & ((1u << HAK_MAP_L1_BITS) - 1)]);
 	return leaf[(a >> 20) & ((1u << HAK_MAP_L2_BITS) - 1)];
 }
 
 HAK_INLINE struct hak_slab *hak__slab_of_ss(struct hak_superslab *ss, const void *p)
 {
-	return ss->unit_slab[((uintptr_t)p - (uintptr_t)ss) >> HAK_UNIT_SHIFT];
+	return ss->unit_slab[(((uintptr_t)p - (uintptr_t)ss) >> HAK_UNIT_SHIFT) & (HAK_SS_MAX_UNITS - 1)];
 }
 
 /* 1 when p is the start of a block of s. Budget: one compare, one multiply, one compare. */
 HAK_INLINE bool hak__block_is_aligned(const struct hak_slab *s, const void *p)
 {
 	uint64_t off = (uint64_t)((const char *)p - s->start);
-	return off < s->span && off * s->div_magic <= s->div_magic - 1;
+	return off < s->span && off * s->div_magic < s->div_magic;
 }
 
 HAK_HIDDEN struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model);

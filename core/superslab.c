@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <string.h>
 
-_Atomic(struct hak_superslab **) hak__map[1u << HAK_MAP_L1_BITS];
+struct hak_superslab *hak__map_zero_leaf[1u << HAK_MAP_L2_BITS]; /* .bss: reads cost no memory */
+struct hak_superslab **_Atomic hak__map[1u << HAK_MAP_L1_BITS] = {
+	[0 ...(1u << HAK_MAP_L1_BITS) - 1] = hak__map_zero_leaf,
+};
 
 enum { LIST_NONE = 0, LIST_PARTIAL = 1, LIST_EMPTY = 2 };
 
@@ -29,15 +32,20 @@ static int map_set(struct hak_superslab *ss, struct hak_superslab *value)
 	uintptr_t a = (uintptr_t)ss;
 	size_t granules = (size_t)1 << (ss->lg_size - 20);
 	for (size_t g = 0; g < granules; g++, a += (uintptr_t)1 << 20) {
-		_Atomic(struct hak_superslab **) *slot = &hak__map[a >> 32];
+		struct hak_superslab **_Atomic *slot = &hak__map[a >> 36];
 		struct hak_superslab **leaf = hak_load_acquire(slot);
-		if (!leaf) {
-			leaf = hak__meta_alloc(sizeof(*leaf) << HAK_MAP_L2_BITS);
+		if (leaf == hak__map_zero_leaf) {
+			if (!value)
+				continue;
+			/* 512 KB, untouched until a SuperSlab in its 64 GB window registers */
+			leaf = hak__os_map(sizeof(*leaf) << HAK_MAP_L2_BITS, 4096);
 			if (!leaf)
 				return ENOMEM;
-			struct hak_superslab **expect = NULL;
-			if (!hak_cas_strong(slot, &expect, leaf))
-				leaf = expect; /* another thread made it; ours is a small leak of metadata */
+			struct hak_superslab **expect = hak__map_zero_leaf;
+			if (!hak_cas_strong(slot, &expect, leaf)) {
+				hak__os_unmap(leaf, sizeof(*leaf) << HAK_MAP_L2_BITS);
+				leaf = expect;
+			}
 		}
 		leaf[(a >> 20) & ((1u << HAK_MAP_L2_BITS) - 1)] = value;
 	}
