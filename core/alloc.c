@@ -78,25 +78,50 @@ void hak__cache_fill(struct hak_thread *t, unsigned cls, struct hak_chain chain)
 
 /* ---- Slow-path guard -------------------------------------------------------------------------- */
 
+/* Nonzero while this thread is inside a slow path (which may hold a lock or have a list half
+ * updated). Entering again on the same thread can only be a signal handler calling malloc or
+ * free: say so and abort, instead of deadlocking on our own lock or corrupting the heap. */
+__thread int hak__busy __attribute__((tls_model("initial-exec")));
+
 static _Noreturn void reentered(const char *what)
 {
-	hak__fatal("%s re-entered on the same thread while hakmem was inside a slow path "
-		   "(malloc from a signal handler?); aborting instead of corrupting the heap",
+	hak__fatal("%s() re-entered on the same thread while hakmem was inside it (malloc from a "
+		   "signal handler?); aborting instead of deadlocking or corrupting the heap",
 		   what);
 }
 
-/* After a slow path, with no hakmem state half-done: run what the trim policy asked for.
- * Not on behalf of the orphan state: its lock is held, and a policy that starts a thread
- * would allocate (pthread_create) and wait for that same lock. */
-static void after_slow(struct hak_thread *t)
+static inline void enter(const char *what)
+{
+	if (unlikely(hak__busy))
+		reentered(what);
+	hak__busy = 1;
+}
+
+static inline void leave(void)
+{
+	hak__busy = 0;
+}
+
+/* After a slow path, outside the guard (a policy may start a thread, which allocates): run
+ * what the trim policy asked for. Only for a thread with its own state: a gone thread goes
+ * through the orphan state, and must not start anything. */
+static void after_slow(void)
 {
 	static __thread unsigned ticks __attribute__((tls_model("initial-exec")));
-	if (t != hak__tls)
+	if (hak__tls->state != HAK_THREAD_LIVE)
 		return;
 	if ((++ticks & 255) == 0)
 		hak__trim_tick();
 	else
 		hak__trim_run_pending();
+}
+
+/* The calling thread's state, made (outside the guard: making it may allocate) if needed;
+ * NULL when the thread is past its exit hook. */
+static struct hak_thread *current(void)
+{
+	struct hak_thread *t = hak__tls;
+	return likely(t->state == HAK_THREAD_LIVE) ? t : hak__thread_get();
 }
 
 /* ---- malloc ----------------------------------------------------------------------------------- */
@@ -105,13 +130,8 @@ static void *alloc_from(struct hak_thread *t, unsigned cls)
 {
 	struct hak_tcache *tc = &t->cache[cls];
 	if (!tc->head) {
-		if (unlikely(t->in_slow))
-			reentered("malloc");
-		t->in_slow = 1;
 		hak__calling_model = t->model->index;
 		int err = t->model->ops->refill(t->model->state, t, t->own_tstate, cls);
-		t->in_slow = 0;
-		after_slow(t);
 		if (!tc->head) {
 			errno = err ? err : ENOMEM;
 			return NULL;
@@ -126,17 +146,31 @@ static void *alloc_from(struct hak_thread *t, unsigned cls)
 
 static void *alloc_class(unsigned cls)
 {
-	struct hak_thread *t = hak__tls;
-	if (t->state != HAK_THREAD_LIVE)
-		t = hak__thread_get();
-	if (likely(t != NULL))
-		return alloc_from(t, cls);
-	hak__orphan_lock();
-	t = hak__orphan();
-	void *p = t ? alloc_from(t, cls) : NULL;
-	hak__orphan_unlock();
-	if (!p)
-		errno = ENOMEM;
+	struct hak_thread *t = current();
+	void *p;
+	enter("malloc");
+	if (likely(t != NULL)) {
+		p = alloc_from(t, cls);
+	} else {
+		hak__orphan_lock();
+		t = hak__orphan();
+		p = t ? alloc_from(t, cls) : NULL;
+		hak__orphan_unlock();
+		if (!p)
+			errno = ENOMEM;
+	}
+	leave();
+	after_slow();
+	return p;
+}
+
+static void *large_alloc(size_t n, size_t align, bool zero)
+{
+	if (unlikely(!hak_load_acquire(&hak__inited)))
+		hak__init();
+	enter("malloc");
+	void *p = hak__large_alloc(n, align, zero);
+	leave();
 	return p;
 }
 
@@ -145,7 +179,7 @@ void *hak__malloc_slow(size_t n)
 	if (unlikely(!hak_load_acquire(&hak__inited)))
 		hak__init();
 	if (n > HAK_SMALL_MAX)
-		return hak__large_alloc(n, 0, false);
+		return large_alloc(n, 0, false);
 	return alloc_class(hak__size_to_class(n));
 }
 
@@ -181,13 +215,8 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 	uintptr_t owner = hak_load_acquire(&s->xowner);
 	if (owner == t->accept) {
 		struct hak_tcache *tc = &t->cache[s->cls];
-		if (tc->count >= tc->max) {
-			if (unlikely(t->in_slow))
-				reentered("free");
-			t->in_slow = 1;
+		if (tc->count >= tc->max)
 			cache_overflow(t, s->cls);
-			t->in_slow = 0;
-		}
 		void **b = p;
 		b[0] = tc->head;
 		b[1] = (void *)(hak__free_key ^ (uintptr_t)p);
@@ -202,7 +231,6 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 		m->ops->free_foreign(m->state, t, s, p);
 		t->remote_frees++;
 	}
-	after_slow(t);
 }
 
 static void free_slow(void *p);
@@ -220,7 +248,10 @@ static void free_slow(void *p)
 		return;
 	struct hak_superslab *ss = hak__ss_lookup(p);
 	if (!ss) {
-		if (hak__large_free(p))
+		enter("free");
+		bool large = hak__large_free(p);
+		leave();
+		if (large)
 			return;
 		hak__fatal("free(): invalid pointer %p (not allocated by hakmem, or already freed)", p);
 	}
@@ -229,22 +260,23 @@ static void free_slow(void *p)
 		hak__fatal("free(): invalid pointer %p (not the start of a block)", p);
 	if (unlikely(((uintptr_t *)p)[1] == (hak__free_key ^ (uintptr_t)p)))
 		hak__fatal("free(): double free of %p", p);
-	struct hak_thread *t = hak__tls;
-	if (t->state != HAK_THREAD_LIVE)
-		t = hak__thread_get();
+	struct hak_thread *t = current();
+	enter("free");
 	if (likely(t != NULL)) {
 		free_from(t, ss, s, p);
-		return;
+	} else {
+		hak__orphan_lock();
+		t = hak__orphan();
+		if (t) {
+			free_from(t, ss, s, p);
+		} else { /* no memory even for the orphan state: hand it to the owner's queue */
+			hak_add_relaxed(&ss->xactive, -1);
+			hak__remote_push(s, p);
+		}
+		hak__orphan_unlock();
 	}
-	hak__orphan_lock();
-	t = hak__orphan();
-	if (t) {
-		free_from(t, ss, s, p);
-	} else { /* no memory even for the orphan state: hand it to the owner's queue */
-		hak_add_relaxed(&ss->xactive, -1);
-		hak__remote_push(s, p);
-	}
-	hak__orphan_unlock();
+	leave();
+	after_slow();
 }
 
 void hak__free(void *p)
@@ -265,7 +297,9 @@ size_t hak__usable_size(const void *p)
 			hak__fatal("malloc_usable_size(): invalid pointer %p", p);
 		return s->block_size;
 	}
+	enter("malloc_usable_size");
 	size_t n = hak__large_usable(p);
+	leave();
 	if (!n)
 		hak__fatal("malloc_usable_size(): invalid pointer %p (not allocated by hakmem)", p);
 	return n;
@@ -278,11 +312,8 @@ void *hak__calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (bytes > HAK_SMALL_MAX) {
-		if (unlikely(!hak_load_acquire(&hak__inited)))
-			hak__init();
-		return hak__large_alloc(bytes, 0, true);
-	}
+	if (bytes > HAK_SMALL_MAX)
+		return large_alloc(bytes, 0, true);
 	void *p = hak__malloc_fast(bytes);
 	if (p)
 		memset(p, 0, bytes);
@@ -309,10 +340,12 @@ void *hak__realloc(void *p, size_t n)
 			return p;
 	} else {
 		bool handled = false;
+		enter("realloc");
 		void *q = hak__large_realloc(p, n, &handled);
+		old = handled ? 0 : hak__large_usable(p);
+		leave();
 		if (handled)
 			return q;
-		old = hak__large_usable(p);
 		if (!old)
 			hak__fatal("realloc(): invalid pointer %p (not allocated by hakmem)", p);
 	}
@@ -334,7 +367,7 @@ void *hak__memalign(size_t align, size_t n)
 		hak__init();
 	size_t want = n > align ? n : align;
 	if (align > 4096 || want > HAK_SMALL_MAX)
-		return hak__large_alloc(n, align, false);
+		return large_alloc(n, align, false);
 	unsigned cls = hak__size_to_class(want);
 	while (hak__classes[cls].block_size % align)
 		cls++;

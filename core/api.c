@@ -227,8 +227,17 @@ HAK_EXPORT long long hak_active_blocks(void)
 
 /* ---- Process hooks ----------------------------------------------------------------------------- */
 
+/* fork() from a signal handler that interrupted this very thread inside hakmem: our own
+ * locks may be held by the interrupted code, so taking them would deadlock. Take none; the
+ * child re-initialises every lock anyway. */
+static int fork_skipped_locks;
+
 static void fork_prepare(void)
 {
+	if (hak__busy) {
+		fork_skipped_locks = 1;
+		return;
+	}
 	hak__heap_fork_prepare();
 	hak__policies_fork_prepare();
 	hak__superslab_fork_prepare();
@@ -238,6 +247,10 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+	if (fork_skipped_locks) {
+		fork_skipped_locks = 0;
+		return;
+	}
 	hak__os_fork_parent();
 	hak__large_fork_parent();
 	hak__superslab_fork_parent();
@@ -247,6 +260,8 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	fork_skipped_locks = 0;
+	hak__busy = 0; /* the child starts outside any slow path it may have been forked from */
 	hak__os_fork_child();
 	hak__large_fork_child();
 	hak__superslab_fork_child();

@@ -213,7 +213,6 @@ struct hak_thread {
 	struct hak_tcache cache[HAK_NCLASSES];
 	/* ---- cold ---- */
 	int state;              /* enum hak_thread_state */
-	int in_slow;            /* inside a slow path: a nested entry is a signal handler */
 	struct hak_model *model; /* ownership policy this thread's slabs follow */
 	void *own_tstate;       /* that policy's per-thread state */
 	uint64_t remote_frees;  /* blocks freed here that went to another owner */
@@ -269,6 +268,7 @@ HAK_HIDDEN void hak__policies_fork_child(void);
 HAK_HIDDEN void hak__init(void);
 HAK_HIDDEN extern _Atomic int hak__inited;
 HAK_HIDDEN extern uintptr_t hak__free_key;  /* random: marks free blocks in word 1 */
+HAK_HIDDEN extern __thread int hak__busy;   /* this thread is inside a slow path */
 HAK_HIDDEN void *hak__malloc(size_t n);
 HAK_HIDDEN void hak__free(void *p);
 HAK_HIDDEN void *hak__calloc(size_t n, size_t size);
