@@ -32,6 +32,21 @@ else
     MODE=glibc; why_glibc="$LIB not built"
 fi
 
+# Work on a snapshot of the library, its plugins and the configurations, laid out as in the
+# checkout (conf/*.ini name ../build/policies), so that a rebuild during the run changes nothing.
+CONFDIR=$ROOT/conf
+if [[ $MODE == hakmem ]]; then
+    SNAP=$LOGS/snapshot
+    mkdir -p "$SNAP/build" "$SNAP/conf"
+    cp "$LIB" "$SNAP/build/libhakmem.so" || exit 2
+    [[ -d $ROOT/build/policies ]] && cp -r "$ROOT/build/policies" "$SNAP/build/policies"
+    cp "$ROOT"/conf/*.ini "$SNAP/conf/" 2>/dev/null
+    chmod -R go-w "$SNAP"
+    echo "e2e: preloading a copy of $LIB (with build/policies and conf/) from $SNAP"
+    LIB=$SNAP/build/libhakmem.so
+    CONFDIR=$SNAP/conf
+fi
+
 pass=0 failn=0 skipn=0
 failed=()
 
@@ -44,7 +59,7 @@ wanted()   { [[ -z ${E2E_FILTER:-} || $1 =~ $E2E_FILTER ]]; }
 conf_file() {
     case $1 in
         builtin) echo "" ;;
-        *) echo "$ROOT/conf/$1.ini" ;;
+        *) echo "$CONFDIR/$1.ini" ;;
     esac
 }
 
@@ -63,6 +78,19 @@ describe_rc() {
     elif ((rc > 128)); then echo "killed by signal $((rc - 128)) (SIG$(kill -l $((rc - 128)) 2>/dev/null))"
     else echo "exit status $rc"
     fi
+}
+
+# repro CONF [VAR=VALUE...] -- PROGRAM ARGS...: prints the command that reruns a failed test
+# from the top of the checkout.
+repro() {
+    local conf=$1 pre=""; shift
+    local envs=()
+    while [[ $1 != -- ]]; do envs+=("$1"); shift; done
+    shift
+    if [[ $MODE == hakmem ]]; then
+        pre="LD_PRELOAD=${HAKMEM_LIB:-build/libhakmem.so} HAKMEM_CONF=$([[ $conf == builtin ]] || echo "conf/$conf.ini") "
+    fi
+    echo "    to reproduce: $pre${envs[*]:+${envs[*]} }${BIN#"$ROOT"/}/$*"
 }
 
 # run NAME CONF TIMEOUT STDERR-RULE [VAR=VALUE...] -- PROGRAM ARGS...
@@ -102,12 +130,14 @@ run() {
         first=$(grep -m1 -v '^$' "$LOGS/$name.err" | cut -c1-300)
         [[ -s $LOGS/$name.stacks ]] && first="${first:+$first; }stacks of the hung process in $LOGS/$name.stacks"
         say_fail "$name" "$(describe_rc $RC "$t")${first:+: $first}"
+        repro "$conf" "${envs[@]}" -- "$prog" "$@"
         return 1
     fi
     case $rule in
         empty)
             if [[ -s $LOGS/$name.err ]]; then
                 say_fail "$name" "exit 0 but stderr is not empty: $(head -n1 "$LOGS/$name.err" | cut -c1-300)"
+                repro "$conf" "${envs[@]}" -- "$prog" "$@"
                 return 1
             fi ;;
         diag)
@@ -115,6 +145,7 @@ run() {
             lines=$(wc -l <"$LOGS/$name.err")
             if ((lines > 1)) || { ((lines == 1)) && ! grep -q '^hakmem:' "$LOGS/$name.err"; }; then
                 say_fail "$name" "exit 0 but stderr has $lines line(s), want at most one 'hakmem:' line: $(head -n1 "$LOGS/$name.err" | cut -c1-300)"
+                repro "$conf" "${envs[@]}" -- "$prog" "$@"
                 return 1
             fi ;;
     esac
@@ -241,7 +272,8 @@ stats() {
     want="only=1 min_frees=$((n + 4 * 65536)) $exp"
     [[ $want == *ownership=tls* ]] && want+=" min_remote=$((n / 2))"
     # shellcheck disable=SC2086
-    summary=$(check_json "$LOGS/$name.err" $want) || { say_fail "$name" "HAKMEM_STATS=json: $summary"; return 0; }
+    summary=$(check_json "$LOGS/$name.err" $want) ||
+        { say_fail "$name" "HAKMEM_STATS=json: $summary"; repro "$conf" HAKMEM_STATS=json -- stats $n; return 0; }
     run "$name" "$conf" 60 empty -- stats $n || return 0
     run "$name" "$conf" 60 any HAKMEM_STATS=1 -- stats $n || return 0
     if [[ ! -s $LOGS/$name.err ]]; then say_fail "$name" "HAKMEM_STATS=1 printed nothing"; return 0; fi
@@ -262,7 +294,7 @@ larson() {
     exp=$(expect_for "$conf") || exp=""
     # shellcheck disable=SC2086
     summary=$(check_json "$LOGS/$name.err" only=1 max_live_bytes=$((64 << 20)) $exp) ||
-        { say_fail "$name" "$summary"; return 0; }
+        { say_fail "$name" "$summary"; repro "$conf" HAKMEM_STATS=json -- larson 3; return 0; }
     say_pass "$name" "$(sed -n 's/^larson: //p' "$LOGS/$name.out"); $summary"
 }
 
@@ -392,16 +424,17 @@ real() {
         say_fail "$name" "fails under glibc too: $(describe_rc $rc $t): $(head -n1 "$LOGS/$name.err" | cut -c1-200)"
     else
         say_pass "$name" "$(head -c 60 "$LOGS/$name.out" | head -n1)"
+        return 0
     fi
+    echo "    to reproduce: E2E_FILTER='^$test\[$conf\]' E2E_KEEP=1 tests/e2e/run.sh (see $func in tests/e2e/run.sh)"
 }
 
 # ---- the plan ----
 PYBIN=/usr/bin/python3
 [[ -x $PYBIN ]] || PYBIN=$(command -v python3)
 # Every shipped configuration, plus "builtin" (no file at all: the compiled-in defaults).
-ALL="builtin $(for f in conf/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
+ALL="builtin $(for f in "$CONFDIR"/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
 if [[ $MODE == hakmem ]]; then
-    echo "e2e: preloading $LIB"
     c_all=${E2E_CONFS:-$ALL}
     c_threads=${E2E_CONFS:-"builtin option-g option-f"}
     c_some=${E2E_CONFS:-"builtin option-f"}
