@@ -453,6 +453,12 @@ for c in $c_threads; do simple fork "$c" 120 -- fork; done
 for c in $c_some; do simple rlimit "$c" 60 diag -- rlimit; done
 for c in $c_ss; do simple large "$c" 90 -- large; done
 for c in $c_maps; do simple maps "$c" 90 -- maps; done
+for c in $c_all; do
+    if [[ $MODE == hakmem ]]; then simple accounting "$c" 60 -- accounting
+    else wanted "accounting[$c]" && say_skip "accounting[$c]" "hakmem only; $why_glibc"; fi
+done
+if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
+else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done
 for c in $c_all; do larson "$c"; done
 for c in $c_some; do
