@@ -1,5 +1,6 @@
 /* large.c: blocks above HAK_SMALL_MAX (and over-aligned ones): one mapping each, found through
- * an open-addressing table keyed by the block's address, so an unknown pointer is recognised.
+ * an open-addressing table keyed by the block's address (16 shards, each with its own lock), so
+ * an unknown pointer is recognised.
  * Freed mappings wait in a small cache for reuse (realloc chains, repeated 5-25 MB blocks)
  * until a trim pass or the cache limit sends them back. */
 #include "hakmem_internal.h"
@@ -18,89 +19,119 @@ struct large_entry {
 #define LARGE_CACHE_MAX_BYTES ((size_t)96 << 20)
 #define LARGE_CACHE_MAX_ONE ((size_t)32 << 20)
 
-static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct large_entry *table;
-static size_t table_cap, table_used, table_tombs;
+#define LARGE_SHARDS 16
+
+struct shard {
+	pthread_mutex_t lock;      /* this shard's table */
+	struct large_entry *table; /* open addressing, linear probing */
+	size_t cap, used, tombs;   /* slots, live entries, deleted entries */
+} __attribute__((aligned(64)));
+
+static struct shard shards[LARGE_SHARDS] = {
+	[0 ... LARGE_SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
+};
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	char *base;
 	size_t len;
 } cache[LARGE_CACHE_SLOTS];
 static size_t cache_n, cache_bytes;
-static uint64_t live_n;
+static _Atomic uint64_t live_n;
+
+static uint64_t hash_of(uintptr_t user)
+{
+	return (uint64_t)(user >> 12) * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+/* The shard of a block, locked. */
+static struct shard *shard_lock(uintptr_t user)
+{
+	struct shard *sh = &shards[hash_of(user) >> 60];
+	pthread_mutex_lock(&sh->lock);
+	return sh;
+}
 
 static size_t slot_of(uintptr_t user, size_t cap)
 {
-	return (size_t)((user >> 12) * UINT64_C(0x9E3779B97F4A7C15) >> 20) & (cap - 1);
+	return (size_t)(hash_of(user) >> 20) & (cap - 1);
 }
 
-static struct large_entry *find(uintptr_t user)
+static struct large_entry *find(struct shard *sh, uintptr_t user)
 {
-	if (!table)
+	if (!sh->table)
 		return NULL;
-	for (size_t i = slot_of(user, table_cap);; i = (i + 1) & (table_cap - 1)) {
-		if (table[i].user == user)
-			return &table[i];
-		if (table[i].user == 0)
+	for (size_t i = slot_of(user, sh->cap);; i = (i + 1) & (sh->cap - 1)) {
+		if (sh->table[i].user == user)
+			return &sh->table[i];
+		if (sh->table[i].user == 0)
 			return NULL;
 	}
 }
 
-/* Grow (or clean) the table when it is 3/4 full counting tombstones. Old tables are leaked to
+/* Grow (or clean) a table when it is 3/4 full counting tombstones. Old tables are leaked to
  * the metadata arena: growth is geometric and rare. */
-static int table_reserve(void)
+static int table_reserve(struct shard *sh)
 {
-	if (table && (table_used + table_tombs + 1) * 4 < table_cap * 3)
+	if (sh->table && (sh->used + sh->tombs + 1) * 4 < sh->cap * 3)
 		return 0;
-	size_t cap = table_cap ? table_cap : 1024;
-	while ((table_used + 1) * 2 > cap)
+	size_t cap = sh->cap ? sh->cap : 256;
+	while ((sh->used + 1) * 2 > cap)
 		cap *= 2;
 	struct large_entry *t = hak__meta_alloc(cap * sizeof *t);
 	if (!t)
 		return ENOMEM;
-	for (size_t i = 0; i < table_cap; i++)
-		if (table[i].user > 1) {
-			size_t j = slot_of(table[i].user, cap);
+	for (size_t i = 0; i < sh->cap; i++)
+		if (sh->table[i].user > 1) {
+			size_t j = slot_of(sh->table[i].user, cap);
 			while (t[j].user)
 				j = (j + 1) & (cap - 1);
-			t[j] = table[i];
+			t[j] = sh->table[i];
 		}
-	table = t;
-	table_cap = cap;
-	table_tombs = 0;
+	sh->table = t;
+	sh->cap = cap;
+	sh->tombs = 0;
 	return 0;
 }
 
-static int insert(uintptr_t user, char *base, size_t len)
+static int insert(struct shard *sh, uintptr_t user, char *base, size_t len)
 {
-	if (table_reserve())
+	if (table_reserve(sh))
 		return ENOMEM;
-	size_t i = slot_of(user, table_cap);
-	while (table[i].user > 1)
-		i = (i + 1) & (table_cap - 1);
-	if (table[i].user == 1)
-		table_tombs--;
-	table[i] = (struct large_entry){user, base, len};
-	table_used++;
-	live_n++;
+	size_t i = slot_of(user, sh->cap);
+	while (sh->table[i].user > 1)
+		i = (i + 1) & (sh->cap - 1);
+	if (sh->table[i].user == 1)
+		sh->tombs--;
+	sh->table[i] = (struct large_entry){user, base, len};
+	sh->used++;
+	hak_add_relaxed(&live_n, 1);
 	return 0;
 }
 
-static void erase(struct large_entry *e)
+static void erase(struct shard *sh, struct large_entry *e)
 {
 	e->user = 1;
-	table_used--;
-	table_tombs++;
-	live_n--;
+	sh->used--;
+	sh->tombs++;
+	hak_add_relaxed(&live_n, -1);
 }
 
-/* Best fitting cached mapping of at least need bytes and at most twice that (lock held). */
+/* A cached mapping for need bytes (lock held): the smallest of at least need bytes, else the
+ * largest smaller one, which the caller grows with mremap (its pages stay resident, only the
+ * extension is new). false when the cache is empty. */
 static bool cache_take(size_t need, char **base, size_t *len)
 {
 	size_t best = LARGE_CACHE_SLOTS;
-	for (size_t i = 0; i < cache_n; i++)
-		if (cache[i].len >= need && cache[i].len / 2 <= need &&
-		    (best == LARGE_CACHE_SLOTS || cache[i].len < cache[best].len))
+	for (size_t i = 0; i < cache_n; i++) {
+		if (best == LARGE_CACHE_SLOTS) {
 			best = i;
+			continue;
+		}
+		bool fits = cache[i].len >= need, best_fits = cache[best].len >= need;
+		if ((fits && (!best_fits || cache[i].len < cache[best].len)) ||
+		    (!fits && !best_fits && cache[i].len > cache[best].len))
+			best = i;
+	}
 	if (best == LARGE_CACHE_SLOTS)
 		return false;
 	*base = cache[best].base;
@@ -110,33 +141,53 @@ static bool cache_take(size_t need, char **base, size_t *len)
 	return true;
 }
 
+static size_t page_round(size_t n)
+{
+	return n ? (n + 4095) & ~(size_t)4095 : 4096;
+}
+
 void *hak__large_alloc(size_t n, size_t align, bool zero)
 {
 	if (n > PTRDIFF_MAX - ((size_t)1 << 21) || align > ((size_t)1 << 30)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	size_t need = (n + 4095) & ~(size_t)4095;
-	if (need == 0)
-		need = 4096;
+	size_t need = page_round(n), len = need, used = 0;
 	char *base = NULL;
-	size_t len = need;
-	bool fresh = true;
-	pthread_mutex_lock(&large_lock);
-	if (align <= 4096 && cache_take(need, &base, &len))
-		fresh = false;
-	pthread_mutex_unlock(&large_lock);
+	if (align <= 4096) {
+		pthread_mutex_lock(&cache_lock);
+		bool got = cache_take(need, &base, &len);
+		pthread_mutex_unlock(&cache_lock);
+		if (got) {
+			used = len < n ? len : n; /* bytes that may hold old data */
+			if (len < need) {
+				int saved = errno;
+				char *q = mremap(base, len, need, MREMAP_MAYMOVE);
+				errno = saved;
+				if (q == MAP_FAILED) {
+					hak__os_unmap(base, len);
+					hak_add_relaxed(&hak__g.large_released, 1);
+					base = NULL;
+				} else {
+					base = q;
+					len = need;
+				}
+			}
+		}
+	}
 	if (!base) {
+		len = need;
+		used = 0;
 		base = hak__os_map(need, align > 4096 ? align : 4096);
 		if (!base)
 			return NULL;
 		hak_add_relaxed(&hak__g.large_mapped, 1);
 	}
-	if (zero && !fresh)
-		memset(base, 0, n);
-	pthread_mutex_lock(&large_lock);
-	int err = insert((uintptr_t)base, base, len);
-	pthread_mutex_unlock(&large_lock);
+	if (zero && used)
+		memset(base, 0, used); /* fresh pages are already zero */
+	struct shard *sh = shard_lock((uintptr_t)base);
+	int err = insert(sh, (uintptr_t)base, base, len);
+	pthread_mutex_unlock(&sh->lock);
 	if (err) {
 		hak__os_unmap(base, len);
 		errno = ENOMEM;
@@ -147,26 +198,24 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 
 bool hak__large_free(void *p)
 {
-	char *evict_base = NULL;
-	size_t evict_len = 0;
-	pthread_mutex_lock(&large_lock);
-	struct large_entry *e = find((uintptr_t)p);
+	struct shard *sh = shard_lock((uintptr_t)p);
+	struct large_entry *e = find(sh, (uintptr_t)p);
 	if (!e) {
-		pthread_mutex_unlock(&large_lock);
+		pthread_mutex_unlock(&sh->lock);
 		return false;
 	}
-	char *base = e->base;
-	size_t len = e->len;
-	erase(e);
+	char *base = e->base, *evict_base = NULL;
+	size_t len = e->len, evict_len = 0;
+	erase(sh, e);
+	pthread_mutex_unlock(&sh->lock);
 	if (len <= LARGE_CACHE_MAX_ONE) {
-		if (cache_n == LARGE_CACHE_SLOTS || cache_bytes + len > LARGE_CACHE_MAX_BYTES) {
+		pthread_mutex_lock(&cache_lock);
+		if (cache_n && (cache_n == LARGE_CACHE_SLOTS || cache_bytes + len > LARGE_CACHE_MAX_BYTES)) {
 			/* make room: send the oldest (slot 0) back */
-			if (cache_n) {
-				evict_base = cache[0].base;
-				evict_len = cache[0].len;
-				cache_bytes -= evict_len;
-				cache[0] = cache[--cache_n];
-			}
+			evict_base = cache[0].base;
+			evict_len = cache[0].len;
+			cache_bytes -= evict_len;
+			cache[0] = cache[--cache_n];
 		}
 		if (cache_n < LARGE_CACHE_SLOTS && cache_bytes + len <= LARGE_CACHE_MAX_BYTES) {
 			cache[cache_n].base = base;
@@ -174,8 +223,8 @@ bool hak__large_free(void *p)
 			cache_bytes += len;
 			base = NULL;
 		}
+		pthread_mutex_unlock(&cache_lock);
 	}
-	pthread_mutex_unlock(&large_lock);
 	if (evict_base) {
 		hak__os_unmap(evict_base, evict_len);
 		hak_add_relaxed(&hak__g.large_released, 1);
@@ -189,42 +238,54 @@ bool hak__large_free(void *p)
 
 size_t hak__large_usable(const void *p)
 {
-	pthread_mutex_lock(&large_lock);
-	struct large_entry *e = find((uintptr_t)p);
+	struct shard *sh = shard_lock((uintptr_t)p);
+	struct large_entry *e = find(sh, (uintptr_t)p);
 	size_t n = e ? e->len - (size_t)((const char *)p - e->base) : 0;
-	pthread_mutex_unlock(&large_lock);
+	pthread_mutex_unlock(&sh->lock);
 	return n;
 }
 
-/* Large to large: mremap keeps it one mapping and avoids the copy. Anything else: not handled. */
+/* Large to large: mremap keeps it one mapping and moves page tables instead of bytes. A
+ * growing block gets a quarter more than asked, so a block grown by small appends (a string
+ * builder) costs a system call every so often rather than at every page. The system call runs
+ * outside the lock: only the block's owner may realloc it meanwhile. */
 void *hak__large_realloc(void *p, size_t n, bool *handled)
 {
 	*handled = false;
 	if (n <= HAK_SMALL_MAX || n > PTRDIFF_MAX - ((size_t)1 << 21))
 		return NULL;
-	size_t need = (n + 4095) & ~(size_t)4095;
-	pthread_mutex_lock(&large_lock);
-	struct large_entry *e = find((uintptr_t)p);
+	size_t need = page_round(n);
+	struct shard *sh = shard_lock((uintptr_t)p);
+	struct large_entry *e = find(sh, (uintptr_t)p);
 	if (!e || (uintptr_t)e->base != (uintptr_t)p) { /* unknown, or over-aligned: copy */
-		pthread_mutex_unlock(&large_lock);
+		pthread_mutex_unlock(&sh->lock);
 		return NULL;
 	}
 	*handled = true;
-	if (need <= e->len && need >= e->len / 2) {
-		pthread_mutex_unlock(&large_lock);
+	size_t len = e->len;
+	pthread_mutex_unlock(&sh->lock);
+	if (need <= len && need >= len / 2)
 		return p;
-	}
+	size_t want = need;
+	if (need > len && need < PTRDIFF_MAX / 2)
+		want = page_round(need > len + len / 4 ? need : len + len / 4);
 	int saved = errno;
-	char *q = mremap(e->base, e->len, need, MREMAP_MAYMOVE);
+	char *q = mremap(p, len, want, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED && want > need)
+		q = mremap(p, len, want = need, MREMAP_MAYMOVE);
 	if (q == MAP_FAILED) {
-		pthread_mutex_unlock(&large_lock);
 		errno = ENOMEM;
 		return NULL; /* the old block stays intact */
 	}
 	errno = saved;
-	erase(e);
-	insert((uintptr_t)q, q, need); /* cannot fail: we just freed a slot */
-	pthread_mutex_unlock(&large_lock);
+	sh = shard_lock((uintptr_t)p);
+	erase(sh, find(sh, (uintptr_t)p));
+	pthread_mutex_unlock(&sh->lock);
+	sh = shard_lock((uintptr_t)q);
+	int err = insert(sh, (uintptr_t)q, q, want);
+	pthread_mutex_unlock(&sh->lock);
+	if (err) /* the table could not grow: give the block back rather than lose track of it */
+		hak__fatal("realloc(): no memory to record a %zu-byte block at %p", want, (void *)q);
 	return q;
 }
 
@@ -233,16 +294,16 @@ unsigned hak__large_trim(size_t keep_bytes)
 {
 	unsigned n = 0;
 	for (;;) {
-		pthread_mutex_lock(&large_lock);
+		pthread_mutex_lock(&cache_lock);
 		if (cache_n == 0 || cache_bytes <= keep_bytes) {
-			pthread_mutex_unlock(&large_lock);
+			pthread_mutex_unlock(&cache_lock);
 			return n;
 		}
 		char *base = cache[0].base;
 		size_t len = cache[0].len;
 		cache_bytes -= len;
 		cache[0] = cache[--cache_n];
-		pthread_mutex_unlock(&large_lock);
+		pthread_mutex_unlock(&cache_lock);
 		hak__os_unmap(base, len);
 		hak_add_relaxed(&hak__g.large_released, 1);
 		n++;
@@ -251,23 +312,29 @@ unsigned hak__large_trim(size_t keep_bytes)
 
 void hak__large_stats(uint64_t *live, uint64_t *cached)
 {
-	pthread_mutex_lock(&large_lock);
-	*live = live_n;
+	*live = hak_load_relaxed(&live_n);
+	pthread_mutex_lock(&cache_lock);
 	*cached = cache_n;
-	pthread_mutex_unlock(&large_lock);
+	pthread_mutex_unlock(&cache_lock);
 }
 
 void hak__large_fork_prepare(void)
 {
-	pthread_mutex_lock(&large_lock);
+	for (unsigned i = 0; i < LARGE_SHARDS; i++)
+		pthread_mutex_lock(&shards[i].lock);
+	pthread_mutex_lock(&cache_lock);
 }
 
 void hak__large_fork_parent(void)
 {
-	pthread_mutex_unlock(&large_lock);
+	pthread_mutex_unlock(&cache_lock);
+	for (unsigned i = LARGE_SHARDS; i-- > 0;)
+		pthread_mutex_unlock(&shards[i].lock);
 }
 
 void hak__large_fork_child(void)
 {
-	pthread_mutex_init(&large_lock, NULL);
+	pthread_mutex_init(&cache_lock, NULL);
+	for (unsigned i = 0; i < LARGE_SHARDS; i++)
+		pthread_mutex_init(&shards[i].lock, NULL);
 }
