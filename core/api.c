@@ -182,8 +182,9 @@ HAK_EXPORT void hak_stats_print(FILE *out, int json)
 {
 	if (!out)
 		return;
-	fflush(out);
-	hak__stats_fd(fileno(out), json);
+	char buf[2048]; /* called by the program, not inside malloc: stdio is fine here */
+	hak__stats_format(buf, sizeof buf, json);
+	fputs(buf, out);
 }
 
 HAK_EXPORT size_t hak_trim(void)
