@@ -97,7 +97,7 @@ HAK_SED_PATHS := sed -e 's|/usr/local/lib/hakmem|@PLUGIN_DIR@|g' -e 's|/usr/loca
 	-e 's|/usr/local/include|@INCLUDEDIR@|g' -e 's|/usr/local/share/man|@MANDIR@|g' \
 	-e 's|@PLUGIN_DIR@|$(PLUGIN_DIR)|g' -e 's|@PKGCONFIGDIR@|$(PKGCONFIGDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-	-e 's|@MANDIR@|$(MANDIR)|g' -e 's|@VERSION@|$(HAKMEM_VERSION)|g'
+	-e 's|@MANDIR@|$(MANDIR)|g' -e 's|"hakmem 0\.1\.0"|"hakmem $(HAKMEM_VERSION)"|'
 
 # pkg-config wants libdir and includedir relative to ${prefix} when they are under it.
 hak__pc_rel = $(if $(filter $(PREFIX)/%,$1),$${prefix}/$(patsubst $(PREFIX)/%,%,$1),$1)
