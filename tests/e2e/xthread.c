@@ -1,6 +1,7 @@
 /* Threads freeing each other's blocks: a ring of threads passes filled blocks through locked
  * queues; the receiver checks the contents, then frees, reallocs or forwards each block. A second
- * phase frees blocks whose allocating threads have already exited.  Usage: xthread [messages] */
+ * phase frees blocks whose allocating threads have already exited; a third frees a producer's
+ * blocks while it exits.  Usage: xthread [messages] */
 #include "e2e.h"
 
 #include <malloc.h>
@@ -175,6 +176,78 @@ static void *orphan_freer(void *arg)
     return NULL;
 }
 
+/* Phase 3: a producer hands blocks over in batches and exits right after the last one, while
+ * two consumers are still freeing its blocks: thread exit races with remote frees. Some blocks
+ * have large alignments. */
+enum { RACE_ROUNDS = 20, RACE_BLOCKS = 20000 };
+static struct queue race_q;
+static atomic_int race_done;
+
+static void *race_producer(void *arg)
+{
+    uint64_t rng = 4242 + (uintptr_t)arg;
+    struct msg *first = NULL, *last = NULL;
+    for (int i = 0; i < RACE_BLOCKS; i++) {
+        struct msg *m;
+        if (i % 1000 == 999) {
+            /* Now and then a big alignment, which large-block paths must handle across threads. */
+            size_t align = (size_t)1 << (16 + i / 1000 % 6);
+            m = aligned_alloc(align, align);
+            CHECK(m && (uintptr_t)m % align == 0, "aligned_alloc(%zu) failed or misaligned", align);
+            m->tag = i;
+            m->size = 64;
+            m->hops = 0;
+            m->aligned = 1;
+            pat_fill(m->data, 64, i);
+        } else {
+            m = make_msg(i, &rng);
+        }
+        m->next = first;
+        first = m;
+        if (!last)
+            last = m;
+        if (i % 64 == 63 || i == RACE_BLOCKS - 1) {
+            pthread_mutex_lock(&race_q.lock);
+            last->next = race_q.head;
+            race_q.head = first;
+            pthread_mutex_unlock(&race_q.lock);
+            first = last = NULL;
+        }
+    }
+    atomic_store(&race_done, 1);
+    return NULL;   /* exits with most of its blocks still queued or being freed */
+}
+
+static void *race_consumer(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    for (;;) {
+        int done = atomic_load(&race_done);
+        pthread_mutex_lock(&race_q.lock);
+        struct msg *m = race_q.head;
+        /* Take a few at a time so both consumers free while the producer exits. */
+        struct msg *tail = m;
+        for (int k = 0; tail && k < 31; k++)
+            tail = tail->next;
+        race_q.head = tail ? tail->next : NULL;
+        if (tail)
+            tail->next = NULL;
+        pthread_mutex_unlock(&race_q.lock);
+        if (!m) {
+            if (done)
+                return NULL;
+            sched_yield();
+            continue;
+        }
+        for (struct msg *nx; m; m = nx) {
+            nx = m->next;
+            verify(m, me);
+            free(m);
+            atomic_fetch_add(&freed, 1);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     per_thread = argc > 1 ? atol(argv[1]) : 50000;
@@ -197,5 +270,19 @@ int main(int argc, char **argv)
         CHECK(pthread_create(&th[i], NULL, orphan_freer, (void *)(intptr_t)i) == 0, "pthread_create failed");
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
+
+    pthread_mutex_init(&race_q.lock, NULL);
+    for (int r = 0; r < RACE_ROUNDS; r++) {
+        atomic_store(&freed, 0);
+        atomic_store(&race_done, 0);
+        pthread_t p, c[2];
+        CHECK(pthread_create(&c[0], NULL, race_consumer, (void *)(intptr_t)100) == 0, "pthread_create failed");
+        CHECK(pthread_create(&c[1], NULL, race_consumer, (void *)(intptr_t)101) == 0, "pthread_create failed");
+        CHECK(pthread_create(&p, NULL, race_producer, (void *)(intptr_t)r) == 0, "pthread_create failed");
+        pthread_join(p, NULL);
+        pthread_join(c[0], NULL);
+        pthread_join(c[1], NULL);
+        CHECK(atomic_load(&freed) == RACE_BLOCKS, "round %d: %ld of %d blocks freed", r, atomic_load(&freed), RACE_BLOCKS);
+    }
     return 0;
 }
