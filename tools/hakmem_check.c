@@ -151,7 +151,7 @@ static void print_policy(const struct hak_config *cfg, uint32_t kind, const stru
 	int k = (int)kind - 1;
 	const struct hak_policy_choice *c = &cfg->policy[k];
 	const char *asked = c->name && *c->name ? c->name : NULL;
-	char qa[HAK_POLICY_NAME_MAX + 8], qp[PATH_MAX], real[PATH_MAX];
+	char qa[HAK_POLICY_NAME_MAX + 8];
 	printf("\n[%s]\n", hak__kind_name(kind));
 	if (!inst->desc) {
 		printf("; no policy could be started (see the diagnostics)\n");
@@ -160,7 +160,9 @@ static void print_policy(const struct hak_config *cfg, uint32_t kind, const stru
 	const struct hak_policy_desc *d = inst->desc;
 	const char *version = d->version ? d->version : "?";
 	if (!inst->builtin) {
-		printf("; plugin '%s' %s from %s\n", d->name, version, 		       hak__log_quote(qp, sizeof qp, realpath(inst->path, real) ? real : inst->path, true));
+		char qp[PATH_MAX], real[PATH_MAX];
+		printf("; plugin '%s' %s from %s\n", d->name, version,
+		       hak__log_quote(qp, sizeof qp, realpath(inst->path, real) ? real : inst->path, true));
 		printf("policy = %s\n", d->name);
 		print_keys(cfg, k, NULL);
 	} else if (!inst->fallback) {
