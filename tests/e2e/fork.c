@@ -1,7 +1,7 @@
 /* fork() while other threads allocate, free each other's blocks and use stdio: every child must
  * allocate, free pre-fork blocks (also ones made by threads that do not exist in the child), use
- * stdio, start a thread and exit 0; a child that hangs is killed and reported. Then several
- * threads fork at once.  Usage: fork [forks] */
+ * stdio, start a thread and exit 0 (some live longer and fork again); a child that hangs is
+ * killed and reported. Then several threads fork at once.  Usage: fork [forks] */
 #include "e2e.h"
 
 #include <pthread.h>
@@ -96,6 +96,24 @@ static void *child_thread(void *arg)
     return NULL;
 }
 
+/* Waits for a child; kills it if it is still running after `secs`. Returns 0 if it was killed. */
+static int wait_or_kill(pid_t pid, int secs, int *status)
+{
+    struct timespec nap = { 0, 1000000 };
+    for (int ms = 0;; ms++) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        CHECK(r >= 0, "waitpid failed: %s", strerror(errno));
+        if (r == pid)
+            return 1;
+        if (ms > secs * 1000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, status, 0);
+            return 0;
+        }
+        nanosleep(&nap, NULL);
+    }
+}
+
 /* Runs in the child: must not touch anything a busy thread might have held at fork time. */
 static void child_work(int round)
 {
@@ -124,6 +142,33 @@ static void child_work(int round)
     char *s = NULL;
     CHECK(asprintf(&s, "%d %s", round, "child") > 0, "asprintf in child failed");
     free(s);
+    if (round % 25 == 0) {
+        /* Now and then the child lives a while (long enough for a periodic trim to run in it)
+         * and forks a grandchild of its own. */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            static struct block churn[2000];
+            for (int i = 0; i < 2000; i++)
+                churn[i] = make_block(i, 1 + rng_next(&rng) % 4096);
+            for (int i = 0; i < 2000; i++) {
+                check_block(&churn[i], "long-lived child");
+                free(churn[i].p);
+            }
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        } while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 300);
+        pid_t g = fork();
+        CHECK(g >= 0, "fork in child failed: %s", strerror(errno));
+        if (g == 0) {
+            struct block b = make_block(1, 5000);
+            check_block(&b, "grandchild");
+            free(b.p);
+            exit(0);
+        }
+        int st;
+        CHECK(wait_or_kill(g, 20, &st), "grandchild still running after 20 s: deadlock after a second fork");
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "grandchild failed (status %#x)", st);
+    }
     exit(0);   /* exit, not _exit: atexit handlers and stdio teardown run too */
 }
 
@@ -135,19 +180,8 @@ static void fork_and_wait(int round, const char *who)
     if (pid == 0)
         child_work(round);
     int status;
-    struct timespec nap = { 0, 1000000 };
-    for (int ms = 0;; ms++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        CHECK(r >= 0, "waitpid failed: %s", strerror(errno));
-        if (r == pid)
-            break;
-        if (ms > 30000) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            FAIL("%s: child of fork #%d still running after 30 s: deadlock in the child", who, round);
-        }
-        nanosleep(&nap, NULL);
-    }
+    if (!wait_or_kill(pid, 30, &status))
+        FAIL("%s: child of fork #%d still running after 30 s: deadlock in the child", who, round);
     if (WIFSIGNALED(status))
         FAIL("%s: child of fork #%d killed by signal %d (%s)", who, round, WTERMSIG(status), strsignal(WTERMSIG(status)));
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child of fork #%d exited with %d", who, round,
