@@ -26,7 +26,7 @@ LIB := $(BUILD)/libhakmem.so
 SONAME := libhakmem.so.0
 
 .PHONY: all lib plugins test demo clean deps
-all: lib plugins
+all: lib plugins tools
 
 lib: $(LIB)
 plugins: $(PLUGINS)

@@ -280,5 +280,5 @@ __attribute__((constructor)) static void hakmem_start(void)
 __attribute__((destructor)) static void hakmem_stop(void)
 {
 	if (hak__stats_mode)
-		hak__stats_fd(2, hak__stats_mode == HAK_STATS_JSON);
+		hak__stats_fd(hak__stats_exit_fd(), hak__stats_mode == HAK_STATS_JSON);
 }

@@ -6,10 +6,41 @@
 #include "startup.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 enum hak_stats_mode hak__stats_mode;
+
+/* Many programs close stderr before exit (coreutils' close_stdout), so the exit-time stats
+ * keep a private copy of it. The program may close that copy too and reuse the number for a
+ * file of its own: remember what the copy was, and at exit use it only if it still is. */
+static int stats_fd = -1;
+static dev_t stats_dev;
+static ino_t stats_ino;
+
+void hak__stats_keep_stderr(void)
+{
+	struct stat st;
+	int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return;
+	}
+	stats_fd = fd;
+	stats_dev = st.st_dev;
+	stats_ino = st.st_ino;
+}
+
+int hak__stats_exit_fd(void)
+{
+	struct stat st;
+	if (stats_fd >= 0 && fstat(stats_fd, &st) == 0 && st.st_dev == stats_dev && st.st_ino == stats_ino)
+		return stats_fd;
+	return 2;
+}
 
 static unsigned long read_max_map_count(void)
 {
@@ -56,6 +87,8 @@ void hak__startup(void)
 		hak__config_load(path, &cfg);
 	hak__config_apply_env(&cfg);
 	hak__stats_mode = cfg.core.stats;
+	if (hak__stats_mode)
+		hak__stats_keep_stderr();
 
 	/* Leave an eighth of the kernel's limit (at least 1024) to the program's own mappings. */
 	unsigned long max = read_max_map_count(), spare = max / 8 > 1024 ? max / 8 : 1024;
