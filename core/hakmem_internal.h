@@ -201,7 +201,8 @@ HAK_HIDDEN extern _Atomic long hak__mappings_peak;
 struct hak_tcache {
 	void *head;     /* top of the stack of free blocks, linked through word 0 */
 	uint32_t count; /* blocks in the stack */
-	uint32_t max;   /* flush when a free finds count == max; 0 in the sentinels */
+	uint16_t max;   /* flush when a free finds count == max; 0 in the sentinels */
+	uint16_t want;  /* blocks the next refill brings: slow start up to the class batch */
 };
 
 enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };

@@ -50,8 +50,10 @@ static struct hak_thread *thread_new(void)
 	t->state = HAK_THREAD_LIVE;
 	t->model = m;
 	t->own_tstate = (char *)t + sizeof(struct hak_thread);
-	for (unsigned c = 0; c < HAK_NCLASSES; c++)
+	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 		t->cache[c].max = hak__classes[c].cache_max;
+		t->cache[c].want = 0; /* refill_count starts small */
+	}
 	pthread_mutex_lock(&heap_lock);
 	t->next_live = live_threads;
 	if (live_threads)

@@ -30,6 +30,20 @@ static unsigned api_class_batch(unsigned cls)
 	return cls < HAK_NCLASSES ? hak__classes[cls].batch : 0;
 }
 
+/* Slow start: 4 blocks (or the whole batch if smaller), then twice the last, up to the batch. */
+static unsigned api_refill_count(hak_thread *t, unsigned cls)
+{
+	if (cls >= HAK_NCLASSES)
+		return 0;
+	unsigned batch = hak__classes[cls].batch;
+	if (!t)
+		return batch;
+	struct hak_tcache *tc = &t->cache[cls];
+	unsigned n = tc->want ? tc->want : (batch < 4 ? batch : 4);
+	tc->want = (uint16_t)(n * 2 < batch ? n * 2 : batch);
+	return n;
+}
+
 static uintptr_t api_thread_token(hak_thread *t)
 {
 	return t ? t->token : HAK_OWNER_NONE;
@@ -131,6 +145,7 @@ const struct hak_core_api hak__core_api = {
 	.empty_count = hak__empty_count,
 	.live_superslabs = api_live_superslabs,
 	.spawn_helper = api_spawn_helper,
+	.refill_count = api_refill_count,
 };
 
 /* ---- Models ---------------------------------------------------------------------------------- */

@@ -109,7 +109,7 @@ struct hak_core_api {
 
 	unsigned (*class_count)(void);
 	size_t (*class_block_size)(unsigned cls);
-	unsigned (*class_batch)(unsigned cls); /* blocks a refill should bring */
+	unsigned (*class_batch)(unsigned cls); /* most blocks a refill should bring */
 
 	uintptr_t (*thread_token)(hak_thread *t); /* owner token of a thread */
 	void *(*thread_policy_state)(hak_thread *t, enum hak_policy_kind kind);
@@ -146,6 +146,9 @@ struct hak_core_api {
 	unsigned (*live_superslabs)(void);
 	/* Start a helper thread with every signal blocked; 0 or an errno value. */
 	int (*spawn_helper)(void *(*fn)(void *), void *arg);
+	/* Blocks this refill of t's class should bring: small for a thread's first refills of a
+	 * class, doubling up to class_batch (short-lived threads do not hoard). */
+	unsigned (*refill_count)(hak_thread *t, unsigned cls);
 	/* end of 1.0 */
 };
 

@@ -121,10 +121,10 @@ static void ring_remove(struct central_class *c, hak_slab *s)
 	l[0] = l[1] = NULL;
 }
 
-static int carve(struct central_class *c, unsigned cls, struct hak_chain *ch)
+static int carve(struct central_class *c, unsigned cls, unsigned n, struct hak_chain *ch)
 {
 	for (;;) {
-		if (c->cur && core->slab_take(c->cur, core->class_batch(cls), ch))
+		if (c->cur && core->slab_take(c->cur, n, ch))
 			return 0;
 		if (c->cur)
 			ring_add(c, c->cur);
@@ -157,8 +157,9 @@ static int central_refill(void *state, hak_thread *t, void *tstate, unsigned cls
 		return 0;
 	}
 	struct hak_chain ch;
+	unsigned n = core->refill_count(t, cls);
 	pthread_mutex_lock(&c->lock);
-	int err = carve(c, cls, &ch);
+	int err = carve(c, cls, n, &ch);
 	pthread_mutex_unlock(&c->lock);
 	if (!err)
 		core->cache_fill(t, cls, ch);

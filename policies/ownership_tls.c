@@ -54,15 +54,15 @@ static void ring_remove(struct tls_class *c, hak_slab *s)
 
 /* ---- slow paths ---------------------------------------------------------------------------- */
 
-static int take_into_cache(hak_thread *t, hak_slab *s, unsigned cls)
+static int take_into_cache(hak_thread *t, hak_slab *s, unsigned cls, unsigned n)
 {
 	struct hak_chain ch;
-	if (!core->slab_take(s, core->class_batch(cls), &ch)) {
+	if (!core->slab_take(s, n, &ch)) {
 		unsigned drained = core->remote_drain(s);
 		if (!drained)
 			return 0;
 		core->count(t, HAK_COUNT_REMOTE_DRAINED, drained);
-		core->slab_take(s, core->class_batch(cls), &ch);
+		core->slab_take(s, n, &ch);
 	}
 	core->cache_fill(t, cls, ch);
 	return 1;
@@ -89,9 +89,10 @@ static int tls_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
 	(void)state;
 	struct tls_class *c = &((struct tls_tstate *)tstate)->cls[cls];
 	uintptr_t me = core->thread_token(t);
+	unsigned n = core->refill_count(t, cls);
 	for (;;) {
 		if (c->cur) {
-			if (take_into_cache(t, c->cur, cls))
+			if (take_into_cache(t, c->cur, cls, n))
 				return 0;
 			ring_add(c, c->cur); /* exhausted: park it with the others */
 			c->cur = NULL;

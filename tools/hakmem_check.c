@@ -65,6 +65,7 @@ static struct hak_trim_result inert_trim_pass(unsigned keep, int purge)
 }
 static unsigned inert_zero(void) { return 0; }
 static int inert_spawn_helper(void *(*fn)(void *), void *arg) { (void)fn; (void)arg; return EPERM; }
+static unsigned inert_refill_count(hak_thread *t, unsigned cls) { (void)t; return inert_class_batch(cls); }
 
 static const struct hak_core_api inert_core = {
 	.abi_major = HAK_POLICY_ABI_MAJOR,
@@ -97,6 +98,7 @@ static const struct hak_core_api inert_core = {
 	.empty_count = inert_zero,
 	.live_superslabs = inert_zero,
 	.spawn_helper = inert_spawn_helper,
+	.refill_count = inert_refill_count,
 };
 
 /* ---- Printing ------------------------------------------------------------------------------- */
