@@ -6,7 +6,7 @@
  * go back to the OS: Option F gives memory back too.
  *
  * The stack links batches through word 1 of each batch's first block (word 0 links the blocks
- * of a batch). Its head packs a 48-bit pointer with a 16-bit tag against ABA. A popper reads
+ * of a batch). Its head pairs the pointer with a 64-bit tag against ABA. A popper reads
  * the head block's word 1 before its CAS; `poppers` tells consolidate when no thread can still
  * be reading a block it is about to give back (which may unmap it). */
 #include <hakmem_policy.h>
@@ -16,12 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PTR_MASK ((UINT64_C(1) << 48) - 1)
-#define TAG_ONE (UINT64_C(1) << 48)
+typedef unsigned __int128 stack_word;
+
+union central_head {
+	stack_word word; /* {top, tag}, swapped whole */
+	struct {
+		void *top;    /* first batch, NULL when empty */
+		uint64_t tag; /* bumped by every push and pop */
+	} half;
+};
 #define CENTRAL_SCAN_MAX 32
 
 struct central_class {
-	_Atomic uint64_t xhead;    /* tagged top of the stack of batches */
+	union central_head xhead __attribute__((aligned(16))); /* top of the stack of batches */
 	_Atomic unsigned xpoppers; /* threads between reading the head and their CAS */
 	pthread_mutex_t lock;      /* slab list, current slab, and every slab free list */
 	hak_slab *cur;             /* slab refills carve from */
@@ -39,44 +46,74 @@ static const struct hak_core_api *core;
 
 /* ---- the lock-free stack of batches ------------------------------------------------------- */
 
-static void stack_push(struct central_class *c, void *head)
+/* The head is {top, tag} swapped as one 16-byte unit (cmpxchg16b): the 64-bit tag grows on
+ * every change, so a popper that read a block which was popped, reused and pushed back while
+ * it slept fails its swap instead of installing a stale `next` (ABA). */
+#define CX16 __attribute__((target("cx16")))
+
+static inline stack_word pack(void *top, uint64_t tag)
 {
-	uint64_t old = atomic_load_explicit(&c->xhead, memory_order_relaxed), nw;
-	do {
-		((void **)head)[1] = (void *)(uintptr_t)(old & PTR_MASK);
-		nw = (uint64_t)(uintptr_t)head | ((old & ~PTR_MASK) + TAG_ONE);
-	} while (!atomic_compare_exchange_weak_explicit(&c->xhead, &old, nw, memory_order_release,
-							memory_order_relaxed));
+	return (stack_word)tag << 64 | (uintptr_t)top;
 }
 
-static void *stack_pop(struct central_class *c)
+static inline void *top_of(stack_word w)
 {
-	if (!(atomic_load_explicit(&c->xhead, memory_order_relaxed) & PTR_MASK))
+	return (void *)(uintptr_t)(uint64_t)w;
+}
+
+static inline uint64_t tag_of(stack_word w)
+{
+	return (uint64_t)(w >> 64);
+}
+
+/* An atomic read of both halves (a swap of 0 for 0 changes nothing). */
+CX16 static inline stack_word head_load(struct central_class *c)
+{
+	return __sync_val_compare_and_swap(&c->xhead.word, (stack_word)0, (stack_word)0);
+}
+
+CX16 static void stack_push(struct central_class *c, void *head)
+{
+	stack_word old = head_load(c), seen;
+	for (;;) {
+		((void **)head)[1] = top_of(old);
+		seen = __sync_val_compare_and_swap(&c->xhead.word, old, pack(head, tag_of(old) + 1));
+		if (seen == old)
+			return;
+		old = seen;
+	}
+}
+
+CX16 static void *stack_pop(struct central_class *c)
+{
+	if (!__atomic_load_n(&c->xhead.half.top, __ATOMIC_RELAXED)) /* cheap peek: empty */
 		return NULL;
 	atomic_fetch_add_explicit(&c->xpoppers, 1, memory_order_acq_rel);
-	uint64_t old = atomic_load_explicit(&c->xhead, memory_order_acquire), nw;
+	stack_word old = head_load(c), seen;
 	void *top;
-	do {
-		top = (void *)(uintptr_t)(old & PTR_MASK);
+	for (;;) {
+		top = top_of(old);
 		if (!top)
 			break;
-		nw = (uint64_t)(uintptr_t)((void **)top)[1] | ((old & ~PTR_MASK) + TAG_ONE);
-	} while (!atomic_compare_exchange_weak_explicit(&c->xhead, &old, nw, memory_order_acq_rel,
-							memory_order_acquire));
+		/* top may already be someone else's: then this read is stale and the swap fails */
+		seen = __sync_val_compare_and_swap(&c->xhead.word, old, pack(((void **)top)[1], tag_of(old) + 1));
+		if (seen == old)
+			break;
+		old = seen;
+	}
 	atomic_fetch_sub_explicit(&c->xpoppers, 1, memory_order_release);
 	return top;
 }
 
 /* Take the whole stack; return once no popper can still read a block of it. */
-static void *stack_take_all(struct central_class *c)
+CX16 static void *stack_take_all(struct central_class *c)
 {
-	uint64_t old = atomic_load_explicit(&c->xhead, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(&c->xhead, &old, (old & ~PTR_MASK) + TAG_ONE,
-						      memory_order_acq_rel, memory_order_relaxed))
-		;
+	stack_word old = head_load(c), seen;
+	while ((seen = __sync_val_compare_and_swap(&c->xhead.word, old, pack(NULL, tag_of(old) + 1))) != old)
+		old = seen;
 	while (atomic_load_explicit(&c->xpoppers, memory_order_acquire))
 		sched_yield();
-	return (void *)(uintptr_t)(old & PTR_MASK);
+	return top_of(old);
 }
 
 static struct hak_chain chain_of(void *head)
@@ -210,7 +247,7 @@ static void central_consolidate(void *state)
 	struct central_state *st = state;
 	for (unsigned cls = 0; cls < st->nclasses; cls++) {
 		struct central_class *c = &st->cls[cls];
-		if (!(atomic_load_explicit(&c->xhead, memory_order_relaxed) & PTR_MASK))
+		if (!__atomic_load_n(&c->xhead.half.top, __ATOMIC_RELAXED))
 			continue;
 		void *batch = stack_take_all(c);
 		struct consolidate_ctx ctx = {c};
