@@ -16,9 +16,10 @@ void hak__stats_collect(struct hak_stats *s)
 	s->ss_released = hak_load_relaxed(&hak__g.ss_released);
 	s->ss_live = hak__live_superslabs();
 	s->ss_peak_live = hak_load_relaxed(&hak__g.ss_peak_live);
-	unsigned lg = hak_load_relaxed(&hak__g.ss_last_lg);
-	if (!lg && hak__size_policy.desc)
-		lg = hak__size_policy.desc->superslab->lg_size_for(hak__size_policy.state, 0);
+	/* The size the policy in force gives new SuperSlabs (the first ones of a process are made
+	 * by the built-in default before the configuration is read). */
+	unsigned lg = hak__size_policy.desc ? hak__size_policy.desc->superslab->lg_size_for(hak__size_policy.state, 0)
+					    : hak_load_relaxed(&hak__g.ss_last_lg);
 	s->ss_size_bytes = lg ? (uint64_t)1 << lg : 0;
 	s->ss_empty = hak__empty_count();
 	uint64_t counters[4] = {0};
