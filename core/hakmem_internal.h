@@ -114,6 +114,7 @@ struct hak_superslab {
 	_Atomic int64_t xactive;               /* blocks out of slab land (see glossary) */
 	uint32_t unit_mask;                    /* units in use by slabs (pool lock) */
 	uint32_t dirty_mask;                   /* free units touched since their last purge */
+	uint32_t aged_mask;                    /* dirty units already free at the previous pass */
 	const struct hak_policy_desc *size_by; /* the SuperSlab size policy that made it */
 	uint64_t empty_since_ns;               /* when it last became empty */
 	struct hak_superslab *next, *prev;     /* pool lists (pool lock) */
@@ -174,7 +175,7 @@ HAK_HIDDEN void hak__slab_abandon(struct hak_slab *s);
 HAK_HIDDEN struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner);
 HAK_HIDDEN unsigned hak__abandoned_collect(void);
 HAK_HIDDEN unsigned hak__release_empty(unsigned keep);
-HAK_HIDDEN uint64_t hak__purge_free(void);
+HAK_HIDDEN uint64_t hak__purge_free(int aged_only);
 HAK_HIDDEN unsigned hak__empty_count(void);
 HAK_HIDDEN uint64_t hak__live_superslabs(void);
 HAK_HIDDEN void hak__superslab_fork_prepare(void);

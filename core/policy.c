@@ -254,7 +254,7 @@ struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
 	hak__abandoned_collect();
 	r.superslabs_released = hak__release_empty(keep);
 	if (purge) {
-		r.bytes_purged = hak__purge_free();
+		r.bytes_purged = hak__purge_free(1);
 		hak__large_trim(0);
 	}
 	hak_add_relaxed(&hak__g.trim_passes, 1);

@@ -148,6 +148,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, ui
 		ss->unit_slab[u] = s;
 	ss->unit_mask |= (uint32_t)((((uint64_t)1 << units) - 1) << first);
 	ss->dirty_mask &= ~(uint32_t)((((uint64_t)1 << units) - 1) << first);
+	ss->aged_mask &= ~(uint32_t)((((uint64_t)1 << units) - 1) << first);
 }
 
 /* A slab of `cls` for `owner`, from a partly used SuperSlab of the model, an empty one of the
@@ -415,13 +416,17 @@ unsigned hak__release_empty(unsigned keep)
 	return n;
 }
 
-/* madvise the free units that were touched since their last purge, in every SuperSlab. */
-uint64_t hak__purge_free(void)
+/* madvise the free units that were touched since their last purge and stayed free since the
+ * previous pass (a unit freed just now is likely to be reused at once: purging it would only
+ * buy page faults). */
+uint64_t hak__purge_free(int aged_only)
 {
 	uint64_t bytes = 0;
 	pthread_mutex_lock(&pool_lock);
 	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next) {
-		uint32_t dirty = ss->dirty_mask & ~ss->unit_mask;
+		uint32_t free_dirty = ss->dirty_mask & ~ss->unit_mask;
+		uint32_t dirty = aged_only ? free_dirty & ss->aged_mask : free_dirty;
+		ss->aged_mask = free_dirty & ~dirty; /* purged below, or old enough next time */
 		while (dirty) {
 			unsigned u = (unsigned)__builtin_ctz(dirty), v = u;
 			while (v < ss->nunits && (dirty >> v) & 1u)

@@ -140,8 +140,10 @@ struct hak_core_api {
 
 	/* Trim services. */
 	unsigned (*release_empty)(unsigned keep); /* unmap empty SuperSlabs beyond `keep` */
-	uint64_t (*purge_free)(void);              /* madvise free units of partly used SuperSlabs */
-	struct hak_trim_result (*trim_pass)(unsigned keep, int purge); /* consolidate, release, purge */
+	/* madvise free units (aged_only: only those already free at the previous call) */
+	uint64_t (*purge_free)(int aged_only);
+	/* consolidate, release empties beyond keep, purge (aged units) when purge != 0 */
+	struct hak_trim_result (*trim_pass)(unsigned keep, int purge);
 	unsigned (*empty_count)(void);                                   /* empty SuperSlabs kept now */
 	unsigned (*live_superslabs)(void);
 	/* Start a helper thread with every signal blocked; 0 or an errno value. */

@@ -16,7 +16,7 @@ static void eager_superslab_empty(void *state)
 {
 	struct eager_state *s = state;
 	s->core->release_empty((unsigned)s->empty_reserve);
-	s->core->purge_free();
+	s->core->purge_free(0);
 }
 
 /* Slabs that threads left behind only empty through a pass: run one now and then. */

@@ -1,6 +1,6 @@
 /* trim_idle.c: the default trim policy. A helper thread, started the first time a SuperSlab
- * empties (signals blocked), wakes every `idle_ms` (default 100) while the allocator has been
- * busy and runs a trim pass: drain what dead threads left, return empty SuperSlabs beyond
+ * empties or the allocator gets busy (signals blocked), wakes every `idle_ms` (default 100)
+ * while the allocator has been busy and runs a trim pass: drain what dead threads left, return empty SuperSlabs beyond
  * `empty_reserve` (default 2), purge free units. After fork() it is restarted only when the
  * child empties a SuperSlab in its turn. */
 #include <hakmem_policy.h>
@@ -55,11 +55,13 @@ static void idle_superslab_empty(void *state)
 		idle_start(s);
 }
 
+/* The allocator is busy (a thread passed 256 slow paths): free units of partly used
+ * SuperSlabs are worth purging even when none has emptied, so the helper starts now. */
 static void idle_tick(void *state)
 {
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
-	if (!atomic_load_explicit(&s->started, memory_order_relaxed) && s->core->empty_count() > 0)
+	if (!atomic_load_explicit(&s->started, memory_order_relaxed))
 		idle_start(s);
 }
 

@@ -57,7 +57,7 @@ static hak_slab *inert_slab_adopt(unsigned cls, uintptr_t o) { (void)cls; (void)
 static void inert_cache_fill(hak_thread *t, unsigned cls, struct hak_chain c) { (void)t; (void)cls; (void)c; }
 static void inert_count(hak_thread *t, enum hak_counter w, uint64_t n) { (void)t; (void)w; (void)n; }
 static unsigned inert_release_empty(unsigned keep) { (void)keep; return 0; }
-static uint64_t inert_purge_free(void) { return 0; }
+static uint64_t inert_purge_free(int aged_only) { (void)aged_only; return 0; }
 static struct hak_trim_result inert_trim_pass(unsigned keep, int purge)
 {
 	(void)keep; (void)purge;
