@@ -1,7 +1,11 @@
 # Tests: cmocka unit tests of the core modules (tests/unit/unit.mk) and end-to-end
 # tests that run separate programs under LD_PRELOAD (tests/e2e/e2e.mk).
-.PHONY: test test-unit test-e2e
-test: deps test-unit test-e2e docs-check
+.PHONY: test test-unit test-e2e test-tools
+test: deps test-unit test-e2e test-tools docs-check
 -include tests/unit/unit.mk
 -include tests/e2e/e2e.mk
 -include tests/sanitize.mk
+
+# The installed layout, pkg-config, the launcher, `hakmem policies` and `hakmem check`.
+test-tools: all
+	tests/e2e/tools.sh
