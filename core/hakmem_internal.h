@@ -178,6 +178,7 @@ HAK_HIDDEN unsigned hak__release_empty(unsigned keep);
 HAK_HIDDEN uint64_t hak__purge_free(int aged_only);
 HAK_HIDDEN unsigned hak__empty_count(void);
 HAK_HIDDEN uint64_t hak__live_superslabs(void);
+HAK_HIDDEN uint64_t hak__live_superslabs_of(unsigned lg); /* live SuperSlabs of 2^lg bytes */
 HAK_HIDDEN void hak__superslab_fork_prepare(void);
 HAK_HIDDEN void hak__superslab_fork_parent(void);
 HAK_HIDDEN void hak__superslab_fork_child(void);
@@ -299,6 +300,7 @@ struct hak_stats {
 	uint64_t trim_passes, bytes_purged;
 	uint64_t large_mapped, large_released, large_live, large_cached;
 	uint64_t ss_empty;
+	uint64_t ss_live_1m, ss_live_2m; /* live SuperSlabs by size */
 	long mappings, mappings_peak;
 	unsigned long map_budget;
 	int64_t active_blocks;

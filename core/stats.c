@@ -22,6 +22,8 @@ void hak__stats_collect(struct hak_stats *s)
 					    : hak_load_relaxed(&hak__g.ss_last_lg);
 	s->ss_size_bytes = lg ? (uint64_t)1 << lg : 0;
 	s->ss_empty = hak__empty_count();
+	s->ss_live_1m = hak__live_superslabs_of(20);
+	s->ss_live_2m = hak__live_superslabs_of(21);
 	uint64_t counters[4] = {0};
 	s->frees_local = hak_load_relaxed(&hak__g.retired_local);
 	s->frees_remote = hak_load_relaxed(&hak__g.retired_remote);
@@ -79,7 +81,8 @@ int hak__stats_format(char *buf, size_t len, int json)
 				"\"superslab\":{\"name\":\"%s\",\"version\":\"%s\"},"
 				"\"ownership\":{\"name\":\"%s\",\"version\":\"%s\"}},"
 				"\"superslabs\":{\"mapped\":%llu,\"released\":%llu,\"live\":%llu,\"peak_live\":%llu,"
-				"\"size_bytes\":%llu,\"empty_kept\":%llu},"
+				"\"size_bytes\":%llu,\"empty_kept\":%llu,"
+				"\"live_by_size\":{\"1048576\":%llu,\"2097152\":%llu}},"
 				"\"frees\":{\"local\":%llu,\"remote\":%llu},\"active_blocks\":%lld,"
 				"\"adoptions\":%llu,\"remote_drained\":%llu,"
 				"\"central\":{\"pops\":%llu,\"pushes\":%llu},"
@@ -91,6 +94,7 @@ int hak__stats_format(char *buf, size_t len, int json)
 				(unsigned long long)s.ss_mapped, (unsigned long long)s.ss_released,
 				(unsigned long long)s.ss_live, (unsigned long long)s.ss_peak_live,
 				(unsigned long long)s.ss_size_bytes, (unsigned long long)s.ss_empty,
+				(unsigned long long)s.ss_live_1m, (unsigned long long)s.ss_live_2m,
 				(unsigned long long)s.frees_local, (unsigned long long)s.frees_remote,
 				(long long)s.active_blocks, (unsigned long long)s.adoptions,
 				(unsigned long long)s.remote_drained, (unsigned long long)s.central_pops,
@@ -102,7 +106,8 @@ int hak__stats_format(char *buf, size_t len, int json)
 	uint64_t frees = s.frees_local + s.frees_remote;
 	return snprintf(buf, len,
 			"hakmem: policies     trim %s %s | superslab %s %s | ownership %s %s\n"
-			"hakmem: SuperSlabs   %10llu mapped %10llu released %6llu live %6llu peak  (%s each, %llu empty kept)\n"
+			"hakmem: SuperSlabs   %10llu mapped %10llu released %6llu live %6llu peak  (%s new, %llu empty kept)\n"
+			"hakmem: live by size %10llu x 1 MiB %8llu x 2 MiB\n"
 			"hakmem: frees        %10llu local  %10llu remote   (%.1f%% remote)\n"
 			"hakmem: blocks       %10lld active %10llu adopted slabs %10llu drained remotely\n"
 			"hakmem: central (F)  %10llu pops   %10llu pushes\n"
@@ -113,7 +118,8 @@ int hak__stats_format(char *buf, size_t len, int json)
 			pver(&hak__size_policy), pname(&own), pver(&own), (unsigned long long)s.ss_mapped,
 			(unsigned long long)s.ss_released, (unsigned long long)s.ss_live,
 			(unsigned long long)s.ss_peak_live, human(s.ss_size_bytes, h1, sizeof h1),
-			(unsigned long long)s.ss_empty, (unsigned long long)s.frees_local,
+			(unsigned long long)s.ss_empty, (unsigned long long)s.ss_live_1m,
+			(unsigned long long)s.ss_live_2m, (unsigned long long)s.frees_local,
 			(unsigned long long)s.frees_remote, frees ? 100.0 * (double)s.frees_remote / (double)frees : 0.0,
 			(long long)s.active_blocks, (unsigned long long)s.adoptions,
 			(unsigned long long)s.remote_drained, (unsigned long long)s.central_pops,

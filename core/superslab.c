@@ -20,6 +20,7 @@ static struct hak_superslab *empty_head;              /* no slab in use; newest 
 static unsigned empty_n;
 static struct hak_superslab *all_head;                /* every mapped SuperSlab */
 static uint64_t live_n;
+static uint64_t live_by_lg[HAK_SS_LG_MAX + 1]; /* live SuperSlabs of each size */
 
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_slab *abandoned[HAK_NCLASSES];
@@ -183,6 +184,7 @@ struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model
 				all_head->all_prev = ss;
 			all_head = ss;
 			live_n++;
+			live_by_lg[lg]++;
 			uint64_t peak = hak_load_relaxed(&hak__g.ss_peak_live);
 			if (live_n > peak)
 				hak_store_relaxed(&hak__g.ss_peak_live, live_n);
@@ -402,6 +404,7 @@ unsigned hak__release_empty(unsigned keep)
 		if (ss->all_next)
 			ss->all_next->all_prev = ss->all_prev;
 		live_n--;
+		live_by_lg[ss->lg_size]--;
 		ss->next = victims;
 		victims = ss;
 		n++;
@@ -453,6 +456,11 @@ unsigned hak__empty_count(void)
 uint64_t hak__live_superslabs(void)
 {
 	return __atomic_load_n(&live_n, __ATOMIC_RELAXED);
+}
+
+uint64_t hak__live_superslabs_of(unsigned lg)
+{
+	return lg <= HAK_SS_LG_MAX ? __atomic_load_n(&live_by_lg[lg], __ATOMIC_RELAXED) : 0;
 }
 
 int64_t hak__superslab_active_total(void)
