@@ -197,6 +197,7 @@ class Run:
     hakmem: dict = None          # HAKMEM_STATS=json, when present
     wall: float = 0.0
     stderr_tail: str = ""        # a few stderr lines other than the stats JSON
+    lib_stamp: int = 0           # mtime of the preloaded library when the run started
 
     def num(self, key):
         try:
@@ -408,6 +409,25 @@ class Pacer:
         self.overheads.setdefault((w.name, t), []).append(max(0.0, run.wall - secs))
 
 
+def library_stamp(alloc):
+    try:
+        return os.stat(alloc.preload).st_mtime_ns if alloc.kind == "hakmem" else 0
+    except OSError:
+        return -1
+
+
+def rebuilt_note(cells):
+    """Other people rebuild build/libhakmem.so while we run: say so, the columns mix builds."""
+    stamps = sorted({r.lib_stamp for c in cells.values() for r in c.runs if r.lib_stamp})
+    if len(stamps) < 2:
+        return None
+    when = ", ".join(datetime.datetime.fromtimestamp(s / 1e9).strftime("%H:%M:%S")
+                     for s in stamps[1:] if s > 0)
+    return (f"the hakmem library was REBUILT during this run ({len(stamps)} versions seen; "
+            f"new builds at {when or 'unknown times'}): hakmem cells mix builds, and a crash "
+            "near a rebuild may come from the file changing under the run")
+
+
 def run_matrix(rows, allocs, repeats, pacer):
     """Runs every (workload, threads) row; returns (row_secs, cells)."""
     cells = {(w.name, t, a.label): Cell() for w, t in rows for a in allocs}
@@ -422,7 +442,9 @@ def run_matrix(rows, allocs, repeats, pacer):
             order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
             for a in order:
                 progress.step(f"{w.name} t={t} {a.label} rep {rep + 1}/{repeats} ({secs:.2g} s)")
+                stamp = library_stamp(a)
                 run = run_program(a, argv, timeout)
+                run.lib_stamp = stamp
                 pacer.ran(w, t, run, secs)
                 cells[(w.name, t, a.label)].runs.append(run)
     progress.finish()
@@ -829,6 +851,10 @@ def mode_matrix(args, allocs, notes):
         print("note: " + n, file=sys.stderr)
     started = datetime.datetime.now()
     row_secs, cells = run_matrix(rows, allocs, args.repeats, pacer)
+    rebuilt = rebuilt_note(cells)
+    if rebuilt:
+        notes = notes + [rebuilt]
+        print("note: " + rebuilt, file=sys.stderr)
     extra = ""
     if args.mode == "full" and not args.no_callgrind:
         extra = run_callgrind(allocs)
