@@ -333,7 +333,9 @@ void *hak__realloc(void *p, size_t n)
 	if (ss) {
 		struct hak_slab *s = hak__slab_of_ss(ss, p);
 		if (s->nunits == 0 || !hak__block_is_aligned(s, p))
-			hak__fatal("realloc(): invalid pointer %p", p);
+			hak__fatal("realloc(): invalid pointer %p (not the start of a block)", p);
+		if (((uintptr_t *)p)[1] == (hak__free_key ^ (uintptr_t)p))
+			hak__fatal("realloc(): invalid pointer %p (already freed)", p);
 		old = s->block_size;
 		/* Stay in place while it fits and does not waste more than half. */
 		if (n <= old && (n >= old / 2 || old <= 32))

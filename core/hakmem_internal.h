@@ -89,7 +89,7 @@ struct hak_slab {
 	_Atomic uintptr_t xowner;      /* HAK_OWNER_* or a thread token */
 	char *start;                   /* first block */
 	uint64_t div_magic;            /* copy of the class magic, for the interior-pointer check */
-	uint32_t span;                 /* capacity * block_size: offsets below it are in the slab */
+	_Atomic uint32_t xspan;        /* carved * block_size: offsets below it were handed out */
 	uint16_t cls;                  /* size class */
 	uint8_t nunits;                /* units in this slab, 0 when the slot is unused */
 	uint8_t first_unit;            /* index of its first unit */
@@ -157,11 +157,13 @@ HAK_INLINE struct hak_slab *hak__slab_of_ss(struct hak_superslab *ss, const void
 	return ss->unit_slab[(((uintptr_t)p - (uintptr_t)ss) >> HAK_UNIT_SHIFT) & (HAK_SS_MAX_UNITS - 1)];
 }
 
-/* 1 when p is the start of a block of s. Budget: one compare, one multiply, one compare. */
-HAK_INLINE bool hak__block_is_aligned(const struct hak_slab *s, const void *p)
+/* 1 when p is the start of a block of s that was carved, so a pointer into a slab made anew
+ * since (a stale pointer, a late double free) is not taken for a live block.
+ * Budget: one compare, one multiply, one compare. */
+HAK_INLINE bool hak__block_is_aligned(struct hak_slab *s, const void *p)
 {
 	uint64_t off = (uint64_t)((const char *)p - s->start);
-	return off < s->span && off * s->div_magic < s->div_magic;
+	return off < hak_load_relaxed(&s->xspan) && off * s->div_magic < s->div_magic;
 }
 
 HAK_HIDDEN struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model);

@@ -135,7 +135,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, ui
 	s->block_size = ci->block_size;
 	s->div_magic = ci->div_magic;
 	s->capacity = (uint32_t)(bytes / ci->block_size);
-	s->span = s->capacity * ci->block_size;
+	hak_store_relaxed(&s->xspan, 0);
 	s->start = start;
 	s->cls = (uint16_t)cls;
 	s->nunits = (uint8_t)units;
@@ -255,6 +255,7 @@ unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
 		b[1] = (void *)(key ^ (uintptr_t)b);
 	}
 	s->carved += k;
+	hak_store_relaxed(&s->xspan, s->carved * s->block_size);
 	n += k;
 	if (tail)
 		tail[0] = NULL;
