@@ -259,6 +259,7 @@ HAK_HIDDEN extern const struct hak_core_api hak__core_api;
 HAK_HIDDEN extern const struct hak_policy_desc hak__builtin_trim_idle, hak__builtin_superslab_fixed,
 	hak__builtin_ownership_tls;
 HAK_HIDDEN void hak__policies_boot(void);       /* built-in defaults, no I/O */
+HAK_HIDDEN const struct hak_policy_desc *hak__builtin_desc(uint32_t kind); /* builtin.c */
 HAK_HIDDEN int hak__policy_install(const struct hak_policy_desc *d, void *state);
 HAK_HIDDEN extern __thread unsigned hak__calling_model; /* set before each ownership call */
 HAK_HIDDEN void hak__trim_notify_empty(void);

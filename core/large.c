@@ -263,9 +263,14 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	}
 	*handled = true;
 	size_t len = e->len;
-	pthread_mutex_unlock(&sh->lock);
-	if (need <= len && need >= len / 2)
+	if (need <= len && need >= len / 2) {
+		pthread_mutex_unlock(&sh->lock);
 		return p;
+	}
+	/* Forget p before it moves: once mremap releases its old range, another thread may map
+	 * a new block at that very address and record it. */
+	erase(sh, e);
+	pthread_mutex_unlock(&sh->lock);
 	size_t want = need;
 	if (need > len && need < PTRDIFF_MAX / 2)
 		want = page_round(need > len + len / 4 ? need : len + len / 4);
@@ -273,19 +278,22 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	char *q = mremap(p, len, want, MREMAP_MAYMOVE);
 	if (q == MAP_FAILED && want > need)
 		q = mremap(p, len, want = need, MREMAP_MAYMOVE);
-	if (q == MAP_FAILED) {
-		errno = ENOMEM;
-		return NULL; /* the old block stays intact */
+	bool failed = q == MAP_FAILED;
+	if (failed) { /* the old block stays intact, and recorded again */
+		q = p;
+		want = len;
+	} else {
+		errno = saved;
 	}
-	errno = saved;
-	sh = shard_lock((uintptr_t)p);
-	erase(sh, find(sh, (uintptr_t)p));
-	pthread_mutex_unlock(&sh->lock);
 	sh = shard_lock((uintptr_t)q);
 	int err = insert(sh, (uintptr_t)q, q, want);
 	pthread_mutex_unlock(&sh->lock);
 	if (err) /* the table could not grow: give the block back rather than lose track of it */
 		hak__fatal("realloc(): no memory to record a %zu-byte block at %p", want, (void *)q);
+	if (failed) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	return q;
 }
 

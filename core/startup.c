@@ -57,17 +57,6 @@ static unsigned long read_max_map_count(void)
 	return v ? v : 65530;
 }
 
-static const struct hak_policy_desc *builtin_of(uint32_t kind)
-{
-	switch (kind) {
-	case HAK_POLICY_TRIM:
-		return &hak__builtin_trim_idle;
-	case HAK_POLICY_SUPERSLAB:
-		return &hak__builtin_superslab_fixed;
-	default:
-		return &hak__builtin_ownership_tls;
-	}
-}
 
 /* The running built-in needs no replacement when the configuration asked for it unchanged. */
 static bool same_as_running(const struct hak_policy_instance *inst, const struct hak_config *cfg)
@@ -100,7 +89,7 @@ void hak__startup(void)
 	static const uint32_t kinds[] = {HAK_POLICY_SUPERSLAB, HAK_POLICY_TRIM, HAK_POLICY_OWNERSHIP};
 	for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
 		struct hak_policy_instance inst;
-		if (hak__policy_activate(kinds[i], &cfg, &hak__core_api, builtin_of(kinds[i]), &inst) != 0 ||
+		if (hak__policy_activate(kinds[i], &cfg, &hak__core_api, hak__builtin_desc(kinds[i]), &inst) != 0 ||
 		    !inst.desc)
 			continue;
 		if (same_as_running(&inst, &cfg)) {

@@ -223,46 +223,40 @@ void hak__slab_release(struct hak_slab *s)
 		hak__trim_notify_empty();
 }
 
+/* Append a free block (marked free) to a chain under construction. */
+static inline void chain_append(struct hak_chain *ch, void **b, uintptr_t key)
+{
+	if (ch->tail)
+		((void **)ch->tail)[0] = b;
+	else
+		ch->head = b;
+	ch->tail = b;
+	b[1] = (void *)(key ^ (uintptr_t)b);
+	ch->count++;
+}
+
 /* Up to max blocks from the free list, then from the never-carved tail. */
 unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
 {
 	uintptr_t key = hak__free_key;
-	void *head = NULL, **tail = NULL;
-	unsigned n = 0;
-	while (n < max && s->free) {
+	*out = (struct hak_chain){NULL, NULL, 0};
+	while (out->count < max && s->free) {
 		void **b = s->free;
 		s->free = b[0];
-		if (tail)
-			tail[0] = b;
-		else
-			head = b;
-		tail = b;
-		b[1] = (void *)(key ^ (uintptr_t)b);
-		n++;
+		chain_append(out, b, key);
 	}
-	s->nfree -= n;
-	unsigned k = max - n, left = s->capacity - s->carved;
+	s->nfree -= out->count;
+	unsigned k = max - out->count, left = s->capacity - s->carved;
 	if (k > left)
 		k = left;
 	char *p = s->start + (size_t)s->carved * s->block_size;
-	for (unsigned i = 0; i < k; i++, p += s->block_size) {
-		void **b = (void **)p;
-		if (tail)
-			tail[0] = b;
-		else
-			head = b;
-		tail = b;
-		b[1] = (void *)(key ^ (uintptr_t)b);
-	}
+	for (unsigned i = 0; i < k; i++, p += s->block_size)
+		chain_append(out, (void **)p, key);
 	s->carved += k;
 	hak_store_relaxed(&s->xspan, s->carved * s->block_size);
-	n += k;
-	if (tail)
-		tail[0] = NULL;
-	out->head = head;
-	out->tail = tail;
-	out->count = n;
-	return n;
+	if (out->tail)
+		((void **)out->tail)[0] = NULL;
+	return out->count;
 }
 
 /* Each block back to its own slab's free list; report slabs that became entirely free. */

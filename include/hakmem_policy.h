@@ -251,6 +251,45 @@ static inline int hak_setting_uint(const struct hak_setting *it, unsigned long l
 	return 0;
 }
 
+/* A circular doubly linked ring of slabs through the two policy link words of each slab
+ * (links[0] = next, links[1] = prev). *ring is any member, NULL when empty. For a policy's
+ * own lists; the caller owns the slabs (or holds its lock). */
+static inline void hak_ring_add(const struct hak_core_api *core, hak_slab **ring, hak_slab *s)
+{
+	void **l = core->slab_policy_links(s);
+	if (!*ring) {
+		l[0] = l[1] = s;
+		*ring = s;
+		return;
+	}
+	void **h = core->slab_policy_links(*ring);
+	hak_slab *prev = (hak_slab *)h[1];
+	l[0] = *ring;
+	l[1] = prev;
+	core->slab_policy_links(prev)[0] = s;
+	h[1] = s;
+}
+
+static inline void hak_ring_remove(const struct hak_core_api *core, hak_slab **ring, hak_slab *s)
+{
+	void **l = core->slab_policy_links(s);
+	if (l[0] == s) {
+		*ring = NULL;
+	} else {
+		core->slab_policy_links((hak_slab *)l[1])[0] = l[0];
+		core->slab_policy_links((hak_slab *)l[0])[1] = l[1];
+		if (*ring == s)
+			*ring = (hak_slab *)l[0];
+	}
+	l[0] = l[1] = NULL;
+}
+
+/* The ring's next member after s. */
+static inline hak_slab *hak_ring_next(const struct hak_core_api *core, hak_slab *s)
+{
+	return (hak_slab *)core->slab_policy_links(s)[0];
+}
+
 /* The message for a key the plugin does not know. Returns EINVAL (22). */
 static inline int hak_setting_unknown(const struct hak_setting *it, const char *known, char *err,
 				      size_t errlen)

@@ -128,53 +128,23 @@ static struct hak_chain chain_of(void *head)
 
 /* ---- the class's slabs (class lock held) -------------------------------------------------- */
 
-static void ring_add(struct central_class *c, hak_slab *s)
-{
-	void **l = core->slab_policy_links(s);
-	if (!c->ring) {
-		l[0] = l[1] = s;
-		c->ring = s;
-		return;
-	}
-	void **h = core->slab_policy_links(c->ring);
-	hak_slab *prev = h[1];
-	l[0] = c->ring;
-	l[1] = prev;
-	core->slab_policy_links(prev)[0] = s;
-	h[1] = s;
-}
-
-static void ring_remove(struct central_class *c, hak_slab *s)
-{
-	void **l = core->slab_policy_links(s);
-	if (l[0] == s) {
-		c->ring = NULL;
-	} else {
-		core->slab_policy_links(l[1])[0] = l[0];
-		core->slab_policy_links(l[0])[1] = l[1];
-		if (c->ring == s)
-			c->ring = l[0];
-	}
-	l[0] = l[1] = NULL;
-}
-
 static int carve(struct central_class *c, unsigned cls, unsigned n, struct hak_chain *ch)
 {
 	for (;;) {
 		if (c->cur && core->slab_take(c->cur, n, ch))
 			return 0;
 		if (c->cur)
-			ring_add(c, c->cur);
+			hak_ring_add(core, &c->ring, c->cur);
 		c->cur = NULL;
 		for (unsigned i = 0; i < CENTRAL_SCAN_MAX && c->ring; i++) {
 			struct hak_slab_info info;
 			core->slab_get_info(c->ring, &info);
 			if (info.free) {
 				c->cur = c->ring;
-				ring_remove(c, c->cur);
+				hak_ring_remove(core, &c->ring, c->cur);
 				break;
 			}
-			c->ring = core->slab_policy_links(c->ring)[0];
+			c->ring = hak_ring_next(core, c->ring);
 		}
 		if (!c->cur && !(c->cur = core->slab_acquire(cls, HAK_OWNER_ANY)))
 			return 12;
@@ -237,7 +207,7 @@ static void on_slab_free(void *ctx, hak_slab *s)
 	if (s == c->cur)
 		c->cur = NULL;
 	else
-		ring_remove(c, s);
+		hak_ring_remove(core, &c->ring, s);
 	core->slab_release(s);
 }
 

@@ -20,38 +20,6 @@ struct tls_tstate {
 
 static const struct hak_core_api *core;
 
-/* ---- the ring of a class: links[0] = next, links[1] = prev --------------------------------- */
-
-static void ring_add(struct tls_class *c, hak_slab *s)
-{
-	void **l = core->slab_policy_links(s);
-	if (!c->ring) {
-		l[0] = l[1] = s;
-		c->ring = s;
-		return;
-	}
-	void **h = core->slab_policy_links(c->ring);
-	hak_slab *prev = h[1];
-	l[0] = c->ring;
-	l[1] = prev;
-	core->slab_policy_links(prev)[0] = s;
-	h[1] = s;
-}
-
-static void ring_remove(struct tls_class *c, hak_slab *s)
-{
-	void **l = core->slab_policy_links(s);
-	if (l[0] == s) {
-		c->ring = NULL;
-	} else {
-		core->slab_policy_links(l[1])[0] = l[0];
-		core->slab_policy_links(l[0])[1] = l[1];
-		if (c->ring == s)
-			c->ring = l[0];
-	}
-	l[0] = l[1] = NULL;
-}
-
 /* ---- slow paths ---------------------------------------------------------------------------- */
 
 static int take_into_cache(hak_thread *t, hak_slab *s, unsigned cls, unsigned n)
@@ -76,10 +44,10 @@ static hak_slab *ring_find(struct tls_class *c)
 		struct hak_slab_info info;
 		core->slab_get_info(s, &info);
 		if (info.free || info.remote_pending) {
-			ring_remove(c, s);
+			hak_ring_remove(core, &c->ring, s);
 			return s;
 		}
-		c->ring = core->slab_policy_links(s)[0];
+		c->ring = hak_ring_next(core, s);
 	}
 	return NULL;
 }
@@ -94,7 +62,7 @@ static int tls_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
 		if (c->cur) {
 			if (take_into_cache(t, c->cur, cls, n))
 				return 0;
-			ring_add(c, c->cur); /* exhausted: park it with the others */
+			hak_ring_add(core, &c->ring, c->cur); /* exhausted: park it with the others */
 			c->cur = NULL;
 		}
 		hak_slab *s = ring_find(c);
@@ -121,7 +89,7 @@ static void on_slab_free(void *ctx, hak_slab *s)
 	struct tls_class *c = ((struct flush_ctx *)ctx)->c;
 	if (s == c->cur)
 		return;
-	ring_remove(c, s);
+	hak_ring_remove(core, &c->ring, s);
 	core->slab_release(s);
 }
 
@@ -166,7 +134,7 @@ static void tls_thread_exit(void *state, hak_thread *t, void *tstate)
 		}
 		while (c->ring) {
 			hak_slab *s = c->ring;
-			ring_remove(c, s);
+			hak_ring_remove(core, &c->ring, s);
 			settle(s);
 		}
 	}

@@ -187,18 +187,6 @@ static void print_policy(const struct hak_config *cfg, uint32_t kind, const stru
 
 /* ---- The command ---------------------------------------------------------------------------- */
 
-/* The descriptors compiled in with -DHAK_BUILTIN from the same sources as libhakmem's. */
-static const struct hak_policy_desc *builtin_of(uint32_t kind)
-{
-	switch (kind) {
-	case HAK_POLICY_TRIM:
-		return &hak__builtin_trim_idle;
-	case HAK_POLICY_SUPERSLAB:
-		return &hak__builtin_superslab_fixed;
-	default:
-		return &hak__builtin_ownership_tls;
-	}
-}
 
 int hak__tool_check(const char *file)
 {
@@ -216,7 +204,7 @@ int hak__tool_check(const char *file)
 	bool replaced = false;
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
 		struct hak_policy_instance *in = &inst[order[i] - 1];
-		if (hak__policy_activate(order[i], &cfg, &inert_core, builtin_of(order[i]), in) != 0)
+		if (hak__policy_activate(order[i], &cfg, &inert_core, hak__builtin_desc(order[i]), in) != 0)
 			in->desc = NULL;
 		replaced |= !in->desc || in->fallback;
 	}
