@@ -142,10 +142,10 @@ INVALID_CASES=(
     "large_interior;free\\(\\): invalid pointer ADDR \\(not allocated by hakmem;0"
     "realloc_freed;(realloc|free)\\(\\): (double free of|invalid pointer) ADDR;0"
     "realloc_freed_large;realloc\\(\\): invalid pointer ADDR;0"
+    "realloc_freed_same;(realloc|free)\\(\\): (double free of|invalid pointer) ADDR;0"
     "double_free_after_flush;free\\(\\): (double free of|invalid pointer) ADDR;1"
     "double_free_thread_exited;free\\(\\): (double free of|invalid pointer) ADDR;1"
     "double_free_remote;free\\(\\): (double free of|invalid pointer) ADDR;1"
-    "realloc_freed_same;(realloc|free)\\(\\): (double free of|invalid pointer) ADDR;1"
 )
 
 invalid_free() { # CONF CASE PATTERN GAP
