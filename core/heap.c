@@ -158,6 +158,7 @@ static void thread_exit_hook(void *arg)
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
 	if (t && t->state == HAK_THREAD_LIVE)
 		hak__thread_retire(t);
+	hak__trim_run_pending(); /* what the exit emptied goes back now, not at the next pass */
 }
 
 /* ---- The orphan state: shared, locked, for threads whose own state is gone. ------------------ */

@@ -1,8 +1,9 @@
-/* trim_idle.c: the default trim policy. A helper thread, started the first time a SuperSlab
- * empties or the allocator gets busy (signals blocked), wakes every `idle_ms` (default 100)
- * while the allocator has been busy and runs a trim pass: drain what dead threads left, return empty SuperSlabs beyond
- * `empty_reserve` (default 2), purge free units. After fork() it is restarted only when the
- * child empties a SuperSlab in its turn. */
+/* trim_idle.c: the default trim policy. Empty SuperSlabs beyond `empty_reserve` (default 2)
+ * go back the moment they empty. A helper thread, started the first time a SuperSlab empties
+ * or the allocator gets busy (signals blocked), wakes every `idle_ms` (default 100) while the
+ * allocator has been busy and runs a trim pass: drain what dead threads left, return empty
+ * SuperSlabs beyond the reserve, purge units that stayed free since the previous pass.
+ * After fork() it is restarted only when the child empties a SuperSlab or gets busy. */
 #include <hakmem_policy.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -47,11 +48,15 @@ static void idle_start(struct idle_state *s)
 	}
 }
 
+/* Empty SuperSlabs beyond the reserve go back at once (the reserve absorbs churn); what
+ * waits for the helper's next pass is purging free units and draining dead threads' slabs. */
 static void idle_superslab_empty(void *state)
 {
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
-	if (s->core->empty_count() > s->empty_reserve || !atomic_load(&s->started))
+	if (s->core->empty_count() > s->empty_reserve)
+		s->core->release_empty((unsigned)s->empty_reserve);
+	if (!atomic_load(&s->started))
 		idle_start(s);
 }
 
