@@ -582,6 +582,24 @@ static void set_file(struct hak_config *cfg, const char *label)
 		snprintf(cfg->dir, sizeof cfg->dir, "%.*s", (int)(slash - cfg->file), cfg->file);
 }
 
+/* Offset of the first byte that cannot be in a text file (a control character other than
+ * white space, or a byte that is not part of valid UTF-8), or len when there is none. */
+static size_t first_non_text(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t more = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 4;
+		if ((c < 0x20 && !strchr("\t\n\r\f\v", c)) || c == 0x7F || more == 4 || (more == 1 && c < 0xC2))
+			return i;
+		for (size_t k = 1; k <= more; k++)
+			if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
+				return i;
+		i += more + 1;
+	}
+	return len;
+}
+
 /* Parses into a cfg already at its defaults, with cfg->file set. */
 static int parse_into(struct hak_config *cfg, const char *buf, size_t len)
 {
@@ -597,6 +615,16 @@ static int parse_into(struct hak_config *cfg, const char *buf, size_t len)
 		for (const char *s = buf; s < nul; s++)
 			line += *s == '\n';
 		report(&p, line, "NUL byte: binary data, not an INI file; using built-in defaults");
+		return EINVAL;
+	}
+	size_t bad = first_non_text((const unsigned char *)buf, len);
+	if (bad < len) {
+		int line = 1;
+		for (size_t i = 0; i < bad; i++)
+			line += buf[i] == '\n';
+		report(&p, line, "byte 0x%02x is not text (control character or invalid UTF-8): not an INI "
+				 "file; using built-in defaults",
+		       (unsigned char)buf[bad]);
 		return EINVAL;
 	}
 	if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)

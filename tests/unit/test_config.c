@@ -330,6 +330,8 @@ static void test_many_plugin_keys(void **state)
 	hak__config_free(&cfg);
 }
 
+/* A control byte or invalid UTF-8 makes the whole file "not text": one line naming the byte
+ * and its line, nothing of its content echoed, the defaults used. */
 static void test_control_bytes_quoted(void **state)
 {
 	(void)state;
@@ -337,7 +339,19 @@ static void test_control_bytes_quoted(void **state)
 	log_start();
 	assert_int_equal(hak__config_parse_string("[core]\nstats = \x1b[31mred\n", "esc.ini", &cfg), EINVAL);
 	assert_log_count(1);
-	EXPECT_LINE(0, "stats = '?[31mred'");
+	EXPECT_LINE(0, "esc.ini:2: byte 0x1b is not text");
+	assert_int_equal(cfg.core.stats, HAK_STATS_OFF);
+	hak__config_free(&cfg);
+	log_start();
+	assert_int_equal(hak__config_parse_string("[core]\nstats = json\n; \xff\xfe\n", "bin.ini", &cfg), EINVAL);
+	assert_log_count(1);
+	EXPECT_LINE(0, "bin.ini:3: byte 0xff is not text");
+	assert_int_equal(cfg.core.stats, HAK_STATS_OFF); /* nothing of a non-text file is used */
+	hak__config_free(&cfg);
+	log_start(); /* UTF-8 text is fine, in comments and values */
+	assert_int_equal(hak__config_parse_string("; caf\xc3\xa9\n[core]\nstats = json\n", "utf8.ini", &cfg), 0);
+	assert_log_count(0);
+	assert_int_equal(cfg.core.stats, HAK_STATS_JSON);
 	hak__config_free(&cfg);
 
 	char buf[16];
