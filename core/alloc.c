@@ -126,12 +126,23 @@ static struct hak_thread *current(void)
 
 /* ---- malloc ----------------------------------------------------------------------------------- */
 
+static int refill(struct hak_thread *t, unsigned cls)
+{
+	hak__calling_model = t->model->index;
+	return t->model->ops->refill(t->model->state, t, t->own_tstate, cls);
+}
+
 static void *alloc_from(struct hak_thread *t, unsigned cls)
 {
 	struct hak_tcache *tc = &t->cache[cls];
 	if (!tc->head) {
-		hak__calling_model = t->model->index;
-		int err = t->model->ops->refill(t->model->state, t, t->own_tstate, cls);
+		int err = refill(t, cls);
+		if (!tc->head) {
+			/* No memory, or the mapping budget is spent: what the policies hold (central
+			 * lists, empty SuperSlabs, cached large mappings) may be what is missing. */
+			hak__trim_pass(0, 1);
+			err = refill(t, cls);
+		}
 		if (!tc->head) {
 			errno = err ? err : ENOMEM;
 			return NULL;
@@ -196,14 +207,24 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 	struct hak_tcache *tc = &t->cache[cls];
 	uint32_t keep = tc->max / 2;
 	void **b = tc->head;
-	for (uint32_t i = 1; i < keep; i++)
+	for (uint32_t i = 1; i < keep && b; i++)
 		b = b[0];
+	if (!b || !b[0]) { /* the count was wrong (a fork from a signal handler): recount */
+		uint32_t n = 0;
+		for (void **x = tc->head; x; x = x[0])
+			n++;
+		tc->count = n;
+		return;
+	}
 	struct hak_chain chain = {b[0], NULL, tc->count - keep};
 	b[0] = NULL;
 	tc->count = keep;
 	void **tail = chain.head;
-	while (tail[0])
+	chain.count = 1;
+	while (tail[0]) {
 		tail = tail[0];
+		chain.count++;
+	}
 	chain.tail = tail;
 	hak__account_chain(chain, -1);
 	hak__calling_model = t->model->index;

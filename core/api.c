@@ -261,13 +261,14 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	bool interrupted = fork_skipped_locks;
 	fork_skipped_locks = 0;
 	hak__busy = 0; /* the child starts outside any slow path it may have been forked from */
 	hak__os_fork_child();
 	hak__large_fork_child();
 	hak__superslab_fork_child();
 	hak__policies_fork_child();
-	hak__heap_fork_child();
+	hak__heap_fork_child(!interrupted);
 }
 
 __attribute__((constructor)) static void hakmem_start(void)

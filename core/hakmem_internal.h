@@ -234,7 +234,7 @@ HAK_HIDDEN void hak__thread_retire(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_restart(void); /* retire the caller's state; next use makes one anew */
 HAK_HIDDEN void hak__heap_fork_prepare(void);
 HAK_HIDDEN void hak__heap_fork_parent(void);
-HAK_HIDDEN void hak__heap_fork_child(void);
+HAK_HIDDEN void hak__heap_fork_child(bool self_consistent);
 HAK_HIDDEN void hak__orphan_lock(void);
 HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void);

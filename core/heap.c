@@ -95,10 +95,12 @@ void hak__thread_flush(struct hak_thread *t)
 		struct hak_tcache *tc = &t->cache[c];
 		if (!tc->head)
 			continue;
-		struct hak_chain chain = {tc->head, NULL, tc->count};
+		struct hak_chain chain = {tc->head, NULL, 1};
 		void **b = tc->head;
-		while (b[0])
+		while (b[0]) { /* counted, not trusted: tc->count may be off after a fork from a handler */
 			b = b[0];
+			chain.count++;
+		}
 		chain.tail = b;
 		tc->head = NULL;
 		tc->count = 0;
@@ -209,12 +211,21 @@ void hak__heap_fork_parent(void)
 }
 
 /* Only the forking thread lives on: every other thread's state is retired as if it had exited,
- * so its cached blocks return and its slabs become adoptable (nothing stranded in the child). */
-void hak__heap_fork_child(void)
+ * so its cached blocks return and its slabs become adoptable (nothing stranded in the child).
+ * When the fork came from a signal handler that interrupted this thread inside hakmem, its own
+ * state may be half-updated: it is left alone (leaked) and the thread starts a fresh one. */
+void hak__heap_fork_child(bool self_consistent)
 {
 	pthread_mutex_init(&heap_lock, NULL);
 	pthread_mutex_init(&orphan_lock, NULL);
 	struct hak_thread *self = hak__tls;
+	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
+		unregister(self);
+		if (atomic_load(&exit_key_ready))
+			pthread_setspecific(exit_key, NULL);
+		hak__tls = &boot_thread;
+		self = NULL;
+	}
 	struct hak_thread *t = live_threads;
 	while (t) {
 		struct hak_thread *next = t->next_live;

@@ -179,6 +179,8 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 		len = need;
 		used = 0;
 		base = hak__os_map(need, align > 4096 ? align : 4096);
+		if (!base && hak__large_trim(0)) /* cached mappings count against the budget */
+			base = hak__os_map(need, align > 4096 ? align : 4096);
 		if (!base)
 			return NULL;
 		hak_add_relaxed(&hak__g.large_mapped, 1);

@@ -67,7 +67,7 @@ static void list_remove(struct hak_superslab *ss)
 	if (ss->next)
 		ss->next->prev = ss->prev;
 	if (ss->on_list == LIST_EMPTY)
-		empty_n--;
+		__atomic_store_n(&empty_n, empty_n - 1, __ATOMIC_RELAXED); /* read unlocked */
 	ss->next = ss->prev = NULL;
 	ss->on_list = LIST_NONE;
 }
@@ -82,7 +82,7 @@ static void list_push(struct hak_superslab *ss, int which)
 	*head = ss;
 	ss->on_list = (uint8_t)which;
 	if (which == LIST_EMPTY)
-		empty_n++;
+		__atomic_store_n(&empty_n, empty_n + 1, __ATOMIC_RELAXED);
 }
 
 /* First free run of `units` units; -1 when none. Runs of power-of-two length start at a
@@ -183,8 +183,8 @@ struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model
 			if (all_head)
 				all_head->all_prev = ss;
 			all_head = ss;
-			live_n++;
-			live_by_lg[lg]++;
+			__atomic_store_n(&live_n, live_n + 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&live_by_lg[lg], live_by_lg[lg] + 1, __ATOMIC_RELAXED);
 			uint64_t peak = hak_load_relaxed(&hak__g.ss_peak_live);
 			if (live_n > peak)
 				hak_store_relaxed(&hak__g.ss_peak_live, live_n);
@@ -398,8 +398,8 @@ unsigned hak__release_empty(unsigned keep)
 			all_head = ss->all_next;
 		if (ss->all_next)
 			ss->all_next->all_prev = ss->all_prev;
-		live_n--;
-		live_by_lg[ss->lg_size]--;
+		__atomic_store_n(&live_n, live_n - 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&live_by_lg[ss->lg_size], live_by_lg[ss->lg_size] - 1, __ATOMIC_RELAXED);
 		ss->next = victims;
 		victims = ss;
 		n++;
