@@ -14,20 +14,6 @@
 #include "../fixtures/unit_helpers.h"
 #include "config.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	tmp_make();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tmp_remove();
-	hak__log_set_sink(NULL);
-	return 0;
-}
 
 /* Parses a fixture INI file's text under its real name (so relative paths resolve there). */
 static int parse_fixture(const char *name, struct hak_config *cfg, char *label, size_t size)
@@ -753,5 +739,5 @@ int main(void)
 		cmocka_unit_test(test_doc_lists_every_key),
 		cmocka_unit_test(test_shipped_configs),
 	};
-	return cmocka_run_group_tests_name("config", tests, setup, teardown);
+	return cmocka_run_group_tests_name("config", tests, helpers_setup, helpers_teardown);
 }

@@ -88,20 +88,6 @@ static const struct hak_policy_desc builtin_tls = {
 	.ownership = &builtin_ops,
 };
 
-static int setup(void **state)
-{
-	(void)state;
-	tmp_make();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tmp_remove();
-	hak__log_set_sink(NULL);
-	return 0;
-}
 
 /* A config whose [ownership] names `name` at line 7 of "/etc/hakmem.ini", plugins in `dir`. */
 static void config_for(struct hak_config *cfg, const char *dir, const char *name)
@@ -633,5 +619,5 @@ int main(void)
 		cmocka_unit_test(test_activate),
 		cmocka_unit_test(test_list),
 	};
-	return cmocka_run_group_tests_name("loader", tests, setup, teardown);
+	return cmocka_run_group_tests_name("loader", tests, helpers_setup, helpers_teardown);
 }
