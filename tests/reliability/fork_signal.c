@@ -46,14 +46,7 @@ static void on_alarm(int sig)
 int main(int argc, char **argv)
 {
 	int want = argc > 1 ? atoi(argv[1]) : 50;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_alarm;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	REL_CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction failed");
-	struct itimerval it = {{0, 2000}, {0, 2000}}; /* every 2 ms */
-	REL_CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer failed");
+	rel_alarm_every(on_alarm, 2000); /* every 2 ms */
 
 	void *slot[512] = {0};
 	unsigned seed = 1, reaped = 0, died = 0, last_status = 0;

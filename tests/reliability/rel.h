@@ -7,11 +7,13 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define REL_FAIL(...) rel_fail(__FILE__, __LINE__, __VA_ARGS__)
@@ -69,6 +71,19 @@ static int rel_intact(const void *p, size_t n, unsigned seed)
 		if (c[i] != (unsigned char)((uintptr_t)p + i * 7 + seed))
 			return 0;
 	return 1;
+}
+
+/* SIGALRM every `usec` microseconds into `handler` (restarting interrupted calls). */
+static inline void rel_alarm_every(void (*handler)(int), long usec)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	REL_CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction failed");
+	struct itimerval it = {{0, usec}, {0, usec}};
+	REL_CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer failed");
 }
 
 #endif

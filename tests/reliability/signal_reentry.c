@@ -32,14 +32,7 @@ static void on_alarm(int sig)
 int main(int argc, char **argv)
 {
 	int seconds = argc > 1 ? atoi(argv[1]) : 3;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_alarm;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	REL_CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction failed");
-	struct itimerval it = {{0, 500}, {0, 500}};
-	REL_CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer failed");
+	rel_alarm_every(on_alarm, 500);
 
 	static void *slot[4096];
 	struct timespec t0, t;
