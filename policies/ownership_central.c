@@ -1,39 +1,40 @@
 /* ownership_central.c: Option F. No slab has an owner: every thread caches any block it frees
- * (its TLS cache still batches), and a cache that overflows pushes the batch onto the class's
- * central lock-free MPMC stack; refills pop a whole batch. Only when the stack is empty does a
- * refill carve from the class's slabs, under the class lock. A trim pass (consolidate) takes
- * each stack whole and returns the blocks to their slabs, so fully free slabs and SuperSlabs
- * go back to the OS: Option F gives memory back too.
+ * (its TLS cache still batches), and a cache that overflows hands the batch to the class's
+ * central lock-free MPMC queue; refills take a whole batch from it. Only when the queue is
+ * empty does a refill carve from the class's slabs, under the class lock; when it is full the
+ * batch goes straight back to its slabs under that lock, so the central lists stay bounded.
+ * A trim pass (consolidate) empties each queue back into the slabs, so fully free slabs and
+ * SuperSlabs go back to the OS: Option F gives memory back too.
  *
- * The stack links batches through word 1 of each batch's first block (word 0 links the blocks
- * of a batch). Its head pairs the pointer with a 64-bit tag against ABA. A popper reads
- * the head block's word 1 before its CAS; `poppers` tells consolidate when no thread can still
- * be reading a block it is about to give back (which may unmap it). */
+ * The queue (D. Vyukov's bounded MPMC array queue) holds pointers to batches, chains linked
+ * through word 0: nothing is written into a free block beyond that link, so every block keeps
+ * the core's free mark (a double free is caught wherever the block waits), no thread ever
+ * reads a block another thread may be handing out (no ABA), and taking a batch needs no
+ * memory-reclamation scheme. */
 #include <hakmem_policy.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef unsigned __int128 stack_word;
-
-union central_head {
-	stack_word word; /* {top, tag}, swapped whole */
-	struct {
-		void *top;    /* first batch, NULL when empty */
-		uint64_t tag; /* bumped by every push and pop */
-	} half;
-};
 #define CENTRAL_SCAN_MAX 32
+#define QUEUE_SLOTS 64 /* batches per class; a power of two */
+
+struct queue_cell {
+	_Atomic size_t xseq; /* ticket: the cell is free for enqueue at pos, full at pos + 1 */
+	void *batch;         /* head of a chain */
+};
 
 struct central_class {
-	union central_head xhead __attribute__((aligned(16))); /* top of the stack of batches */
-	_Atomic unsigned xpoppers; /* threads between reading the head and their CAS */
-	pthread_mutex_t lock;      /* slab list, current slab, and every slab free list */
-	hak_slab *cur;             /* slab refills carve from */
-	hak_slab *ring;            /* the class's other slabs, circular via the policy links */
-	char pad[64];              /* keep the next class's head off this line */
+	_Atomic size_t xenq;  /* next enqueue ticket */
+	char pad0[56];
+	_Atomic size_t xdeq;  /* next dequeue ticket */
+	char pad1[56];
+	struct queue_cell cells[QUEUE_SLOTS];
+	pthread_mutex_t lock; /* slab list, current slab, and every slab free list */
+	hak_slab *cur;        /* slab refills carve from */
+	hak_slab *ring;       /* the class's other slabs, circular via the policy links */
 } __attribute__((aligned(64)));
 
 struct central_state {
@@ -44,76 +45,62 @@ struct central_state {
 
 static const struct hak_core_api *core;
 
-/* ---- the lock-free stack of batches ------------------------------------------------------- */
+/* ---- the bounded MPMC queue of batches ----------------------------------------------------- */
 
-/* The head is {top, tag} swapped as one 16-byte unit (cmpxchg16b): the 64-bit tag grows on
- * every change, so a popper that read a block which was popped, reused and pushed back while
- * it slept fails its swap instead of installing a stale `next` (ABA). */
-#define CX16 __attribute__((target("cx16")))
-
-static inline stack_word pack(void *top, uint64_t tag)
+static void queue_reset(struct central_class *c)
 {
-	return (stack_word)tag << 64 | (uintptr_t)top;
+	for (size_t i = 0; i < QUEUE_SLOTS; i++)
+		atomic_store_explicit(&c->cells[i].xseq, i, memory_order_relaxed);
+	atomic_store_explicit(&c->xenq, 0, memory_order_relaxed);
+	atomic_store_explicit(&c->xdeq, 0, memory_order_relaxed);
 }
 
-static inline void *top_of(stack_word w)
+/* false when the queue is full. */
+static bool queue_put(struct central_class *c, void *batch)
 {
-	return (void *)(uintptr_t)(uint64_t)w;
-}
-
-static inline uint64_t tag_of(stack_word w)
-{
-	return (uint64_t)(w >> 64);
-}
-
-/* An atomic read of both halves (a swap of 0 for 0 changes nothing). */
-CX16 static inline stack_word head_load(struct central_class *c)
-{
-	return __sync_val_compare_and_swap(&c->xhead.word, (stack_word)0, (stack_word)0);
-}
-
-CX16 static void stack_push(struct central_class *c, void *head)
-{
-	stack_word old = head_load(c), seen;
+	size_t pos = atomic_load_explicit(&c->xenq, memory_order_relaxed);
+	struct queue_cell *cell;
 	for (;;) {
-		((void **)head)[1] = top_of(old);
-		seen = __sync_val_compare_and_swap(&c->xhead.word, old, pack(head, tag_of(old) + 1));
-		if (seen == old)
-			return;
-		old = seen;
+		cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
+		size_t seq = atomic_load_explicit(&cell->xseq, memory_order_acquire);
+		intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&c->xenq, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed))
+				break;
+		} else if (dif < 0) {
+			return false;
+		} else {
+			pos = atomic_load_explicit(&c->xenq, memory_order_relaxed);
+		}
 	}
+	cell->batch = batch;
+	atomic_store_explicit(&cell->xseq, pos + 1, memory_order_release);
+	return true;
 }
 
-CX16 static void *stack_pop(struct central_class *c)
+/* NULL when the queue is empty. */
+static void *queue_take(struct central_class *c)
 {
-	if (!__atomic_load_n(&c->xhead.half.top, __ATOMIC_RELAXED)) /* cheap peek: empty */
-		return NULL;
-	atomic_fetch_add_explicit(&c->xpoppers, 1, memory_order_acq_rel);
-	stack_word old = head_load(c), seen;
-	void *top;
+	size_t pos = atomic_load_explicit(&c->xdeq, memory_order_relaxed);
+	struct queue_cell *cell;
 	for (;;) {
-		top = top_of(old);
-		if (!top)
-			break;
-		/* top may already be someone else's: then this read is stale and the swap fails */
-		seen = __sync_val_compare_and_swap(&c->xhead.word, old, pack(((void **)top)[1], tag_of(old) + 1));
-		if (seen == old)
-			break;
-		old = seen;
+		cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
+		size_t seq = atomic_load_explicit(&cell->xseq, memory_order_acquire);
+		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&c->xdeq, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed))
+				break;
+		} else if (dif < 0) {
+			return NULL;
+		} else {
+			pos = atomic_load_explicit(&c->xdeq, memory_order_relaxed);
+		}
 	}
-	atomic_fetch_sub_explicit(&c->xpoppers, 1, memory_order_release);
-	return top;
-}
-
-/* Take the whole stack; return once no popper can still read a block of it. */
-CX16 static void *stack_take_all(struct central_class *c)
-{
-	stack_word old = head_load(c), seen;
-	while ((seen = __sync_val_compare_and_swap(&c->xhead.word, old, pack(NULL, tag_of(old) + 1))) != old)
-		old = seen;
-	while (atomic_load_explicit(&c->xpoppers, memory_order_acquire))
-		sched_yield();
-	return top_of(old);
+	void *batch = cell->batch;
+	atomic_store_explicit(&cell->xseq, pos + QUEUE_SLOTS, memory_order_release);
+	return batch;
 }
 
 static struct hak_chain chain_of(void *head)
@@ -157,7 +144,7 @@ static int central_refill(void *state, hak_thread *t, void *tstate, unsigned cls
 {
 	(void)tstate;
 	struct central_class *c = &((struct central_state *)state)->cls[cls];
-	void *batch = stack_pop(c);
+	void *batch = queue_take(c);
 	if (batch) {
 		core->count(t, HAK_COUNT_CENTRAL_POPS, 1);
 		core->cache_fill(t, cls, chain_of(batch));
@@ -173,11 +160,30 @@ static int central_refill(void *state, hak_thread *t, void *tstate, unsigned cls
 	return err;
 }
 
+static void on_slab_free(void *ctx, hak_slab *s);
+
+struct consolidate_ctx {
+	struct central_class *c;
+};
+
+/* Blocks back to their slabs (class lock held); slabs entirely free then go back too. */
+static void return_to_slabs(struct central_class *c, struct hak_chain chain)
+{
+	struct consolidate_ctx ctx = {c};
+	core->chain_return(chain, on_slab_free, &ctx);
+}
+
 static void central_flush(void *state, hak_thread *t, void *tstate, unsigned cls, struct hak_chain chain)
 {
 	(void)tstate;
-	stack_push(&((struct central_state *)state)->cls[cls], chain.head);
-	core->count(t, HAK_COUNT_CENTRAL_PUSHES, 1);
+	struct central_class *c = &((struct central_state *)state)->cls[cls];
+	if (queue_put(c, chain.head)) {
+		core->count(t, HAK_COUNT_CENTRAL_PUSHES, 1);
+		return;
+	}
+	pthread_mutex_lock(&c->lock); /* the queue is full: straight back to the slabs */
+	return_to_slabs(c, chain);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* A thread that may not cache ANY blocks freed one (a Option G thread, or one exiting). */
@@ -193,14 +199,10 @@ static void central_thread_exit(void *state, hak_thread *t, void *tstate)
 {
 	(void)state;
 	(void)t;
-	(void)tstate; /* nothing owned: the core already flushed the caches to the stacks */
+	(void)tstate; /* nothing owned: the core already flushed the caches to the queues */
 }
 
-struct consolidate_ctx {
-	struct central_class *c;
-};
-
-/* During a trim pass even the current slab goes back when it is entirely free. */
+/* Even the current slab goes back when it is entirely free. */
 static void on_slab_free(void *ctx, hak_slab *s)
 {
 	struct central_class *c = ((struct consolidate_ctx *)ctx)->c;
@@ -211,22 +213,18 @@ static void on_slab_free(void *ctx, hak_slab *s)
 	core->slab_release(s);
 }
 
-/* Blocks on the stacks go back to their slabs; slabs that are then fully free go back too. */
+/* Blocks in the queues go back to their slabs; slabs that are then fully free go back too. */
 static void central_consolidate(void *state)
 {
 	struct central_state *st = state;
 	for (unsigned cls = 0; cls < st->nclasses; cls++) {
 		struct central_class *c = &st->cls[cls];
-		if (!__atomic_load_n(&c->xhead.half.top, __ATOMIC_RELAXED))
+		void *batch = queue_take(c);
+		if (!batch)
 			continue;
-		void *batch = stack_take_all(c);
-		struct consolidate_ctx ctx = {c};
 		pthread_mutex_lock(&c->lock);
-		while (batch) {
-			void *next = ((void **)batch)[1];
-			core->chain_return(chain_of(batch), on_slab_free, &ctx);
-			batch = next;
-		}
+		for (; batch; batch = queue_take(c))
+			return_to_slabs(c, chain_of(batch));
 		pthread_mutex_unlock(&c->lock);
 	}
 }
@@ -245,12 +243,26 @@ static void central_fork_parent(void *state)
 		pthread_mutex_unlock(&st->cls[i].lock);
 }
 
+/* Only the forking thread survives. A queue operation another thread had half done would
+ * block its cell for ever: keep every published batch, rebuild the queue around them. (The
+ * chain in a cell whose enqueue was half done is lost to the child: a leak, not a fault.) */
 static void central_fork_child(void *state)
 {
 	struct central_state *st = state;
 	for (unsigned i = 0; i < st->nclasses; i++) {
-		pthread_mutex_init(&st->cls[i].lock, NULL);
-		atomic_store(&st->cls[i].xpoppers, 0); /* poppers were other threads: gone */
+		struct central_class *c = &st->cls[i];
+		pthread_mutex_init(&c->lock, NULL);
+		void *kept[QUEUE_SLOTS];
+		unsigned n = 0;
+		size_t deq = atomic_load(&c->xdeq), enq = atomic_load(&c->xenq);
+		for (size_t pos = deq; pos != enq && n < QUEUE_SLOTS; pos++) {
+			struct queue_cell *cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
+			if (atomic_load(&cell->xseq) == pos + 1)
+				kept[n++] = cell->batch;
+		}
+		queue_reset(c);
+		for (unsigned k = 0; k < n; k++)
+			queue_put(c, kept[k]);
 	}
 }
 
@@ -269,8 +281,10 @@ static int central_init(const struct hak_core_api *api, const struct hak_setting
 	memset(st, 0, size);
 	st->core = api;
 	st->nclasses = n;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		pthread_mutex_init(&st->cls[i].lock, NULL);
+		queue_reset(&st->cls[i]);
+	}
 	core = api;
 	*state = st;
 	return 0;
@@ -296,7 +310,7 @@ static const struct hak_ownership_ops central_ops = {
 
 HAK_POLICY_EXPORT(hak__builtin_ownership_central) = {
 	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "central", "1.0.0",
-			     "Option F: no owner; per-class lock-free MPMC batch stacks, slabs carved under a class lock"),
+			     "Option F: no owner; per-class lock-free MPMC queues of batches, slabs carved under a class lock"),
 	.init = central_init,
 	.fini = central_fini,
 	.ownership = &central_ops,
