@@ -247,6 +247,8 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 	} else {
 		/* Not ours to cache: the block is free from now on, whoever drains it later. */
 		hak_add_relaxed(&ss->xactive, -1);
+		if (owner == HAK_OWNER_NONE && !hak_load_relaxed(&hak__abandoned_dirty))
+			hak_store_relaxed(&hak__abandoned_dirty, 1); /* a thread exit will collect */
 		struct hak_model *m = &hak__models[ss->model];
 		hak__calling_model = m->index;
 		m->ops->free_foreign(m->state, t, s, p);

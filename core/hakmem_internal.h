@@ -176,6 +176,7 @@ HAK_HIDDEN unsigned hak__remote_drain(struct hak_slab *s);
 HAK_HIDDEN void hak__slab_abandon(struct hak_slab *s);
 HAK_HIDDEN struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner);
 HAK_HIDDEN unsigned hak__abandoned_collect(void);
+HAK_HIDDEN extern _Atomic int hak__abandoned_dirty; /* a block was freed into an abandoned slab */
 HAK_HIDDEN unsigned hak__release_empty(unsigned keep);
 HAK_HIDDEN uint64_t hak__purge_free(int aged_only);
 HAK_HIDDEN unsigned hak__empty_count(void);

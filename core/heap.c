@@ -160,6 +160,10 @@ static void thread_exit_hook(void *arg)
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
 	if (t && t->state == HAK_THREAD_LIVE)
 		hak__thread_retire(t);
+	/* Blocks this thread freed into slabs whose owners had exited: drain those slabs now, so
+	 * what became free goes back without waiting for a trim pass. */
+	if (hak_load_relaxed(&hak__abandoned_dirty))
+		hak__abandoned_collect();
 	hak__trim_run_pending(); /* what the exit emptied goes back now, not at the next pass */
 }
 

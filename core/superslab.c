@@ -348,8 +348,11 @@ struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner)
 
 /* Drain every abandoned slab's remote queue; slabs that turn out entirely free go back to
  * their SuperSlab. Returns how many slabs were released. */
+_Atomic int hak__abandoned_dirty;
+
 unsigned hak__abandoned_collect(void)
 {
+	hak_store_relaxed(&hak__abandoned_dirty, 0);
 	struct hak_slab *to_release = NULL;
 	unsigned released = 0;
 	pthread_mutex_lock(&abandoned_lock);
