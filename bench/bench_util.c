@@ -223,3 +223,19 @@ void result_print(const struct bench_result *r, const char *extra)
 	       series[0] ? series : "-", extra ? extra : "");
 	fflush(stdout);
 }
+
+unsigned long long bench_run_workers(const char *workload, struct bench_worker *ws, int n, void *(*fn)(void *))
+{
+	for (int i = 0; i < n; i++) {
+		ws[i].id = i;
+		int err = pthread_create(&ws[i].thread, NULL, fn, &ws[i]);
+		if (err)
+			bench_fail(workload, "pthread_create", err);
+	}
+	unsigned long long ops = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(ws[i].thread, NULL);
+		ops += ws[i].ops;
+	}
+	return ops;
+}

@@ -4,6 +4,7 @@
 #ifndef HAKMEM_BENCH_UTIL_H
 #define HAKMEM_BENCH_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,6 +99,18 @@ struct bench_result {
 	double secs;
 	double ops_per_sec; /* 0 means ops / secs */
 };
+
+/* One benchmark thread of a workload that runs N identical workers. */
+struct bench_worker {
+	pthread_t thread;
+	int id;                 /* 0 .. n-1 */
+	void *data;             /* the workload's own (falseshare: the block main gave it) */
+	unsigned long long ops; /* set by the worker before it returns */
+};
+
+/* Starts ws[0..n-1] running fn(&ws[i]) (ids set here), joins them all, returns their ops
+ * summed. A failed pthread_create ends the program through bench_fail. */
+unsigned long long bench_run_workers(const char *workload, struct bench_worker *ws, int n, void *(*fn)(void *));
 
 /* Probes final RSS and mappings, appends the RSS series, prints one RESULT line and flushes. */
 void result_print(const struct bench_result *r, const char *extra);

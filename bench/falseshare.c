@@ -19,17 +19,10 @@ static struct {
 	long reps;
 } cfg;
 
-struct worker {
-	pthread_t thread;
-	int id;
-	unsigned char *given;    /* allocated by the main thread, freed by this one */
-	unsigned long long ops;
-};
-
 static void *worker_run(void *arg)
 {
-	struct worker *w = arg;
-	free(w->given);
+	struct bench_worker *w = arg;
+	free(w->data);
 	unsigned long long ops = 0;
 	while (now_sec() - cfg.start < cfg.seconds) {
 		volatile unsigned char *a = malloc(cfg.size);
@@ -58,27 +51,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s %s (need THREADS, SIZE, REPS > 0)\n", argv[0], USAGE);
 		return BENCH_EXIT_USAGE;
 	}
-	struct worker *ws = calloc((size_t)nthreads, sizeof *ws);
+	struct bench_worker *ws = calloc((size_t)nthreads, sizeof *ws);
 	if (!ws)
 		bench_nomem("falseshare", (size_t)nthreads * sizeof *ws);
 	for (int i = 0; i < nthreads; i++) {
-		ws[i].id = i;
-		ws[i].given = malloc(cfg.size);
-		if (!ws[i].given)
+		ws[i].data = malloc(cfg.size);
+		if (!ws[i].data)
 			bench_nomem("falseshare", cfg.size);
 	}
 	sampler_start(cfg.seconds / 100);
 	cfg.start = now_sec();
-	for (int i = 0; i < nthreads; i++) {
-		int err = pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]);
-		if (err)
-			bench_fail("falseshare", "pthread_create", err);
-	}
-	unsigned long long ops = 0;
-	for (int i = 0; i < nthreads; i++) {
-		pthread_join(ws[i].thread, NULL);
-		ops += ws[i].ops;
-	}
+	unsigned long long ops = bench_run_workers("falseshare", ws, nthreads, worker_run);
 	double secs = now_sec() - cfg.start;
 	free(ws);
 

@@ -27,12 +27,6 @@ static struct {
 	double start;
 } cfg;
 
-struct worker {
-	pthread_t thread;
-	int id;
-	unsigned long long ops;
-};
-
 static unsigned char byte_at(const struct builder *b, size_t i)
 {
 	return (unsigned char)(i * 131 + (i >> 12) + b->salt);
@@ -51,7 +45,7 @@ static void builder_finish(struct builder *b)
 
 static void *worker_run(void *arg)
 {
-	struct worker *w = arg;
+	struct bench_worker *w = arg;
 	uint64_t rng = rng_seed((uint64_t)w->id + 1);
 	struct builder bs[MAX_BUILDERS] = { 0 };
 	for (int i = 0; i < cfg.builders; i++)
@@ -90,22 +84,12 @@ int main(int argc, char **argv)
 			argv[0], USAGE, MAX_BUILDERS);
 		return BENCH_EXIT_USAGE;
 	}
-	struct worker *ws = calloc((size_t)nthreads, sizeof *ws);
+	struct bench_worker *ws = calloc((size_t)nthreads, sizeof *ws);
 	if (!ws)
 		bench_nomem("realloc", (size_t)nthreads * sizeof *ws);
 	sampler_start(cfg.seconds / 100);
 	cfg.start = now_sec();
-	for (int i = 0; i < nthreads; i++) {
-		ws[i].id = i;
-		int err = pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]);
-		if (err)
-			bench_fail("realloc", "pthread_create", err);
-	}
-	unsigned long long ops = 0;
-	for (int i = 0; i < nthreads; i++) {
-		pthread_join(ws[i].thread, NULL);
-		ops += ws[i].ops;
-	}
+	unsigned long long ops = bench_run_workers("realloc", ws, nthreads, worker_run);
 	double secs = now_sec() - cfg.start;
 	free(ws);
 
