@@ -73,7 +73,7 @@ void hak__cache_fill(struct hak_thread *t, unsigned cls, struct hak_chain chain)
 	struct hak_tcache *tc = &t->cache[cls];
 	((void **)chain.tail)[0] = tc->head;
 	tc->head = chain.head;
-	tc->count += chain.count;
+	tc->room = !hak__tc_full(tc) && tc->room > chain.count ? tc->room - chain.count : 0;
 }
 
 /* ---- Slow-path guard -------------------------------------------------------------------------- */
@@ -150,7 +150,8 @@ static void *alloc_from(struct hak_thread *t, unsigned cls)
 	}
 	void **b = tc->head;
 	tc->head = b[0];
-	tc->count--;
+	if (tc->room < tc->max)
+		tc->room++;
 	b[1] = NULL;
 	return b;
 }
@@ -213,12 +214,12 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 		uint32_t n = 0;
 		for (void **x = tc->head; x; x = x[0])
 			n++;
-		tc->count = n;
+		tc->room = n < tc->max ? tc->max - n : 0;
 		return;
 	}
-	struct hak_chain chain = {b[0], NULL, tc->count - keep};
+	struct hak_chain chain = {b[0], NULL, 0};
 	b[0] = NULL;
-	tc->count = keep;
+	tc->room = tc->max - keep;
 	void **tail = chain.head;
 	chain.count = 1;
 	while (tail[0]) {
@@ -236,13 +237,13 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 	uintptr_t owner = hak_load_acquire(&s->xowner);
 	if (owner == t->accept) {
 		struct hak_tcache *tc = &t->cache[s->cls];
-		if (tc->count >= tc->max)
+		if (hak__tc_full(tc))
 			cache_overflow(t, s->cls);
 		void **b = p;
 		b[0] = tc->head;
 		b[1] = (void *)(hak__free_key ^ (uintptr_t)p);
 		tc->head = b;
-		tc->count++;
+		tc->room--;
 		t->local_frees++;
 	} else {
 		/* Not ours to cache: the block is free from now on, whoever drains it later. */

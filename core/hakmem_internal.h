@@ -64,10 +64,13 @@ struct hak_class_info {
 	uint8_t slab_units;  /* units per slab: 1 to 8 */
 	uint16_t batch;      /* blocks per refill */
 	uint16_t cache_max;  /* TLS cache limit before a flush */
-	uint64_t div_magic;  /* ceil(2^64 / block_size): off % size == 0 iff off * magic < magic */
+	uint8_t div_shift;   /* block_size = 2^div_shift * m, m odd */
+	uint64_t div_inv;    /* m^-1 mod 2^64 (hak__block_is_aligned) */
+	uint16_t tc_off;     /* offsetof(struct hak_thread, cache[class]) */
 };
 HAK_HIDDEN extern struct hak_class_info hak__classes[HAK_NCLASSES];
 HAK_HIDDEN extern uint8_t hak__class_of_small[1024 / 16 + 1]; /* index (n + 15) >> 4 */
+HAK_HIDDEN extern uint16_t hak__tc_off_of_small[1024 / 16 + 1]; /* that class's tc_off */
 
 HAK_HIDDEN void hak__size_classes_init(void);
 HAK_HIDDEN unsigned hak__size_to_class_slow(size_t n); /* n <= HAK_SMALL_MAX */
@@ -88,10 +91,13 @@ struct hak_slab {
 	/* ---- first cache line: everything the free fast path reads ---- */
 	_Atomic uintptr_t xowner;      /* HAK_OWNER_* or a thread token */
 	char *start;                   /* first block */
-	uint64_t div_magic;            /* copy of the class magic, for the interior-pointer check */
-	_Atomic uint32_t xspan;        /* carved * block_size: offsets below it were handed out */
-	uint16_t cls;                  /* size class */
+	uint64_t div_inv;              /* copy of the class's, for the block-start test */
+	_Atomic uint64_t xcarved;      /* copy of `carved` the free path reads unlocked (64 bits:
+					* it compares with one instruction) */
+	uint16_t tc_off;               /* offset of the class's cache in struct hak_thread */
+	uint8_t div_shift;             /* copy of the class's */
 	uint8_t nunits;                /* units in this slab, 0 when the slot is unused */
+	uint16_t cls;                  /* size class */
 	uint8_t first_unit;            /* index of its first unit */
 	/* ---- the rest: slow paths ---- */
 	void *free;                    /* private free list (owner, or the policy's lock) */
@@ -124,32 +130,51 @@ struct hak_superslab {
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header too large");
 
-/* The address map: 1 MB granules -> SuperSlab, two levels so only touched leaves cost memory.
- * Every first-level entry points at a leaf; the unused ones at one shared, never written leaf
- * of NULLs, so a lookup needs no test between its two loads. */
-#define HAK_MAP_L1_BITS 11 /* address bits 36..46 */
-#define HAK_MAP_L2_BITS 16 /* address bits 20..35 */
-HAK_HIDDEN extern struct hak_superslab **_Atomic hak__map[1u << HAK_MAP_L1_BITS];
-HAK_HIDDEN extern struct hak_superslab *hak__map_zero_leaf[1u << HAK_MAP_L2_BITS];
+/* The address map: 64 KB units -> the slab holding them, two levels so only touched leaves
+ * cost memory. Every unit of a mapped SuperSlab has an entry (a slab, or the idle slot of a
+ * free unit); addresses hakmem never mapped read NULL. Every first-level entry points at a
+ * leaf; the unused ones at one shared, never written leaf of NULLs (.bss), so a lookup needs
+ * no test between its two loads. A leaf covers 16 GB and takes 2 MB of address space, of
+ * which only the pages holding entries of mapped SuperSlabs are ever touched. */
+#define HAK_MAP_L1_BITS 13 /* address bits 34..46 */
+#define HAK_MAP_L2_BITS 18 /* address bits 16..33 */
+#define HAK_MAP_L1_SHIFT (HAK_UNIT_SHIFT + HAK_MAP_L2_BITS)
+HAK_HIDDEN extern struct hak_slab **_Atomic hak__map[1u << HAK_MAP_L1_BITS];
+HAK_HIDDEN extern struct hak_slab *hak__map_zero_leaf[1u << HAK_MAP_L2_BITS];
+
+/* The slab whose unit holds p, or NULL when hakmem did not map p: exact, for the slow paths. */
+HAK_INLINE struct hak_slab *hak__slab_lookup(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (unlikely(a >> (HAK_MAP_L1_SHIFT + HAK_MAP_L1_BITS)))
+		return NULL;
+	struct hak_slab **leaf = hak_load_relaxed(&hak__map[a >> HAK_MAP_L1_SHIFT]);
+	return leaf[(a >> HAK_UNIT_SHIFT) & ((1u << HAK_MAP_L2_BITS) - 1)];
+}
+
+/* The same for the free fast path, without the range test: an address beyond 47 bits aliases
+ * into the map, and the block-start test that follows (its quotient is then far beyond the
+ * slab's carved blocks) turns it away. Budget: two dependent loads, four ALU operations. */
+HAK_INLINE struct hak_slab *hak__slab_lookup_fast(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct hak_slab **leaf =
+		hak_load_relaxed(&hak__map[(a >> HAK_MAP_L1_SHIFT) & ((1u << HAK_MAP_L1_BITS) - 1)]);
+	return leaf[(a >> HAK_UNIT_SHIFT) & ((1u << HAK_MAP_L2_BITS) - 1)];
+}
+
+/* A slab's SuperSlab: the slab records live in the header, in the first page of the
+ * SuperSlab, which is aligned to at least 1 MB. */
+HAK_INLINE struct hak_superslab *hak__ss_of_slab(const struct hak_slab *s)
+{
+	return (struct hak_superslab *)((uintptr_t)s & ~(uintptr_t)(HAK_SS_HEADER - 1));
+}
 
 /* SuperSlab holding p, or NULL: exact, for the slow paths. */
 HAK_INLINE struct hak_superslab *hak__ss_lookup(const void *p)
 {
-	uintptr_t a = (uintptr_t)p;
-	if (unlikely(a >> (36 + HAK_MAP_L1_BITS)))
-		return NULL;
-	struct hak_superslab **leaf = hak_load_relaxed(&hak__map[a >> 36]);
-	return leaf[(a >> 20) & ((1u << HAK_MAP_L2_BITS) - 1)];
-}
-
-/* The same for the free fast path, without the range test: an address beyond 47 bits aliases
- * into the map, and the block-start test that follows (offset below the slab's span) turns it
- * away. Budget: two dependent loads. */
-HAK_INLINE struct hak_superslab *hak__ss_lookup_fast(const void *p)
-{
-	uintptr_t a = (uintptr_t)p;
-	struct hak_superslab **leaf = hak_load_relaxed(&hak__map[(a >> 36) & ((1u << HAK_MAP_L1_BITS) - 1)]);
-	return leaf[(a >> 20) & ((1u << HAK_MAP_L2_BITS) - 1)];
+	struct hak_slab *s = hak__slab_lookup(p);
+	return s ? hak__ss_of_slab(s) : NULL;
 }
 
 HAK_INLINE struct hak_slab *hak__slab_of_ss(struct hak_superslab *ss, const void *p)
@@ -157,13 +182,19 @@ HAK_INLINE struct hak_slab *hak__slab_of_ss(struct hak_superslab *ss, const void
 	return ss->unit_slab[(((uintptr_t)p - (uintptr_t)ss) >> HAK_UNIT_SHIFT) & (HAK_SS_MAX_UNITS - 1)];
 }
 
-/* 1 when p is the start of a block of s that was carved, so a pointer into a slab made anew
- * since (a stale pointer, a late double free) is not taken for a live block.
- * Budget: one compare, one multiply, one compare. */
-HAK_INLINE bool hak__block_is_aligned(struct hak_slab *s, const void *p)
+/* 1 when p is the start of a block of s that was carved, so an interior pointer, a pointer
+ * into the slab's tail or header, and a pointer into a slab made anew since (a stale pointer,
+ * a late double free) are not taken for a live block.
+ * The block size is 2^k * m with m odd, and inv * m == 1 (mod 2^64). For off = p - start,
+ * rotr(off * inv, k) is off / size when size divides off, and otherwise at least
+ * 2^64 / size / 2 (the usual exact-division test), so one compare against the carved count
+ * checks divisibility and range at once. Budget: sub, multiply, rotate, compare. */
+HAK_INLINE bool hak__block_is_aligned(const struct hak_slab *s, const void *p)
 {
-	uint64_t off = (uint64_t)((const char *)p - s->start);
-	return off < hak_load_relaxed(&s->xspan) && off * s->div_magic < s->div_magic;
+	uint64_t q = (uint64_t)((const char *)p - s->start) * s->div_inv;
+	unsigned k = s->div_shift;
+	q = (q >> k) | (q << ((64 - k) & 63));
+	return q < hak_load_relaxed(&s->xcarved);
 }
 
 HAK_HIDDEN struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model);
@@ -205,10 +236,19 @@ HAK_HIDDEN extern _Atomic long hak__mappings_peak;
 /* ---- Thread state (heap.c) ---------------------------------------------------------------- */
 struct hak_tcache {
 	void *head;     /* top of the stack of free blocks, linked through word 0 */
-	uint32_t count; /* blocks in the stack */
-	uint16_t max;   /* flush when a free finds count == max; 0 in the sentinels */
+	uint32_t room;  /* blocks the stack may still take: max - count; 0 in the sentinels */
+	uint16_t max;   /* blocks it holds at most: a free that finds no room flushes half */
 	uint16_t want;  /* blocks the next refill brings: slow start up to the class batch */
 };
+
+/* The free fast path decrements the room before it knows there was any: a full cache is left
+ * with room UINT32_MAX on the way to the slow path, which treats any room above max as none.
+ * After a fork from a signal handler that interrupted a fast path the room may also be one
+ * off; the slow paths walk the stack rather than trust it. */
+HAK_INLINE bool hak__tc_full(const struct hak_tcache *tc)
+{
+	return tc->room == 0 || tc->room > tc->max;
+}
 
 enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };
 

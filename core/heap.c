@@ -51,7 +51,7 @@ static struct hak_thread *thread_new(void)
 	t->model = m;
 	t->own_tstate = (char *)t + sizeof(struct hak_thread);
 	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
-		t->cache[c].max = hak__classes[c].cache_max;
+		t->cache[c].max = t->cache[c].room = hak__classes[c].cache_max;
 		t->cache[c].want = 0; /* refill_count starts small */
 	}
 	pthread_mutex_lock(&heap_lock);
@@ -97,13 +97,13 @@ void hak__thread_flush(struct hak_thread *t)
 			continue;
 		struct hak_chain chain = {tc->head, NULL, 1};
 		void **b = tc->head;
-		while (b[0]) { /* counted, not trusted: tc->count may be off after a fork from a handler */
+		while (b[0]) { /* counted, not trusted: the room may be off after a fork from a handler */
 			b = b[0];
 			chain.count++;
 		}
 		chain.tail = b;
 		tc->head = NULL;
-		tc->count = 0;
+		tc->room = tc->max;
 		hak__account_chain(chain, -1);
 		t->model->ops->flush(t->model->state, t, t->own_tstate, c, chain);
 	}

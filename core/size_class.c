@@ -4,6 +4,16 @@
 
 struct hak_class_info hak__classes[HAK_NCLASSES];
 uint8_t hak__class_of_small[1024 / 16 + 1];
+uint16_t hak__tc_off_of_small[1024 / 16 + 1];
+
+/* m^-1 mod 2^64 for odd m: Newton's iteration doubles the correct low bits (3 to start). */
+static uint64_t inverse_odd(uint64_t m)
+{
+	uint64_t x = m;
+	for (int i = 0; i < 5; i++)
+		x *= 2 - m * x;
+	return x;
+}
 
 /* Above 128 B: n in (2^b, 2^(b+1)] falls in one of 8 classes spaced 2^(b-3) apart. */
 unsigned hak__size_to_class_slow(size_t n)
@@ -50,8 +60,12 @@ void hak__size_classes_init(void)
 			batch = 1;
 		ci->batch = (uint16_t)batch;
 		ci->cache_max = (uint16_t)(batch * 2 < 4 ? 4 : batch * 2);
-		ci->div_magic = UINT64_MAX / size + 1;
+		ci->div_shift = (uint8_t)__builtin_ctzll(size);
+		ci->div_inv = inverse_odd(size >> ci->div_shift);
+		ci->tc_off = (uint16_t)(offsetof(struct hak_thread, cache) + c * sizeof(struct hak_tcache));
 	}
-	for (unsigned i = 0; i <= 1024 / 16; i++)
+	for (unsigned i = 0; i <= 1024 / 16; i++) {
 		hak__class_of_small[i] = (uint8_t)hak__size_to_class_slow(i * 16);
+		hak__tc_off_of_small[i] = hak__classes[hak__class_of_small[i]].tc_off;
+	}
 }

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-struct hak_superslab *hak__map_zero_leaf[1u << HAK_MAP_L2_BITS]; /* .bss: reads cost no memory */
-struct hak_superslab **_Atomic hak__map[1u << HAK_MAP_L1_BITS] = {
+struct hak_slab *hak__map_zero_leaf[1u << HAK_MAP_L2_BITS]; /* .bss: reads cost no memory */
+struct hak_slab **_Atomic hak__map[1u << HAK_MAP_L1_BITS] = {
 	[0 ...(1u << HAK_MAP_L1_BITS) - 1] = hak__map_zero_leaf,
 };
 
@@ -27,28 +27,39 @@ static struct hak_slab *abandoned[HAK_NCLASSES];
 
 /* ---- Address map ---------------------------------------------------------------------------- */
 
-/* Point every 1 MB granule of ss at it (or at NULL). Leaves are made on demand, never freed. */
-static int map_set(struct hak_superslab *ss, struct hak_superslab *value)
+/* The map entry of unit u of ss; its leaf is made on demand (never freed) unless the caller
+ * only clears. NULL when no leaf could be made. */
+static struct hak_slab **map_slot(struct hak_superslab *ss, unsigned u, bool make)
 {
-	uintptr_t a = (uintptr_t)ss;
-	size_t granules = (size_t)1 << (ss->lg_size - 20);
-	for (size_t g = 0; g < granules; g++, a += (uintptr_t)1 << 20) {
-		struct hak_superslab **_Atomic *slot = &hak__map[a >> 36];
-		struct hak_superslab **leaf = hak_load_acquire(slot);
-		if (leaf == hak__map_zero_leaf) {
-			if (!value)
-				continue;
-			/* 512 KB, untouched until a SuperSlab in its 64 GB window registers */
-			leaf = hak__os_map(sizeof(*leaf) << HAK_MAP_L2_BITS, 4096);
-			if (!leaf)
-				return ENOMEM;
-			struct hak_superslab **expect = hak__map_zero_leaf;
-			if (!hak_cas_strong(slot, &expect, leaf)) {
-				hak__os_unmap(leaf, sizeof(*leaf) << HAK_MAP_L2_BITS);
-				leaf = expect;
-			}
+	uintptr_t a = (uintptr_t)ss + ((uintptr_t)u << HAK_UNIT_SHIFT);
+	struct hak_slab **_Atomic *slot = &hak__map[a >> HAK_MAP_L1_SHIFT];
+	struct hak_slab **leaf = hak_load_acquire(slot);
+	if (leaf == hak__map_zero_leaf) {
+		if (!make)
+			return NULL;
+		/* 2 MB of address space; only pages holding entries of mapped SuperSlabs are touched */
+		size_t bytes = sizeof(*leaf) << HAK_MAP_L2_BITS;
+		leaf = hak__os_map(bytes, 4096);
+		if (!leaf)
+			return NULL;
+		struct hak_slab **expect = hak__map_zero_leaf;
+		if (!hak_cas_strong(slot, &expect, leaf)) {
+			hak__os_unmap(leaf, bytes);
+			leaf = expect;
 		}
-		leaf[(a >> 20) & ((1u << HAK_MAP_L2_BITS) - 1)] = value;
+	}
+	return &leaf[(a >> HAK_UNIT_SHIFT) & ((1u << HAK_MAP_L2_BITS) - 1)];
+}
+
+/* Point units [first, first + n) of ss at their slab records (ss->unit_slab), or at NULL. */
+static int map_units(struct hak_superslab *ss, unsigned first, unsigned n, bool mapped)
+{
+	for (unsigned u = first; u < first + n; u++) {
+		struct hak_slab **e = map_slot(ss, u, mapped);
+		if (e)
+			*e = mapped ? ss->unit_slab[u] : NULL;
+		else if (mapped)
+			return ENOMEM;
 	}
 	return 0;
 }
@@ -112,7 +123,8 @@ static struct hak_superslab *superslab_map(unsigned lg, unsigned model)
 	 * slot has owner NONE and no units, which sends a stray pointer to the checks. */
 	for (unsigned u = 0; u < HAK_SS_MAX_UNITS; u++)
 		ss->unit_slab[u] = &ss->slabs[u];
-	if (map_set(ss, ss) != 0) {
+	if (map_units(ss, 0, ss->nunits, true) != 0) {
+		map_units(ss, 0, ss->nunits, false);
 		hak__os_unmap(ss, size);
 		errno = ENOMEM;
 		return NULL;
@@ -133,9 +145,11 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, ui
 	s->nfree = 0;
 	s->carved = 0;
 	s->block_size = ci->block_size;
-	s->div_magic = ci->div_magic;
+	s->div_inv = ci->div_inv;
+	s->div_shift = ci->div_shift;
+	s->tc_off = ci->tc_off;
 	s->capacity = (uint32_t)(bytes / ci->block_size);
-	hak_store_relaxed(&s->xspan, 0);
+	hak_store_relaxed(&s->xcarved, 0);
 	s->start = start;
 	s->cls = (uint16_t)cls;
 	s->nunits = (uint8_t)units;
@@ -147,6 +161,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, ui
 	hak_store_release(&s->xowner, owner);
 	for (unsigned u = first; u < first + units; u++)
 		ss->unit_slab[u] = s;
+	map_units(ss, first, units, true); /* the leaf exists: made when ss was mapped */
 	ss->unit_mask |= (uint32_t)((((uint64_t)1 << units) - 1) << first);
 	ss->dirty_mask &= ~(uint32_t)((((uint64_t)1 << units) - 1) << first);
 	ss->aged_mask &= ~(uint32_t)((((uint64_t)1 << units) - 1) << first);
@@ -253,7 +268,7 @@ unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
 	for (unsigned i = 0; i < k; i++, p += s->block_size)
 		chain_append(out, (void **)p, key);
 	s->carved += k;
-	hak_store_relaxed(&s->xspan, s->carved * s->block_size);
+	hak_store_relaxed(&s->xcarved, s->carved);
 	if (out->tail)
 		((void **)out->tail)[0] = NULL;
 	return out->count;
@@ -394,7 +409,7 @@ unsigned hak__release_empty(unsigned keep)
 		while (ss->next)
 			ss = ss->next; /* oldest is last */
 		list_remove(ss);
-		map_set(ss, NULL);
+		map_units(ss, 0, ss->nunits, false);
 		if (ss->all_prev)
 			ss->all_prev->all_next = ss->all_next;
 		else

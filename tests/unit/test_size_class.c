@@ -61,15 +61,29 @@ static void slab_shapes_waste_little(void **state)
 	}
 }
 
-static void divisibility_magic_is_exact(void **state)
+/* The block-start test (hak__block_is_aligned) against plain division: every offset a
+ * stale, interior, misaligned, negative or beyond-47-bit pointer may produce. */
+static void block_start_test_is_exact(void **state)
 {
 	(void)state;
+	static char base[64];
 	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 		const struct hak_class_info *ci = &hak__classes[c];
-		for (uint64_t off = 0; off < 8u * ci->block_size + 64; off += 16) {
-			bool divisible = off * ci->div_magic <= ci->div_magic - 1;
-			assert_int_equal(divisible, off % ci->block_size == 0);
+		struct hak_slab s = {.start = base, .div_inv = ci->div_inv, .div_shift = ci->div_shift};
+		uint64_t carved = 6;
+		atomic_store(&s.xcarved, carved);
+		assert_int_equal(ci->block_size >> ci->div_shift << ci->div_shift, ci->block_size);
+		assert_true((ci->block_size >> ci->div_shift) & 1);
+		for (uint64_t off = 0; off < 8u * ci->block_size + 64; off += 8) {
+			bool want = off % ci->block_size == 0 && off / ci->block_size < carved;
+			assert_int_equal(hak__block_is_aligned(&s, base + off), want);
 		}
+		/* before the first block (the SuperSlab header), and aliases of a block start */
+		for (uint64_t back = 16; back <= 8192; back += 16)
+			assert_false(hak__block_is_aligned(&s, base - back));
+		for (unsigned bit = 47; bit < 64; bit++)
+			assert_false(hak__block_is_aligned(&s, base + ((uint64_t)1 << bit)));
+		assert_false(hak__block_is_aligned(&s, base + (uint64_t)ci->block_size * ((uint64_t)1 << 40)));
 	}
 }
 
@@ -79,7 +93,7 @@ int main(void)
 		cmocka_unit_test(every_size_gets_the_smallest_fitting_class),
 		cmocka_unit_test(classes_are_aligned_and_close),
 		cmocka_unit_test(slab_shapes_waste_little),
-		cmocka_unit_test(divisibility_magic_is_exact),
+		cmocka_unit_test(block_start_test_is_exact),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -53,8 +53,18 @@ static void slab_carves_and_comes_back(void **state)
 	size_t size = (size_t)1 << ss->lg_size;
 	assert_int_equal((uintptr_t)ss & (size - 1), 0);          /* aligned to its size */
 	assert_int_equal(ss->magic, HAK_SS_MAGIC);
-	for (size_t off = 0; off < size; off += (size_t)1 << 20)  /* every granule maps to it */
+	for (size_t off = 0; off < size; off += HAK_UNIT_SIZE) {  /* every unit maps to it */
 		assert_ptr_equal(hak__ss_lookup((char *)ss + off + 123), ss);
+		struct hak_slab *u = hak__slab_lookup((char *)ss + off + 123);
+		assert_ptr_equal(u, hak__slab_of_ss(ss, (char *)ss + off));
+		assert_ptr_equal(hak__slab_lookup_fast((char *)ss + off), u);
+		/* the same address beyond 47 bits: the exact lookup refuses it, the fast one aliases
+		 * and leaves it to the block-start test */
+		char *alias = (char *)ss + off + ((uintptr_t)1 << 47);
+		assert_null(hak__slab_lookup(alias));
+		assert_false(hak__block_is_aligned(hak__slab_lookup_fast(alias), alias));
+	}
+	assert_ptr_equal(hak__slab_lookup(s->start), s);
 	/* the SuperSlab is one mapping; the first one may also bring a metadata chunk (map leaf) */
 	assert_true(hak__mappings <= maps_before + 2);
 
@@ -94,6 +104,8 @@ static void slab_carves_and_comes_back(void **state)
 	assert_true(hak__release_empty(0) >= 1);
 	assert_true(hak__g.ss_released > released);
 	assert_null(hak__ss_lookup(ss));
+	assert_null(hak__slab_lookup(ss));
+	assert_null(hak__slab_lookup_fast((char *)ss + size - 16));
 }
 
 static void many_slabs_share_superslabs(void **state)
