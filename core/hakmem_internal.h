@@ -71,6 +71,7 @@ struct hak_class_info {
 HAK_HIDDEN extern struct hak_class_info hak__classes[HAK_NCLASSES];
 HAK_HIDDEN extern uint8_t hak__class_of_small[1024 / 16 + 1]; /* index (n + 15) >> 4 */
 HAK_HIDDEN extern uint16_t hak__tc_off_of_small[1024 / 16 + 1]; /* that class's tc_off */
+_Static_assert(HAK_NCLASSES * 16 < 65536, "tc_off is 16 bits");
 
 HAK_HIDDEN void hak__size_classes_init(void);
 HAK_HIDDEN unsigned hak__size_to_class_slow(size_t n); /* n <= HAK_SMALL_MAX */
@@ -117,12 +118,12 @@ struct hak_superslab {
 	uint8_t nunits;                        /* 16 or 32 */
 	uint8_t model;                         /* index in hak__models: the ownership policy */
 	uint8_t on_list;                       /* which pool list holds it (superslab.c) */
+	uint8_t idle_seen;                     /* empty at the last hak__release_idle_empty */
 	_Atomic int64_t xactive;               /* blocks out of slab land (see glossary) */
 	uint32_t unit_mask;                    /* units in use by slabs (pool lock) */
 	uint32_t dirty_mask;                   /* free units touched since their last purge */
 	uint32_t aged_mask;                    /* dirty units already free at the previous pass */
 	const struct hak_policy_desc *size_by; /* the SuperSlab size policy that made it */
-	uint64_t empty_since_ns;               /* when it last became empty */
 	struct hak_superslab *next, *prev;     /* pool lists (pool lock) */
 	struct hak_superslab *all_next, *all_prev; /* every mapped SuperSlab (pool lock) */
 	struct hak_slab *unit_slab[HAK_SS_MAX_UNITS]; /* unit -> its slab (stale for free units) */
@@ -209,6 +210,7 @@ HAK_HIDDEN struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner);
 HAK_HIDDEN unsigned hak__abandoned_collect(void);
 HAK_HIDDEN extern _Atomic int hak__abandoned_dirty; /* a block was freed into an abandoned slab */
 HAK_HIDDEN unsigned hak__release_empty(unsigned keep);
+HAK_HIDDEN unsigned hak__release_idle_empty(void);
 HAK_HIDDEN uint64_t hak__purge_free(int aged_only);
 HAK_HIDDEN unsigned hak__empty_count(void);
 HAK_HIDDEN uint64_t hak__live_superslabs(void);
@@ -253,10 +255,12 @@ HAK_INLINE bool hak__tc_full(const struct hak_tcache *tc)
 enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };
 
 struct hak_thread {
-	uintptr_t token;        /* owner token (the struct's address); first: the free path reads it */
+	/* First, so that the zeros of hak__tc_off_of_small before hak__init() (a malloc from
+	 * another library's constructor, before ours) name cache[0], empty in the sentinels. */
+	struct hak_tcache cache[HAK_NCLASSES];
+	uintptr_t token;        /* owner token (the struct's address) */
 	uintptr_t accept;       /* slab owner whose blocks it caches: token (G) or HAK_OWNER_ANY (F) */
 	uint64_t local_frees;   /* frees that went to this cache: the only fast-path counter */
-	struct hak_tcache cache[HAK_NCLASSES];
 	/* ---- cold ---- */
 	int state;              /* enum hak_thread_state */
 	struct hak_model *model; /* ownership policy this thread's slabs follow */
@@ -267,6 +271,7 @@ struct hak_thread {
 	struct hak_thread *next_free;             /* recycled structs (heap lock) */
 	size_t alloc_size;      /* bytes of this struct plus policy state */
 };
+_Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 
 HAK_HIDDEN extern __thread struct hak_thread *hak__tls;
 HAK_HIDDEN struct hak_thread *hak__thread_get(void); /* creates the state; NULL when gone */
