@@ -241,7 +241,8 @@ void hak__trim_tick(void)
 }
 
 /* Consolidate every model, drain what dead threads left, release empty SuperSlabs beyond
- * keep, purge free units. */
+ * keep; a purging pass also releases the empties that stayed empty since the previous one
+ * (the reserve decays when unused) and purges free units. */
 struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
 {
 	struct hak_trim_result r = {0, 0};
@@ -254,6 +255,7 @@ struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
 	hak__abandoned_collect();
 	r.superslabs_released = hak__release_empty(keep);
 	if (purge) {
+		r.superslabs_released += hak__release_idle_empty();
 		r.bytes_purged = hak__purge_free(1);
 		hak__large_trim(0);
 	}

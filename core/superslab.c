@@ -228,7 +228,7 @@ void hak__slab_release(struct hak_slab *s)
 	if (ss->unit_mask == 0) {
 		list_remove(ss);
 		list_push(ss, LIST_EMPTY);
-		ss->empty_since_ns = hak__now_ns();
+		ss->idle_seen = 0;
 		now_empty = true;
 	} else if (ss->on_list == LIST_NONE) {
 		list_push(ss, LIST_PARTIAL);
@@ -398,38 +398,67 @@ unsigned hak__abandoned_collect(void)
 
 /* ---- Trim services ---------------------------------------------------------------------------- */
 
-/* Unmap the oldest empty SuperSlabs until at most `keep` remain. */
-unsigned hak__release_empty(unsigned keep)
+/* Take an empty SuperSlab off every list and out of the map (pool lock held), to unmap later. */
+static void retire_empty(struct hak_superslab *ss, struct hak_superslab **victims)
 {
-	struct hak_superslab *victims = NULL;
+	list_remove(ss);
+	map_units(ss, 0, ss->nunits, false);
+	if (ss->all_prev)
+		ss->all_prev->all_next = ss->all_next;
+	else
+		all_head = ss->all_next;
+	if (ss->all_next)
+		ss->all_next->all_prev = ss->all_prev;
+	__atomic_store_n(&live_n, live_n - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&live_by_lg[ss->lg_size], live_by_lg[ss->lg_size] - 1, __ATOMIC_RELAXED);
+	ss->next = *victims;
+	*victims = ss;
+}
+
+static unsigned unmap_victims(struct hak_superslab *victims)
+{
 	unsigned n = 0;
-	pthread_mutex_lock(&pool_lock);
-	while (empty_n > keep) {
-		struct hak_superslab *ss = empty_head;
-		while (ss->next)
-			ss = ss->next; /* oldest is last */
-		list_remove(ss);
-		map_units(ss, 0, ss->nunits, false);
-		if (ss->all_prev)
-			ss->all_prev->all_next = ss->all_next;
-		else
-			all_head = ss->all_next;
-		if (ss->all_next)
-			ss->all_next->all_prev = ss->all_prev;
-		__atomic_store_n(&live_n, live_n - 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&live_by_lg[ss->lg_size], live_by_lg[ss->lg_size] - 1, __ATOMIC_RELAXED);
-		ss->next = victims;
-		victims = ss;
-		n++;
-	}
-	pthread_mutex_unlock(&pool_lock);
 	while (victims) {
 		struct hak_superslab *ss = victims;
 		victims = ss->next;
 		hak__os_unmap(ss, (size_t)1 << ss->lg_size);
 		hak_add_relaxed(&hak__g.ss_released, 1);
+		n++;
 	}
 	return n;
+}
+
+/* Unmap the oldest empty SuperSlabs until at most `keep` remain. */
+unsigned hak__release_empty(unsigned keep)
+{
+	struct hak_superslab *victims = NULL;
+	pthread_mutex_lock(&pool_lock);
+	while (empty_n > keep) {
+		struct hak_superslab *ss = empty_head;
+		while (ss->next)
+			ss = ss->next; /* oldest is last */
+		retire_empty(ss, &victims);
+	}
+	pthread_mutex_unlock(&pool_lock);
+	return unmap_victims(victims);
+}
+
+/* Unmap the empty SuperSlabs that were already empty at the previous call, whatever the
+ * reserve: a reserve nobody drew on for a whole trim interval is not absorbing churn, and its
+ * pages were purged already, so mapping anew later costs only the two system calls. */
+unsigned hak__release_idle_empty(void)
+{
+	struct hak_superslab *victims = NULL;
+	pthread_mutex_lock(&pool_lock);
+	for (struct hak_superslab *ss = empty_head, *next; ss; ss = next) {
+		next = ss->next;
+		if (ss->idle_seen)
+			retire_empty(ss, &victims);
+		else
+			ss->idle_seen = 1;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	return unmap_victims(victims);
 }
 
 /* madvise the free units that were touched since their last purge and stayed free since the

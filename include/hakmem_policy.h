@@ -142,7 +142,8 @@ struct hak_core_api {
 	unsigned (*release_empty)(unsigned keep); /* unmap empty SuperSlabs beyond `keep` */
 	/* madvise free units (aged_only: only those already free at the previous call) */
 	uint64_t (*purge_free)(int aged_only);
-	/* consolidate, release empties beyond keep, purge (aged units) when purge != 0 */
+	/* consolidate, release empties beyond keep; when purge != 0 also release the empties
+	 * that stayed empty since the previous purging pass and purge (aged) free units */
 	struct hak_trim_result (*trim_pass)(unsigned keep, int purge);
 	unsigned (*empty_count)(void);                                   /* empty SuperSlabs kept now */
 	unsigned (*live_superslabs)(void);

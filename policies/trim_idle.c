@@ -1,8 +1,9 @@
 /* trim_idle.c: the default trim policy. Empty SuperSlabs beyond `empty_reserve` (default 2)
  * go back the moment they empty. A helper thread, started the first time a SuperSlab empties
  * or the allocator gets busy (signals blocked), wakes every `idle_ms` (default 100) while the
- * allocator has been busy and runs a trim pass: drain what dead threads left, return empty
- * SuperSlabs beyond the reserve, purge units that stayed free since the previous pass.
+ * allocator has been busy, and twice more once it goes quiet, and runs a trim pass: drain what
+ * dead threads left, return empty SuperSlabs beyond the reserve, and return what stayed free
+ * since the previous pass (units are purged; empty SuperSlabs, reserve included, unmapped).
  * After fork() it is restarted only when the child empties a SuperSlab or gets busy. */
 #include <hakmem_policy.h>
 #include <stdatomic.h>
@@ -23,12 +24,17 @@ static void *idle_loop(void *arg)
 	struct idle_state *s = arg;
 	struct timespec ts = {(time_t)(s->idle_ms / 1000), (long)(s->idle_ms % 1000) * 1000000L};
 	unsigned long seen = 0;
+	unsigned quiet = 0;
 	for (;;) {
 		nanosleep(&ts, NULL);
 		unsigned long w = atomic_load_explicit(&s->work, memory_order_relaxed);
-		if (w == seen)
-			continue; /* idle allocator: nothing changed since the last pass */
+		if (w != seen)
+			quiet = 0;
+		else if (++quiet > 2)
+			continue; /* idle allocator: nothing changed, and what aged is gone by now */
 		seen = w;
+		/* Two passes after the last activity: the first marks what is free, the second
+		 * gives back what stayed free (aged units, an unused empty reserve). */
 		s->core->trim_pass((unsigned)s->empty_reserve, 1);
 	}
 	return NULL;
