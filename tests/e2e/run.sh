@@ -219,6 +219,11 @@ if "min_frees" in want and frees < int(want["min_frees"]):
     errs.append("frees.local %d + frees.remote %d < %s frees the program made" % (num["frees.local"], num["frees.remote"], want["min_frees"]))
 if "min_remote" in want and num["frees.remote"] < int(want["min_remote"]):
     errs.append("frees.remote %d < %s cross-thread frees the program made" % (num["frees.remote"], want["min_remote"]))
+kept = s.get("superslabs", {}).get("empty_kept")
+if "max_empty_kept" in want and (not isinstance(kept, int) or kept > int(want["max_empty_kept"])):
+    errs.append("superslabs.empty_kept %r after the heap stayed quiet, want at most %s" % (kept, want["max_empty_kept"]))
+if "min_empty_kept" in want and (not isinstance(kept, int) or kept < int(want["min_empty_kept"])):
+    errs.append("superslabs.empty_kept %r, want at least %s" % (kept, want["min_empty_kept"]))
 if "max_live_bytes" in want and r == 0 and l * size > int(want["max_live_bytes"]):
     errs.append("no SuperSlab released and %d live (%d MB): memory is not given back" % (l, l * size >> 20))
 if errs:
@@ -278,6 +283,25 @@ stats() {
     run "$name" "$conf" 60 any HAKMEM_STATS=1 -- stats $n || return 0
     if [[ ! -s $LOGS/$name.err ]]; then say_fail "$name" "HAKMEM_STATS=1 printed nothing"; return 0; fi
     if grep -q '^{"policies"' "$LOGS/$name.err"; then say_fail "$name" "HAKMEM_STATS=1 printed JSON, want a table"; return 0; fi
+    say_pass "$name" "$summary"
+}
+
+# idle CONF: after 16 MB of small blocks come and go and the program stays quiet for 1.5 s,
+# idle trim has unmapped every empty SuperSlab, the reserve included; trim none keeps them.
+idle() {
+    local conf=$1 name="idle[$1]" summary exp want
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
+    exp=$(expect_for "$conf") || exp=""
+    case $exp in
+        *trim=idle*) want="max_empty_kept=0" ;;
+        *trim=none*) want="min_empty_kept=1" ;;
+        *) say_skip "$name" "trim policy of $conf is not idle or none"; return 0 ;;
+    esac
+    run "$name" "$conf" 60 any HAKMEM_STATS=json -- idle 1.5 || return 0
+    # shellcheck disable=SC2086
+    summary=$(check_json "$LOGS/$name.err" only=1 $want $exp) ||
+        { say_fail "$name" "$summary"; repro "$conf" HAKMEM_STATS=json -- idle 1.5; return 0; }
     say_pass "$name" "$summary"
 }
 
@@ -460,6 +484,7 @@ done
 if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
 else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done
+for c in $c_all; do idle "$c"; done
 for c in $c_all; do larson "$c"; done
 for c in $c_some; do
     real python "$c" real_python
