@@ -129,7 +129,10 @@ static struct hak_thread *current(void)
 static int refill(struct hak_thread *t, unsigned cls)
 {
 	hak__calling_model = t->model->index;
-	return t->model->ops->refill(t->model->state, t, t->own_tstate, cls);
+	hak__policy_enter(t);
+	int err = t->model->ops->refill(t->model->state, t, t->own_tstate, cls);
+	hak__policy_leave(t);
+	return err;
 }
 
 static void *alloc_from(struct hak_thread *t, unsigned cls)
@@ -241,7 +244,9 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 	chain.tail = tail;
 	hak__account_chain(chain, -1);
 	hak__calling_model = t->model->index;
+	hak__policy_enter(t);
 	t->model->ops->flush(t->model->state, t, t->own_tstate, cls, chain);
+	hak__policy_leave(t);
 }
 
 static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p)

@@ -20,6 +20,7 @@
 #define HAKMEM_INTERNAL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -269,13 +270,36 @@ struct hak_thread {
 	uint64_t counters[4];   /* enum hak_counter */
 	struct hak_thread *next_live, *prev_live; /* registry of live threads (heap lock) */
 	struct hak_thread *next_free;             /* recycled structs (heap lock) */
+	_Atomic int plock;      /* policy lock: hak__policy_enter */
 	size_t alloc_size;      /* bytes of this struct plus policy state */
 };
 _Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 
 HAK_HIDDEN extern __thread struct hak_thread *hak__tls;
+/* The policy lock of a thread state. The thread holds it around every call into its ownership
+ * policy that touches the policy's per-thread state or its slabs' private lists (refill,
+ * flush, thread_exit); a trim pass takes it with a try, so it can reclaim for a thread that
+ * sleeps (ownership op `reclaim`). Uncontended cost: one exchange and one store per refill or
+ * flush, which move a batch of blocks each. */
+HAK_INLINE void hak__policy_enter(struct hak_thread *t)
+{
+	while (atomic_exchange_explicit(&t->plock, 1, memory_order_acquire))
+		sched_yield(); /* a trim pass is reclaiming for this thread: it is short */
+}
+
+HAK_INLINE bool hak__policy_try(struct hak_thread *t)
+{
+	return !atomic_exchange_explicit(&t->plock, 1, memory_order_acquire);
+}
+
+HAK_INLINE void hak__policy_leave(struct hak_thread *t)
+{
+	atomic_store_explicit(&t->plock, 0, memory_order_release);
+}
+
 HAK_HIDDEN struct hak_thread *hak__thread_get(void); /* creates the state; NULL when gone */
 HAK_HIDDEN void hak__thread_flush(struct hak_thread *t);
+HAK_HIDDEN unsigned hak__threads_reclaim(void); /* trim passes: the ownership op `reclaim` */
 HAK_HIDDEN void hak__thread_retire(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_restart(void); /* retire the caller's state; next use makes one anew */
 HAK_HIDDEN void hak__heap_fork_prepare(void);
@@ -298,6 +322,12 @@ struct hak_active_policy {
 	void *state;
 };
 HAK_HIDDEN extern struct hak_model hak__models[HAK_MAX_MODELS];
+
+/* The model's `reclaim` op, or NULL: a field since ABI 1.1, not read from older plugins. */
+HAK_INLINE void (*hak__model_reclaim_op(const struct hak_model *m))(void *, hak_thread *, void *)
+{
+	return m->desc->abi_minor >= 1 ? m->ops->reclaim : NULL;
+}
 HAK_HIDDEN extern _Atomic unsigned hak__model_count;
 HAK_HIDDEN extern struct hak_model *_Atomic hak__model_current;
 HAK_HIDDEN extern struct hak_active_policy hak__trim_policy, hak__size_policy;

@@ -91,6 +91,7 @@ struct hak_thread *hak__thread_get(void)
 void hak__thread_flush(struct hak_thread *t)
 {
 	hak__calling_model = t->model->index;
+	hak__policy_enter(t);
 	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 		struct hak_tcache *tc = &t->cache[c];
 		if (!tc->head)
@@ -107,6 +108,7 @@ void hak__thread_flush(struct hak_thread *t)
 		hak__account_chain(chain, -1);
 		t->model->ops->flush(t->model->state, t, t->own_tstate, c, chain);
 	}
+	hak__policy_leave(t);
 }
 
 static void unregister(struct hak_thread *t)
@@ -133,7 +135,9 @@ void hak__thread_retire(struct hak_thread *t)
 {
 	hak__thread_flush(t);
 	hak__calling_model = t->model->index;
+	hak__policy_enter(t);
 	t->model->ops->thread_exit(t->model->state, t, t->own_tstate);
+	hak__policy_leave(t);
 	fold_counters(t);
 	t->state = HAK_THREAD_GONE;
 	pthread_mutex_lock(&heap_lock);
@@ -200,6 +204,28 @@ void hak__threads_sum(uint64_t *local, uint64_t *remote, uint64_t counters[4])
 	pthread_mutex_unlock(&heap_lock);
 }
 
+/* ---- Trim passes: reclaim for live threads that are outside their slow paths. ---------------- */
+
+/* Let each live thread's ownership policy give back what the thread owns but does not use
+ * (blocks other threads freed to it while it sleeps). A thread inside a slow path is skipped:
+ * its next refill sees those blocks anyway. Returns how many threads were visited. */
+unsigned hak__threads_reclaim(void)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&heap_lock); /* no state is retired or recycled meanwhile */
+	for (struct hak_thread *t = live_threads; t; t = t->next_live) {
+		void (*reclaim)(void *, hak_thread *, void *) = hak__model_reclaim_op(t->model);
+		if (!reclaim || !hak__policy_try(t))
+			continue;
+		hak__calling_model = t->model->index;
+		reclaim(t->model->state, t, t->own_tstate);
+		hak__policy_leave(t);
+		n++;
+	}
+	pthread_mutex_unlock(&heap_lock);
+	return n;
+}
+
 /* ---- fork ------------------------------------------------------------------------------------ */
 
 void hak__heap_fork_prepare(void)
@@ -233,6 +259,7 @@ void hak__heap_fork_child(bool self_consistent)
 	struct hak_thread *t = live_threads;
 	while (t) {
 		struct hak_thread *next = t->next_live;
+		atomic_store(&t->plock, 0); /* its thread is gone; it may have held it at the fork */
 		if (t != self && t != orphan_thread)
 			hak__thread_retire(t);
 		t = next;

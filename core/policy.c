@@ -240,7 +240,8 @@ void hak__trim_tick(void)
 		ops->tick(hak__trim_policy.state);
 }
 
-/* Consolidate every model, drain what dead threads left, release empty SuperSlabs beyond
+/* Consolidate every model, drain what dead threads left and what live ones do not use
+ * (ownership op `reclaim`), release empty SuperSlabs beyond
  * keep; a purging pass also releases the empties that stayed empty since the previous one
  * (the reserve decays when unused) and purges free units. */
 struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
@@ -253,6 +254,7 @@ struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
 			hak__models[i].ops->consolidate(hak__models[i].state);
 		}
 	hak__abandoned_collect();
+	hak__threads_reclaim();
 	r.superslabs_released = hak__release_empty(keep);
 	if (purge) {
 		r.superslabs_released += hak__release_idle_empty();

@@ -30,7 +30,7 @@ extern "C" {
 
 #define HAK_POLICY_MAGIC      UINT64_C(0x314C4F50484B4148) /* "HAKHPOL1" little-endian */
 #define HAK_POLICY_ABI_MAJOR  1u
-#define HAK_POLICY_ABI_MINOR  0u
+#define HAK_POLICY_ABI_MINOR  1u
 #define HAK_POLICY_SYMBOL     "hak_policy_descriptor"
 
 /* Binary-compatibility signature: what must match between core and plugin beyond the version
@@ -189,6 +189,13 @@ struct hak_ownership_ops {
 	/* Before fork(): take the policy's locks; after: release them (parent). */
 	void (*fork_prepare)(void *state);
 	void (*fork_parent)(void *state);
+	/* since 1.1, may be NULL: called by trim passes from another thread, for each live thread
+	 * t of this policy, while t is outside every slow path and cannot enter one (the core
+	 * holds t's policy lock; `refill`, `flush` and `thread_exit` run under the same lock).
+	 * Give back what t owns but no longer uses: e.g. drain the remote queues of t's slabs and
+	 * release the slabs that turned out entirely free, so blocks other threads freed to an
+	 * idle thread do not stay stranded. t's cache itself is not to be touched. */
+	void (*reclaim)(void *state, hak_thread *t, void *tstate);
 };
 
 /* ---- The descriptor. ------------------------------------------------------------------------- */

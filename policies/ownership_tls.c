@@ -2,12 +2,14 @@
  * blocks from it, without atomics. Other threads push the blocks they free to the slab's
  * remote queue; the owner drains it when it refills. An exiting thread gives fully free slabs
  * back and abandons the rest; refills adopt abandoned slabs before mapping anything new, and
- * the core's trim pass drains and releases those nobody adopts.
+ * the core's trim pass drains and releases those nobody adopts. Trim passes also drain the
+ * parked slabs of live threads (tls_reclaim), so what others free to an idle thread goes back.
  * Per thread and class: the current slab and a ring of the thread's other slabs. */
 #include <hakmem_policy.h>
 #include <string.h>
 
-#define TLS_SCAN_MAX 32 /* other slabs looked at per refill before adopting or mapping */
+#define TLS_SCAN_MAX 32       /* other slabs looked at per refill before adopting or mapping */
+#define TLS_RECLAIM_MAX 1024  /* parked slabs of one class looked at per trim pass */
 
 struct tls_class {
 	hak_slab *cur;  /* slab refills take from first */
@@ -140,6 +142,37 @@ static void tls_thread_exit(void *state, hak_thread *t, void *tstate)
 	}
 }
 
+/* A trim pass, with t outside its slow paths: drain the remote queues of t's parked slabs
+ * and give back those entirely free. The current slab of each class stays: refills use it. */
+static void tls_reclaim(void *state, hak_thread *t, void *tstate)
+{
+	(void)state;
+	struct tls_tstate *ts = tstate;
+	unsigned n = core->class_count();
+	for (unsigned cls = 0; cls < n; cls++) {
+		struct tls_class *c = &ts->cls[cls];
+		hak_slab *s = c->ring, *first_kept = NULL;
+		for (unsigned i = 0; s && i < TLS_RECLAIM_MAX; i++) {
+			hak_slab *next = hak_ring_next(core, s);
+			struct hak_slab_info info;
+			core->slab_get_info(s, &info);
+			if (info.remote_pending) {
+				core->count(t, HAK_COUNT_REMOTE_DRAINED, core->remote_drain(s));
+				core->slab_get_info(s, &info);
+			}
+			if (info.used == 0) {
+				hak_ring_remove(core, &c->ring, s);
+				core->slab_release(s);
+			} else if (!first_kept) {
+				first_kept = s;
+			}
+			if (!c->ring || next == first_kept)
+				break; /* all given back, or went round */
+			s = next;
+		}
+	}
+}
+
 static int tls_init(const struct hak_core_api *api, const struct hak_settings *settings, void **state,
 		    char *err, size_t errlen)
 {
@@ -161,10 +194,11 @@ static const struct hak_ownership_ops tls_ops = {
 	.flush = tls_flush,
 	.free_foreign = tls_free_foreign,
 	.thread_exit = tls_thread_exit,
+	.reclaim = tls_reclaim,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_ownership_tls) = {
-	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "tls", "1.0.0",
+	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "tls", "1.1.0",
 			     "Option G: thread-owned slabs, remote MPSC queues drained by the owner, adoption"),
 	.init = tls_init,
 	.ownership = &tls_ops,

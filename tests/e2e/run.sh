@@ -485,6 +485,11 @@ if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
 else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done
 for c in $c_all; do idle "$c"; done
+# Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim only.
+for c in ${E2E_CONFS:-builtin hakmem option-g option-f superslab-1mb}; do
+    if [[ $MODE == hakmem ]]; then simple idle_owner "$c" 60 -- idle_owner 10
+    else wanted "idle_owner[$c]" && say_skip "idle_owner[$c]" "hakmem only; $why_glibc"; fi
+done
 for c in $c_all; do larson "$c"; done
 for c in $c_some; do
     real python "$c" real_python

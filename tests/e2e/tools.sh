@@ -103,7 +103,7 @@ if cc -std=c11 -Wall -Wextra -Werror -o "$T/linked" "$T/linked.c" $(pkg-config -
 	-Wl,-rpath,"$(pkg-config --variable=libdir hakmem)" 2>"$T/linked.err"; then
 	ok "a program builds with \$(pkg-config --cflags --libs hakmem)"
 	out=$(HAKMEM_CONF= "$T/linked" 2>&1)
-	WHY="output: $out"; check "linked program: hak_policy_name/version answer" grep -q '^ownership=tls version=1.0.0 unknown=NULL' <<<"$out"
+	WHY="output: $out"; check "linked program: hak_policy_name/version answer" grep -q '^ownership=tls version=1.1.0 unknown=NULL' <<<"$out"
 	WHY="output: $out"; check "linked program: hak_stats_print(json) prints one JSON line" grep -q '^{"policies":' <<<"$out"
 	WHY="$(ldd "$T/linked" | grep hakmem)"; check "linked program loads the installed library" sh -c "ldd '$T/linked' | grep -q '$P/lib/libhakmem.so.0'"
 	printf '[ownership]\npolicy = central\n' >"$CONF_DIR/central.ini"
