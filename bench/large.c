@@ -2,15 +2,17 @@
  * replaces a random one at a time, and touches every page of each new block, so the cost of
  * mapping, faulting and returning large memory is what gets measured.
  *
- * usage: large [SECONDS THREADS MIN MAX LIVE]   (defaults 10 1 5242880 26214400 4)
- * ops counts malloc+free replacements; the clock starts once every thread holds its first blocks. */
+ * usage: large [SECONDS THREADS MIN MAX LIVE LINGER]   (defaults 10 1 5242880 26214400 4 0)
+ * ops counts malloc+free replacements; the clock starts once every thread holds its first blocks.
+ * LINGER seconds pass idle after the last free before the final RSS is read (what an allocator
+ * gives back once the program goes quiet, not only at the free). */
 #include "bench_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#define USAGE "[SECONDS THREADS MIN MAX LIVE]"
+#define USAGE "[SECONDS THREADS MIN MAX LIVE LINGER]"
 
 enum { MAX_LIVE = 64, PAGE = 4096 };
 
@@ -92,9 +94,10 @@ int main(int argc, char **argv)
 	cfg.min_size = (size_t)arg_long(argc, argv, 3, 5 << 20, USAGE);
 	cfg.max_size = (size_t)arg_long(argc, argv, 4, 25 << 20, USAGE);
 	cfg.live = (int)arg_long(argc, argv, 5, 4, USAGE);
+	double linger = arg_double(argc, argv, 6, 0, USAGE);
 	if (nthreads < 1 || cfg.min_size < 8 || cfg.max_size < cfg.min_size || cfg.live < 1 ||
-	    cfg.live > MAX_LIVE) {
-		fprintf(stderr, "usage: %s %s (need THREADS > 0, 8 <= MIN <= MAX, 1 <= LIVE <= %d)\n",
+	    cfg.live > MAX_LIVE || linger < 0) {
+		fprintf(stderr, "usage: %s %s (need THREADS > 0, 8 <= MIN <= MAX, 1 <= LIVE <= %d, LINGER >= 0)\n",
 			argv[0], USAGE, MAX_LIVE);
 		return BENCH_EXIT_USAGE;
 	}
@@ -119,9 +122,12 @@ int main(int argc, char **argv)
 	double secs = now_sec() - start;
 	pthread_barrier_destroy(&cfg.ready);
 	free(ws);
+	if (linger > 0)
+		sleep_sec(linger);
 
-	char extra[80];
-	snprintf(extra, sizeof extra, " min=%zu max=%zu live=%d", cfg.min_size, cfg.max_size, cfg.live);
+	char extra[96];
+	snprintf(extra, sizeof extra, " min=%zu max=%zu live=%d linger=%g", cfg.min_size, cfg.max_size, cfg.live,
+		 linger);
 	struct bench_result r = { .workload = "large", .threads = nthreads, .ops = ops, .secs = secs };
 	result_print(&r, extra);
 	return 0;

@@ -292,8 +292,10 @@ static void free_slow(void *p)
 		enter("free");
 		bool large = hak__large_free(p);
 		leave();
-		if (large)
+		if (large) {
+			hak__large_after_free();
 			return;
+		}
 		hak__fatal("free(): invalid pointer %p (not allocated by hakmem, or already freed)", p);
 	}
 	struct hak_slab *s = hak__slab_of_ss(ss, p);

@@ -342,6 +342,8 @@ HAK_HIDDEN void hak__trim_notify_empty(void);
 HAK_HIDDEN void hak__trim_run_pending(void);
 HAK_HIDDEN void hak__trim_tick(void);
 HAK_HIDDEN struct hak_trim_result hak__trim_pass(unsigned keep, int purge);
+/* The pass the trim policy runs (core_api trim_pass): cached large mappings age instead. */
+HAK_HIDDEN struct hak_trim_result hak__trim_pass_aging(unsigned keep, int purge);
 HAK_HIDDEN void hak__policies_fork_prepare(void);
 HAK_HIDDEN void hak__policies_fork_parent(void);
 HAK_HIDDEN void hak__policies_fork_child(void);
@@ -365,6 +367,8 @@ HAK_HIDDEN bool hak__large_free(void *p);            /* false: not a large block
 HAK_HIDDEN size_t hak__large_usable(const void *p);  /* 0: not a large block */
 HAK_HIDDEN void *hak__large_realloc(void *p, size_t n, bool *handled);
 HAK_HIDDEN unsigned hak__large_trim(size_t keep_bytes);
+HAK_HIDDEN unsigned hak__large_age(void);        /* one aging pass; returns mappings still cached */
+HAK_HIDDEN void hak__large_after_free(void);     /* outside the guard: may tick the trim policy */
 HAK_HIDDEN void hak__large_stats(uint64_t *live, uint64_t *cached);
 HAK_HIDDEN void hak__large_fork_prepare(void);
 HAK_HIDDEN void hak__large_fork_parent(void);

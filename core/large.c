@@ -1,8 +1,9 @@
 /* large.c: blocks above HAK_SMALL_MAX (and over-aligned ones): one mapping each, found through
  * an open-addressing table keyed by the block's address (16 shards, each with its own lock), so
  * an unknown pointer is recognised.
- * Freed mappings wait in a small cache for reuse (realloc chains, repeated 5-25 MB blocks)
- * until a trim pass or the cache limit sends them back. */
+ * Freed mappings wait in a small cache for reuse (realloc chains, repeated 5-25 MB blocks).
+ * They age: a mapping no allocation took between two of the trim policy's passes goes back to
+ * the OS at the second one; an explicit trim or the cache limit sends them back at once. */
 #include "hakmem_internal.h"
 
 #include <errno.h>
@@ -34,9 +35,17 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	char *base;
 	size_t len;
+	bool aged; /* already cached at the previous aging pass: the next one sends it back */
 } cache[LARGE_CACHE_SLOTS];
 static size_t cache_n, cache_bytes;
 static _Atomic uint64_t live_n;
+
+/* Whether the trim policy knows that cached mappings wait for aging passes: a free that caches
+ * a mapping while PASS_NONE makes it PASS_WANTED; hak__large_after_free turns that into one
+ * tick (PASS_ASKED); every aging pass starts over at PASS_NONE. So a stream of large frees
+ * costs the policy one tick per pass, not one per free. */
+enum { PASS_NONE, PASS_WANTED, PASS_ASKED };
+static _Atomic int xpass_request;
 
 static uint64_t hash_of(uintptr_t user)
 {
@@ -221,11 +230,15 @@ bool hak__large_free(void *p)
 		}
 		if (cache_n < LARGE_CACHE_SLOTS && cache_bytes + len <= LARGE_CACHE_MAX_BYTES) {
 			cache[cache_n].base = base;
-			cache[cache_n++].len = len;
+			cache[cache_n].len = len;
+			cache[cache_n++].aged = false;
 			cache_bytes += len;
 			base = NULL;
 		}
 		pthread_mutex_unlock(&cache_lock);
+		int none = PASS_NONE;
+		if (!base && hak_load_relaxed(&xpass_request) == PASS_NONE)
+			hak_cas_strong(&xpass_request, &none, PASS_WANTED);
 	}
 	if (evict_base) {
 		hak__os_unmap(evict_base, evict_len);
@@ -299,6 +312,55 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	return q;
 }
 
+/* After a large free, outside the allocator's guard (the policy may start its helper thread,
+ * which allocates): the first mapping cached since the last aging pass tells the trim policy
+ * there is work, and so does every 64th large free of a thread (a policy that rate-limits its
+ * ticks, like eager, may have dropped the first). Budget when nothing is due: one relaxed
+ * load, one thread-local increment. */
+void hak__large_after_free(void)
+{
+	static __thread unsigned frees __attribute__((tls_model("initial-exec")));
+	bool first = hak_load_relaxed(&xpass_request) == PASS_WANTED;
+	if (likely(!first && (++frees & 63) != 0))
+		return;
+	if (hak__tls->state == HAK_THREAD_GONE) /* past its exit hook: leave it to another thread */
+		return;
+	int wanted = PASS_WANTED;
+	if (!first || hak_cas_strong(&xpass_request, &wanted, PASS_ASKED))
+		hak__trim_tick();
+}
+
+/* One aging pass (the trim policy's periodic pass): cached mappings already aged at the previous
+ * pass go back to the OS, the others are marked aged. Returns how many stay cached, so the
+ * caller can ask for the pass that will send them back. */
+unsigned hak__large_age(void)
+{
+	struct {
+		char *base;
+		size_t len;
+	} out[LARGE_CACHE_SLOTS];
+	unsigned n = 0;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < cache_n;) {
+		if (!cache[i].aged) {
+			cache[i++].aged = true;
+			continue;
+		}
+		out[n].base = cache[i].base;
+		out[n++].len = cache[i].len;
+		cache_bytes -= cache[i].len;
+		cache[i] = cache[--cache_n];
+	}
+	unsigned left = (unsigned)cache_n;
+	hak_store_relaxed(&xpass_request, PASS_NONE);
+	pthread_mutex_unlock(&cache_lock);
+	for (unsigned i = 0; i < n; i++) {
+		hak__os_unmap(out[i].base, out[i].len);
+		hak_add_relaxed(&hak__g.large_released, 1);
+	}
+	return left;
+}
+
 /* Send cached mappings back until at most keep_bytes stay cached. */
 unsigned hak__large_trim(size_t keep_bytes)
 {
@@ -344,6 +406,8 @@ void hak__large_fork_parent(void)
 
 void hak__large_fork_child(void)
 {
+	/* The parent's trim helper did not come along: the child's next large free asks anew. */
+	hak_store_relaxed(&xpass_request, cache_n ? PASS_WANTED : PASS_NONE);
 	pthread_mutex_init(&cache_lock, NULL);
 	for (unsigned i = 0; i < LARGE_SHARDS; i++)
 		pthread_mutex_init(&shards[i].lock, NULL);

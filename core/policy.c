@@ -141,7 +141,7 @@ const struct hak_core_api hak__core_api = {
 	.count = api_count,
 	.release_empty = hak__release_empty,
 	.purge_free = hak__purge_free,
-	.trim_pass = hak__trim_pass,
+	.trim_pass = hak__trim_pass_aging,
 	.empty_count = hak__empty_count,
 	.live_superslabs = api_live_superslabs,
 	.spawn_helper = api_spawn_helper,
@@ -241,10 +241,11 @@ void hak__trim_tick(void)
 }
 
 /* Consolidate every model, drain what dead threads left and what live ones do not use
- * (ownership op `reclaim`), release empty SuperSlabs beyond
- * keep; a purging pass also releases the empties that stayed empty since the previous one
- * (the reserve decays when unused) and purges free units. */
-struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
+ * (ownership op `reclaim`), release empty SuperSlabs beyond keep, purge free units. A purging
+ * pass also releases the empties that stayed empty since the previous one (the reserve decays
+ * when unused). Cached large mappings: with `aging` (the trim policy's own passes) those unused
+ * since the previous pass go back; without (malloc_trim, hak_trim, out of memory) all of them. */
+static struct hak_trim_result trim_pass(unsigned keep, int purge, bool aging)
 {
 	struct hak_trim_result r = {0, 0};
 	unsigned n = atomic_load(&hak__model_count);
@@ -256,14 +257,39 @@ struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
 	hak__abandoned_collect();
 	hak__threads_reclaim();
 	r.superslabs_released = hak__release_empty(keep);
+	unsigned large_young = 0;
 	if (purge) {
 		r.superslabs_released += hak__release_idle_empty();
 		r.bytes_purged = hak__purge_free(1);
-		hak__large_trim(0);
+		if (aging)
+			large_young = hak__large_age();
+		else
+			hak__large_trim(0);
 	}
 	hak_add_relaxed(&hak__g.trim_passes, 1);
 	atomic_store(&pending_empty, 0);
+	/* Young large mappings stayed: tell the policy there is work, so the pass that sends them
+	 * back comes even if the program goes idle now (the idle helper skips passes while nothing
+	 * signals). Not from a pass that this very tick started: a policy may trim inline in tick. */
+	static __thread bool resignalling __attribute__((tls_model("initial-exec")));
+	if (large_young && !resignalling) {
+		resignalling = true;
+		const struct hak_trim_ops *ops = hak__trim_policy.desc->trim;
+		if (ops->tick)
+			ops->tick(hak__trim_policy.state);
+		resignalling = false;
+	}
 	return r;
+}
+
+struct hak_trim_result hak__trim_pass(unsigned keep, int purge)
+{
+	return trim_pass(keep, purge, false);
+}
+
+struct hak_trim_result hak__trim_pass_aging(unsigned keep, int purge)
+{
+	return trim_pass(keep, purge, true);
 }
 
 /* ---- fork: every model's locks, in model order, between the heap and the pool locks ---------- */

@@ -55,11 +55,17 @@ say_fail() { failn=$((failn + 1)); failed+=("$1"); echo "FAIL $1 ($2)"; }
 say_skip() { skipn=$((skipn + 1)); echo "SKIP $1 ($2)"; }
 wanted()   { [[ -z ${E2E_FILTER:-} || $1 =~ $E2E_FILTER ]]; }
 
+# Configurations only some tests use (not shipped, so not in "all"), written into the log folder.
+TESTCONF=$LOGS/test-conf
+mkdir -p "$TESTCONF"
+printf '; large_aging: trim passes every 20 ms\n[trim]\npolicy = idle\nidle_ms = 20\n' >"$TESTCONF/idle-20ms.ini"
+chmod -R go-w "$TESTCONF"
+
 # conf_file NAME: the INI file for a configuration name; "builtin" means no file at all.
 conf_file() {
     case $1 in
         builtin) echo "" ;;
-        *) echo "$CONFDIR/$1.ini" ;;
+        *) if [[ -f $TESTCONF/$1.ini ]]; then echo "$TESTCONF/$1.ini"; else echo "$CONFDIR/$1.ini"; fi ;;
     esac
 }
 
@@ -88,7 +94,9 @@ repro() {
     while [[ $1 != -- ]]; do envs+=("$1"); shift; done
     shift
     if [[ $MODE == hakmem ]]; then
-        pre="LD_PRELOAD=${HAKMEM_LIB:-build/libhakmem.so} HAKMEM_CONF=$([[ $conf == builtin ]] || echo "conf/$conf.ini") "
+        local file=""
+        if [[ -f $TESTCONF/$conf.ini ]]; then file=$TESTCONF/$conf.ini; elif [[ $conf != builtin ]]; then file=conf/$conf.ini; fi
+        pre="LD_PRELOAD=${HAKMEM_LIB:-build/libhakmem.so} HAKMEM_CONF=$file "
     fi
     echo "    to reproduce: $pre${envs[*]:+${envs[*]} }${BIN#"$ROOT"/}/$*"
 }
@@ -322,6 +330,23 @@ larson() {
     say_pass "$name" "$(sed -n 's/^larson: //p' "$LOGS/$name.out"); $summary"
 }
 
+# large_aging CONF: cached large mappings nobody reuses go back within a few trim passes when
+# the trim policy runs passes on its own (idle), and stay under "none" until malloc_trim.
+# Eager runs passes only while the program calls the allocator: skipped.
+large_aging() {
+    local conf=$1 name="large_aging[$1]" want=back trim
+    wanted "$name" || return 0
+    if [[ $MODE == hakmem ]]; then
+        trim=$(expect_for "$conf" | sed -n 's/.*trim=\([^ ]*\).*/\1/p')
+        case $trim in
+            idle) want=back ;;
+            none) want=kept ;;
+            *) say_skip "$name" "trim policy '$trim' runs no pass while the program is idle"; return 0 ;;
+        esac
+    fi
+    simple large_aging "$conf" 30 -- large_aging "$want"
+}
+
 # loaded CONF: the preload took effect and the configuration picked the expected policies.
 loaded() {
     local conf=$1 name="loaded[$1]"
@@ -464,9 +489,10 @@ if [[ $MODE == hakmem ]]; then
     c_some=${E2E_CONFS:-"builtin option-f"}
     c_ss=${E2E_CONFS:-"builtin superslab-1mb"}
     c_maps=${E2E_CONFS:-"builtin option-f superslab-1mb"}
+    c_aging=${E2E_CONFS:-"builtin idle-20ms trim-none"}
 else
     echo "e2e: running under plain glibc ($why_glibc); hakmem-only tests are skipped"
-    c_all=glibc c_threads=glibc c_some=glibc c_ss=glibc c_maps=glibc
+    c_all=glibc c_threads=glibc c_some=glibc c_ss=glibc c_maps=glibc c_aging=glibc
 fi
 
 for c in $c_all; do loaded "$c"; done
@@ -476,6 +502,7 @@ for c in $c_threads; do simple threads "$c" 60 -- threads; done
 for c in $c_threads; do simple fork "$c" 120 -- fork; done
 for c in $c_some; do simple rlimit "$c" 60 diag -- rlimit; done
 for c in $c_ss; do simple large "$c" 90 -- large; done
+for c in $c_aging; do large_aging "$c"; done
 for c in $c_maps; do simple maps "$c" 90 -- maps; done
 for c in $c_all; do
     if [[ $MODE == hakmem ]]; then simple accounting "$c" 60 -- accounting
