@@ -226,6 +226,8 @@ struct hak_thread {
 	struct hak_thread *next_live, *prev_live; /* registry of live threads (heap lock) */
 	struct hak_thread *next_free;             /* recycled structs (heap lock) */
 	size_t alloc_size;      /* bytes of this struct plus policy state */
+	uint32_t units_taken;   /* units of the slabs acquired or adopted for its token since the
+				 * state was made: a small state is parked at exit, a big one settled */
 };
 
 HAK_HIDDEN extern __thread struct hak_thread *hak__tls;
@@ -240,6 +242,10 @@ HAK_HIDDEN void hak__orphan_lock(void);
 HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void);
 HAK_HIDDEN void hak__threads_sum(uint64_t *local, uint64_t *remote, uint64_t counters[4]);
+/* Retire the parked states of exited threads (their slabs settle: released or abandoned).
+ * _try: from a path that may hold a policy lock; does nothing when the heap lock is busy. */
+HAK_HIDDEN unsigned hak__threads_reap_parked(void);
+HAK_HIDDEN unsigned hak__threads_reap_parked_try(void);
 
 /* ---- Policies in force (policy.c) --------------------------------------------------------- */
 struct hak_model {
