@@ -269,6 +269,9 @@ HAK_HIDDEN void hak__policies_boot(void);       /* built-in defaults, no I/O */
 HAK_HIDDEN const struct hak_policy_desc *hak__builtin_desc(uint32_t kind); /* builtin.c */
 HAK_HIDDEN int hak__policy_install(const struct hak_policy_desc *d, void *state);
 HAK_HIDDEN extern __thread unsigned hak__calling_model; /* set before each ownership call */
+/* A policy's helper thread is running (spawn_helper succeeded since start-up or fork): a trim
+ * helper retires parked thread states within a pass, so heap.c parks only then. */
+HAK_HIDDEN extern _Atomic int hak__helper_running;
 HAK_HIDDEN void hak__trim_notify_empty(void);
 HAK_HIDDEN void hak__trim_run_pending(void);
 HAK_HIDDEN void hak__trim_tick(void);

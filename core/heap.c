@@ -23,7 +23,9 @@ static struct hak_thread *free_threads; /* recycled structs */
  * the dead thread left are its own to free). A trim pass, a SuperSlab about to be mapped, and
  * the exit of a thread that freed many other threads' blocks retire them through the policy
  * (nothing stays stranded); a state that took many slabs, or one beyond PARKED_MAX, is retired
- * at once, so what parked states hold stays small. */
+ * at once, so what parked states hold stays small. States are parked only while a helper
+ * thread runs trim passes (the default idle policy): without one (eager, none) nothing would
+ * retire them if no thread came, and eager gives memory back at the exit itself. */
 #define PARKED_MAX 8
 #define PARK_MAX_UNITS 64 /* 4 MB of slabs */
 #define REAP_AFTER_REMOTE_FREES 1024
@@ -207,7 +209,8 @@ static void thread_park(struct hak_thread *t)
 	t->state = HAK_THREAD_GONE;
 	pthread_mutex_lock(&heap_lock);
 	unregister(t);
-	bool park = parked_n < PARKED_MAX && t->units_taken <= PARK_MAX_UNITS;
+	bool park = hak_load_relaxed(&hak__helper_running) && parked_n < PARKED_MAX &&
+		    t->units_taken <= PARK_MAX_UNITS;
 	if (park) {
 		t->next_free = parked_threads;
 		parked_threads = t;

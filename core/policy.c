@@ -113,6 +113,8 @@ static unsigned api_live_superslabs(void)
 	return (unsigned)hak__live_superslabs();
 }
 
+_Atomic int hak__helper_running;
+
 static int api_spawn_helper(void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
@@ -126,6 +128,8 @@ static int api_spawn_helper(void *(*fn)(void *), void *arg)
 	int err = pthread_create(&tid, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err)
+		hak_store_relaxed(&hak__helper_running, 1);
 	return err;
 }
 
@@ -298,6 +302,7 @@ void hak__policies_fork_parent(void)
 
 void hak__policies_fork_child(void)
 {
+	hak_store_relaxed(&hak__helper_running, 0); /* helper threads do not survive fork */
 	unsigned n = atomic_load(&hak__model_count);
 	for (unsigned i = 0; i < n; i++)
 		if (hak__models[i].ops->fork_child)

@@ -2,9 +2,9 @@
  * with its slabs: the next new thread takes it over whole (the dead thread's blocks are its own
  * to free, nothing is adopted); a trim pass, a SuperSlab about to be mapped and the exit of a
  * thread that freed many of the parked state's blocks retire it instead, and a state holding
- * many slabs is not parked at all, so nothing stays stranded. Runs under trim policy "none" so
- * no helper thread trims behind the test's back. */
-#define HAK_BUILTIN /* trim_none below compiles as a built-in (hidden descriptor) */
+ * many slabs is not parked at all, so nothing stays stranded. States are parked only while a
+ * trim helper thread runs: here the idle policy's, with a pass interval far beyond the test's
+ * run time so that no pass retires anything behind the test's back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +15,6 @@
 #include <string.h>
 
 #include "hakmem_internal.h"
-
-#include "../../policies/trim_none.c"
 
 static void run(void *(*fn)(void *), void *arg)
 {
@@ -36,12 +34,15 @@ static void quiesce(void)
 static int setup(void **state)
 {
 	(void)state;
-	static const struct hak_settings none = {"(test)", NULL, 0};
+	static const struct hak_setting slow = {"idle_ms", "60000", 1};
+	static const struct hak_settings one = {"(test)", &slow, 1};
 	void *st = NULL;
 	char err[128];
 	hak__init();
-	assert_int_equal(hak__builtin_trim_none.init(&hak__core_api, &none, &st, err, sizeof err), 0);
-	assert_int_equal(hak__policy_install(&hak__builtin_trim_none, st), 0);
+	assert_int_equal(hak__builtin_trim_idle.init(&hak__core_api, &one, &st, err, sizeof err), 0);
+	assert_int_equal(hak__policy_install(&hak__builtin_trim_idle, st), 0);
+	hak__trim_tick(); /* starts the helper thread */
+	assert_true(hak_load_relaxed(&hak__helper_running));
 	return 0;
 }
 
@@ -189,6 +190,22 @@ static void big_states_are_not_parked(void **state)
 	quiesce();
 }
 
+/* ---- without a trim helper nothing is parked ----------------------------------------------- */
+
+static void no_helper_no_parking(void **state)
+{
+	(void)state;
+	quiesce();
+	hak_store_relaxed(&hak__helper_running, 0); /* as in a fork child, or under trim eager/none */
+	struct handover h = {0};
+	run(leave_one_block, &h);
+	hak_store_relaxed(&hak__helper_running, 1);
+	struct hak_slab *s = hak__slab_of_ss(hak__ss_lookup(h.block), h.block);
+	assert_int_equal(hak_load_relaxed(&s->xowner), HAK_OWNER_NONE); /* abandoned at exit */
+	hak__free(h.block);
+	quiesce();
+}
+
 /* ---- a consumer's exit retires the parked states it freed into ------------------------------- */
 
 enum { PRODUCED = 4096 };
@@ -249,6 +266,7 @@ int main(void)
 		cmocka_unit_test(trim_pass_retires_parked_states),
 		cmocka_unit_test(parked_states_settle_before_mapping),
 		cmocka_unit_test(big_states_are_not_parked),
+		cmocka_unit_test(no_helper_no_parking),
 		cmocka_unit_test(consumer_exit_retires_parked_states),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
