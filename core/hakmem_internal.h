@@ -272,6 +272,8 @@ struct hak_thread {
 	struct hak_thread *next_free;             /* recycled structs (heap lock) */
 	_Atomic int plock;      /* policy lock: hak__policy_enter */
 	size_t alloc_size;      /* bytes of this struct plus policy state */
+	uint32_t units_taken;   /* units of the slabs acquired or adopted for its token since the
+				 * state was made: a small state is parked at exit, a big one settled */
 };
 _Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 
@@ -309,6 +311,10 @@ HAK_HIDDEN void hak__orphan_lock(void);
 HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void);
 HAK_HIDDEN void hak__threads_sum(uint64_t *local, uint64_t *remote, uint64_t counters[4]);
+/* Retire the parked states of exited threads (their slabs settle: released or abandoned).
+ * _try: from a path that may hold a policy lock; does nothing when the heap lock is busy. */
+HAK_HIDDEN unsigned hak__threads_reap_parked(void);
+HAK_HIDDEN unsigned hak__threads_reap_parked_try(void);
 
 /* ---- Policies in force (policy.c) --------------------------------------------------------- */
 struct hak_model {
@@ -338,6 +344,9 @@ HAK_HIDDEN void hak__policies_boot(void);       /* built-in defaults, no I/O */
 HAK_HIDDEN const struct hak_policy_desc *hak__builtin_desc(uint32_t kind); /* builtin.c */
 HAK_HIDDEN int hak__policy_install(const struct hak_policy_desc *d, void *state);
 HAK_HIDDEN extern __thread unsigned hak__calling_model; /* set before each ownership call */
+/* A policy's helper thread is running (spawn_helper succeeded since start-up or fork): a trim
+ * helper retires parked thread states within a pass, so heap.c parks only then. */
+HAK_HIDDEN extern _Atomic int hak__helper_running;
 HAK_HIDDEN void hak__trim_notify_empty(void);
 HAK_HIDDEN void hak__trim_run_pending(void);
 HAK_HIDDEN void hak__trim_tick(void);

@@ -1,7 +1,8 @@
 /* heap.c: per-thread state. Creation on a thread's first slow path, the exit hook that flushes
- * the caches and lets the ownership policy abandon the thread's slabs, recycling of the structs
- * (thousands of short-lived threads), the orphan state used by threads whose state is gone
- * (other libraries' TLS destructors), and what fork() does to all of them. */
+ * the caches and parks the state with its slabs for the next thread (or lets the ownership
+ * policy abandon them), recycling of the structs (thousands of short-lived threads), the orphan
+ * state used by threads whose state is gone (other libraries' TLS destructors), and what fork()
+ * does to all of them. */
 #include "hakmem_internal.h"
 
 #include <errno.h>
@@ -17,6 +18,19 @@ __thread struct hak_thread *hak__tls __attribute__((tls_model("initial-exec"))) 
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_thread *live_threads; /* registry, for stats and fork */
 static struct hak_thread *free_threads; /* recycled structs */
+/* Parked states: threads that exited with their caches flushed but their slabs still owned by
+ * their token. A new thread takes one over whole (no adoption, no fresh slabs, and the blocks
+ * the dead thread left are its own to free). A trim pass, a SuperSlab about to be mapped, and
+ * the exit of a thread that freed many other threads' blocks retire them through the policy
+ * (nothing stays stranded); a state that took many slabs, or one beyond PARKED_MAX, is retired
+ * at once, so what parked states hold stays small. States are parked only while a helper
+ * thread runs trim passes (the default idle policy): without one (eager, none) nothing would
+ * retire them if no thread came, and eager gives memory back at the exit itself. */
+#define PARKED_MAX 8
+#define PARK_MAX_UNITS 64 /* 4 MB of slabs */
+#define REAP_AFTER_REMOTE_FREES 1024
+static struct hak_thread *parked_threads; /* linked through next_free (heap lock) */
+static unsigned parked_n;                 /* read unlocked as a hint */
 static pthread_key_t exit_key;
 static _Atomic int exit_key_ready;
 
@@ -25,12 +39,35 @@ static struct hak_thread *orphan_thread;
 
 static void thread_exit_hook(void *arg);
 
-static struct hak_thread *thread_new(void)
+/* heap lock held */
+static void register_live(struct hak_thread *t)
+{
+	t->prev_live = NULL;
+	t->next_live = live_threads;
+	if (live_threads)
+		live_threads->prev_live = t;
+	live_threads = t;
+}
+
+/* A state for a new thread: a parked one of the current model when take_parked allows (same
+ * token, same slabs: it carries on where the dead thread stopped), else a zeroed one. */
+static struct hak_thread *thread_new(bool take_parked)
 {
 	struct hak_model *m = atomic_load(&hak__model_current);
 	size_t size = sizeof(struct hak_thread) + ((m->ops->thread_state_size + 15) & ~(size_t)15);
 	struct hak_thread *t = NULL;
 	pthread_mutex_lock(&heap_lock);
+	for (struct hak_thread **pp = &parked_threads; take_parked && *pp; pp = &(*pp)->next_free)
+		if ((*pp)->model == m) {
+			t = *pp;
+			*pp = t->next_free;
+			__atomic_store_n(&parked_n, parked_n - 1, __ATOMIC_RELAXED);
+			t->next_free = NULL;
+			t->state = HAK_THREAD_LIVE;
+			register_live(t);
+			pthread_mutex_unlock(&heap_lock);
+			return t;
+		}
 	for (struct hak_thread **pp = &free_threads; *pp; pp = &(*pp)->next_free)
 		if ((*pp)->alloc_size >= size) {
 			t = *pp;
@@ -55,10 +92,7 @@ static struct hak_thread *thread_new(void)
 		t->cache[c].want = 0; /* refill_count starts small */
 	}
 	pthread_mutex_lock(&heap_lock);
-	t->next_live = live_threads;
-	if (live_threads)
-		live_threads->prev_live = t;
-	live_threads = t;
+	register_live(t);
 	pthread_mutex_unlock(&heap_lock);
 	return t;
 }
@@ -78,7 +112,7 @@ struct hak_thread *hak__thread_get(void)
 			atomic_store(&exit_key_ready, 1);
 		pthread_mutex_unlock(&heap_lock);
 	}
-	t = thread_new();
+	t = thread_new(true);
 	if (!t)
 		return NULL;
 	hak__tls = t; /* before setspecific: it may allocate, and must find this state */
@@ -128,16 +162,26 @@ static void fold_counters(struct hak_thread *t)
 	hak_add_relaxed(&hak__g.retired_remote, t->remote_frees);
 	for (unsigned i = 0; i < 4; i++)
 		hak_add_relaxed(&hak__g.retired_counters[i], t->counters[i]);
+	t->local_frees = t->remote_frees = 0;
+	memset(t->counters, 0, sizeof t->counters);
+}
+
+/* The policy settles the slabs t owns (gives back the free ones, abandons the rest). */
+static void settle_slabs(struct hak_thread *t)
+{
+	unsigned saved = hak__calling_model;
+	hak__calling_model = t->model->index;
+	hak__policy_enter(t);
+	t->model->ops->thread_exit(t->model->state, t, t->own_tstate);
+	hak__policy_leave(t);
+	hak__calling_model = saved;
 }
 
 /* Flush, let the policy abandon what the thread owned, fold its counters, recycle the struct. */
 void hak__thread_retire(struct hak_thread *t)
 {
 	hak__thread_flush(t);
-	hak__calling_model = t->model->index;
-	hak__policy_enter(t);
-	t->model->ops->thread_exit(t->model->state, t, t->own_tstate);
-	hak__policy_leave(t);
+	settle_slabs(t);
 	fold_counters(t);
 	t->state = HAK_THREAD_GONE;
 	pthread_mutex_lock(&heap_lock);
@@ -158,12 +202,85 @@ void hak__thread_restart(void)
 	hak__thread_retire(t);
 }
 
+/* The exit hook's retire: flush the caches (the active counts stay exact) and park the state,
+ * slabs and all, for the next thread; retire it if it is big or enough are parked already. */
+static void thread_park(struct hak_thread *t)
+{
+	hak__thread_flush(t);
+	for (unsigned c = 0; c < HAK_NCLASSES; c++)
+		t->cache[c].want = 0; /* the next thread's refills start small again */
+	fold_counters(t);
+	t->state = HAK_THREAD_GONE;
+	pthread_mutex_lock(&heap_lock);
+	unregister(t);
+	bool park = hak_load_relaxed(&hak__helper_running) && parked_n < PARKED_MAX &&
+		    t->units_taken <= PARK_MAX_UNITS;
+	if (park) {
+		t->next_free = parked_threads;
+		parked_threads = t;
+		__atomic_store_n(&parked_n, parked_n + 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&heap_lock);
+	if (park)
+		return;
+	settle_slabs(t);
+	pthread_mutex_lock(&heap_lock);
+	t->next_free = free_threads;
+	free_threads = t;
+	pthread_mutex_unlock(&heap_lock);
+}
+
+/* heap lock held (or tried). Every parked state's slabs settle through its policy. */
+static unsigned reap_locked(void)
+{
+	unsigned n = 0;
+	while (parked_threads) {
+		struct hak_thread *t = parked_threads;
+		settle_slabs(t);
+		parked_threads = t->next_free;
+		__atomic_store_n(&parked_n, parked_n - 1, __ATOMIC_RELAXED);
+		t->next_free = free_threads;
+		free_threads = t;
+		n++;
+	}
+	return n;
+}
+
+/* Retire every parked state. The heap lock is held throughout, so fork() never sees one half
+ * settled. Returns how many. */
+unsigned hak__threads_reap_parked(void)
+{
+	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&heap_lock);
+	unsigned n = reap_locked();
+	pthread_mutex_unlock(&heap_lock);
+	return n;
+}
+
+/* The same from a path that may hold a policy lock (ordered after the heap lock): only when
+ * the heap lock is free at once. */
+unsigned hak__threads_reap_parked_try(void)
+{
+	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED) || pthread_mutex_trylock(&heap_lock) != 0)
+		return 0;
+	unsigned n = reap_locked();
+	pthread_mutex_unlock(&heap_lock);
+	return n;
+}
+
 static void thread_exit_hook(void *arg)
 {
 	struct hak_thread *t = arg;
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
-	if (t && t->state == HAK_THREAD_LIVE)
-		hak__thread_retire(t);
+	if (t && t->state == HAK_THREAD_LIVE) {
+		/* A thread that freed many blocks of other threads (a consumer) may have emptied
+		 * the slabs of parked states: settle them now, not at the next trim pass. */
+		if (t->remote_frees >= REAP_AFTER_REMOTE_FREES)
+			hak__threads_reap_parked();
+		thread_park(t);
+		hak__trim_tick(); /* a parked state waits for a trim pass if no thread comes */
+	}
 	/* Blocks this thread freed into slabs whose owners had exited: drain those slabs now, so
 	 * what became free goes back without waiting for a trim pass. */
 	if (hak_load_relaxed(&hak__abandoned_dirty))
@@ -187,7 +304,7 @@ void hak__orphan_unlock(void)
 struct hak_thread *hak__orphan(void)
 {
 	if (!orphan_thread)
-		orphan_thread = thread_new();
+		orphan_thread = thread_new(false); /* shared and never retired: not a parked one */
 	return orphan_thread;
 }
 

@@ -57,11 +57,26 @@ static void *api_thread_policy_state(hak_thread *t, enum hak_policy_kind kind)
 /* The model a slab is acquired for: the core sets it before every ownership-policy call. */
 __thread unsigned hak__calling_model __attribute__((tls_model("initial-exec")));
 
+/* Slabs a thread takes for itself count towards the size of its state (heap.c parks small
+ * ones at exit). The sentinels' tokens are never owners, so they are never written. */
+static hak_slab *note_taken(hak_slab *s, uintptr_t owner)
+{
+	struct hak_thread *me = hak__tls;
+	if (s && me->token == owner)
+		me->units_taken += s->nunits;
+	return s;
+}
+
 static hak_slab *api_slab_acquire(unsigned cls, uintptr_t owner)
 {
 	if (cls >= HAK_NCLASSES)
 		return NULL;
-	return hak__slab_acquire(cls, owner, hak__calling_model);
+	return note_taken(hak__slab_acquire(cls, owner, hak__calling_model), owner);
+}
+
+static hak_slab *api_slab_adopt(unsigned cls, uintptr_t owner)
+{
+	return note_taken(hak__slab_adopt(cls, owner), owner);
 }
 
 static hak_slab *api_slab_of(const void *block)
@@ -98,6 +113,8 @@ static unsigned api_live_superslabs(void)
 	return (unsigned)hak__live_superslabs();
 }
 
+_Atomic int hak__helper_running;
+
 static int api_spawn_helper(void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
@@ -111,6 +128,8 @@ static int api_spawn_helper(void *(*fn)(void *), void *arg)
 	int err = pthread_create(&tid, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err)
+		hak_store_relaxed(&hak__helper_running, 1);
 	return err;
 }
 
@@ -136,7 +155,7 @@ const struct hak_core_api hak__core_api = {
 	.remote_push = hak__remote_push,
 	.remote_drain = hak__remote_drain,
 	.slab_abandon = hak__slab_abandon,
-	.slab_adopt = hak__slab_adopt,
+	.slab_adopt = api_slab_adopt,
 	.cache_fill = hak__cache_fill,
 	.count = api_count,
 	.release_empty = hak__release_empty,
@@ -240,14 +259,16 @@ void hak__trim_tick(void)
 		ops->tick(hak__trim_policy.state);
 }
 
-/* Consolidate every model, drain what dead threads left and what live ones do not use
- * (ownership op `reclaim`), release empty SuperSlabs beyond keep, purge free units. A purging
- * pass also releases the empties that stayed empty since the previous one (the reserve decays
- * when unused). Cached large mappings: with `aging` (the trim policy's own passes) those unused
- * since the previous pass go back; without (malloc_trim, hak_trim, out of memory) all of them. */
+/* Retire parked thread states, consolidate every model, drain what dead threads left and what
+ * live ones do not use (ownership op `reclaim`), release empty SuperSlabs beyond keep, purge
+ * free units. A purging pass also releases the empties that stayed empty since the previous one
+ * (the reserve decays when unused). Cached large mappings: with `aging` (the trim policy's own
+ * passes) those unused since the previous pass go back; without (malloc_trim, hak_trim, out of
+ * memory) all of them. */
 static struct hak_trim_result trim_pass(unsigned keep, int purge, bool aging)
 {
 	struct hak_trim_result r = {0, 0};
+	hak__threads_reap_parked(); /* exited threads' slabs become adoptable or go back */
 	unsigned n = atomic_load(&hak__model_count);
 	for (unsigned i = 0; i < n; i++)
 		if (hak__models[i].ops->consolidate) {
@@ -312,6 +333,7 @@ void hak__policies_fork_parent(void)
 
 void hak__policies_fork_child(void)
 {
+	hak_store_relaxed(&hak__helper_running, 0); /* helper threads do not survive fork */
 	unsigned n = atomic_load(&hak__model_count);
 	for (unsigned i = 0; i < n; i++)
 		if (hak__models[i].ops->fork_child)

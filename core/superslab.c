@@ -175,6 +175,7 @@ struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model
 	unsigned lg = hak__size_policy.desc->superslab->lg_size_for(hak__size_policy.state, cls);
 	if (lg < HAK_SS_LG_MIN || lg > HAK_SS_LG_MAX)
 		lg = HAK_SS_LG_MAX;
+retry:
 	pthread_mutex_lock(&pool_lock);
 	struct hak_superslab *ss;
 	int first = -1;
@@ -189,6 +190,12 @@ struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model
 			ss->model = (uint8_t)model;
 			list_push(ss, LIST_PARTIAL);
 		} else {
+			/* Before mapping more, what exited threads still own goes back or becomes
+			 * adoptable (their slabs may free exactly the units wanted). */
+			pthread_mutex_unlock(&pool_lock);
+			if (hak__threads_reap_parked_try())
+				goto retry;
+			pthread_mutex_lock(&pool_lock);
 			ss = superslab_map(lg, model);
 			if (!ss) {
 				pthread_mutex_unlock(&pool_lock);

@@ -115,7 +115,9 @@ struct hak_core_api {
 	void *(*thread_policy_state)(hak_thread *t, enum hak_policy_kind kind);
 
 	/* Slabs. Functions marked (x) need exclusive access: the owner, or the policy's own lock. */
-	hak_slab *(*slab_acquire)(unsigned cls, uintptr_t owner);                 /* new slab; NULL: no memory */
+	/* new slab; NULL: no memory. Before mapping a SuperSlab it may retire parked thread
+	 * states (their policy's thread_exit runs). */
+	hak_slab *(*slab_acquire)(unsigned cls, uintptr_t owner);
 	void (*slab_release)(hak_slab *s);                                        /* (x) every block free */
 	hak_slab *(*slab_of)(const void *block);                                  /* NULL: not a small block */
 	unsigned (*slab_take)(hak_slab *s, unsigned max, struct hak_chain *out);  /* (x) free list, then carve */
@@ -171,7 +173,10 @@ struct hak_superslab_ops {
 
 struct hak_ownership_ops {
 	/* since 1.0 */
-	size_t thread_state_size; /* zeroed bytes the core keeps per thread for this policy */
+	/* Bytes the core keeps per thread for this policy: zeroed for a new state, or exactly as
+	 * an exited thread left them when a new thread takes over its parked state (same token,
+	 * same slabs). */
+	size_t thread_state_size;
 	int caches_any;           /* 1: a thread caches blocks of HAK_OWNER_ANY slabs it frees */
 	/* Bring blocks of `cls` into t's cache with core->cache_fill; 0 or ENOMEM. */
 	int (*refill)(void *state, hak_thread *t, void *tstate, unsigned cls);
@@ -180,7 +185,9 @@ struct hak_ownership_ops {
 	/* A block of a slab made by this policy was freed by a thread that may not cache it.
 	 * t is NULL when the freeing thread has no cache (it is exiting). */
 	void (*free_foreign)(void *state, hak_thread *t, hak_slab *s, void *block);
-	/* t exits; its caches were already flushed through `flush`. */
+	/* t's state is retired; its caches were already flushed through `flush`. Its thread exited
+	 * just now, or earlier when the state was parked: then any thread may run this, even from
+	 * inside slab_acquire (take no lock here that refill holds while it calls slab_acquire). */
 	void (*thread_exit)(void *state, hak_thread *t, void *tstate);
 	/* Periodic consolidation called by trim passes: drain, adopt, give empty slabs back. */
 	void (*consolidate)(void *state);

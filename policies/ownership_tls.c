@@ -24,16 +24,16 @@ static const struct hak_core_api *core;
 
 /* ---- slow paths ---------------------------------------------------------------------------- */
 
+/* Blocks other threads freed come first (one load when there are none): carving on while they
+ * wait would grow the slab for nothing. */
 static int take_into_cache(hak_thread *t, hak_slab *s, unsigned cls, unsigned n)
 {
 	struct hak_chain ch;
-	if (!core->slab_take(s, n, &ch)) {
-		unsigned drained = core->remote_drain(s);
-		if (!drained)
-			return 0;
+	unsigned drained = core->remote_drain(s);
+	if (drained)
 		core->count(t, HAK_COUNT_REMOTE_DRAINED, drained);
-		core->slab_take(s, n, &ch);
-	}
+	if (!core->slab_take(s, n, &ch))
+		return 0;
 	core->cache_fill(t, cls, ch);
 	return 1;
 }

@@ -1,5 +1,6 @@
 /* test_remote.c: the per-slab remote queue. Pushes from many threads while the owner drains
- * lose nothing and duplicate nothing; a drain moves blocks into the private free list. */
+ * lose nothing and duplicate nothing; a drain moves blocks into the private free list; the
+ * owner's refill (Option G) takes what other threads freed before carving new blocks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,11 +109,37 @@ static void concurrent_pushes_lose_nothing(void **state)
 	free(all);
 }
 
+static void *free_block(void *p)
+{
+	hak__free(p); /* not this thread's slab: a remote free */
+	return NULL;
+}
+
+static void refill_takes_remote_frees_before_carving(void **state)
+{
+	(void)state;
+	unsigned cls = hak__size_to_class(48);
+	void *p = hak__malloc(48), *rest[256];
+	unsigned n = 0;
+	while (hak__tls->cache[cls].head && n < 256) /* empty the cache: the next malloc refills */
+		rest[n++] = hak__malloc(48);
+	assert_null(hak__tls->cache[cls].head);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, free_block, p), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	void *q = hak__malloc(48); /* the slab still has room to carve, but p waits in its queue */
+	assert_ptr_equal(q, p);
+	hak__free(q);
+	while (n)
+		hak__free(rest[--n]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(drain_moves_blocks_to_the_free_list),
 		cmocka_unit_test(concurrent_pushes_lose_nothing),
+		cmocka_unit_test(refill_takes_remote_frees_before_carving),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

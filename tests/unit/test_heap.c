@@ -1,0 +1,273 @@
+/* test_heap.c: per-thread states across thread exit (heap.c). An exited thread's state is parked
+ * with its slabs: the next new thread takes it over whole (the dead thread's blocks are its own
+ * to free, nothing is adopted); a trim pass, a SuperSlab about to be mapped and the exit of a
+ * thread that freed many of the parked state's blocks retire it instead, and a state holding
+ * many slabs is not parked at all, so nothing stays stranded. States are parked only while a
+ * trim helper thread runs: here the idle policy's, with a pass interval far beyond the test's
+ * run time so that no pass retires anything behind the test's back. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hakmem_internal.h"
+
+static void run(void *(*fn)(void *), void *arg)
+{
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+/* Nothing held by the main thread and nothing parked: every test starts and ends here. */
+static void quiesce(void)
+{
+	hak__thread_restart();
+	hak__trim_pass(0, 1);
+	assert_int_equal(hak__superslab_active_total(), 0);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	static const struct hak_setting slow = {"idle_ms", "60000", 1};
+	static const struct hak_settings one = {"(test)", &slow, 1};
+	void *st = NULL;
+	char err[128];
+	hak__init();
+	assert_int_equal(hak__builtin_trim_idle.init(&hak__core_api, &one, &st, err, sizeof err), 0);
+	assert_int_equal(hak__policy_install(&hak__builtin_trim_idle, st), 0);
+	hak__trim_tick(); /* starts the helper thread */
+	assert_true(hak_load_relaxed(&hak__helper_running));
+	return 0;
+}
+
+/* ---- a successor takes the state over ------------------------------------------------------- */
+
+struct handover {
+	void *block;            /* left live by the first thread */
+	uintptr_t first_token;  /* the first thread's owner token */
+	uintptr_t second_token; /* the second thread's */
+	uint64_t local, remote, adoptions;
+	void *again;            /* the second thread's next block of the same size */
+};
+
+static void *leave_one_block(void *arg)
+{
+	struct handover *h = arg;
+	h->block = hak__malloc(48);
+	memset(h->block, 0x5a, 48);
+	h->first_token = hak__tls->token;
+	return NULL; /* exits: caches flushed, state parked with its slabs */
+}
+
+static void *free_the_dead_threads_block(void *arg)
+{
+	struct handover *h = arg;
+	hak__free(h->block); /* this thread's first call into hakmem */
+	struct hak_thread *t = hak__tls;
+	h->second_token = t->token;
+	h->local = t->local_frees;
+	h->remote = t->remote_frees;
+	h->again = hak__malloc(48);
+	h->adoptions = t->counters[HAK_COUNT_ADOPTIONS];
+	hak__free(h->again);
+	return NULL;
+}
+
+static void successor_takes_over_the_parked_state(void **state)
+{
+	(void)state;
+	quiesce();
+	struct handover h = {0};
+	run(leave_one_block, &h);
+	assert_int_equal(hak__superslab_active_total(), 1); /* the block; the cache was flushed */
+	run(free_the_dead_threads_block, &h);
+	assert_int_equal(h.second_token, h.first_token); /* same state, same slabs */
+	assert_int_equal(h.local, 1);                    /* the dead thread's block was ours to cache */
+	assert_int_equal(h.remote, 0);
+	assert_ptr_equal(h.again, h.block);              /* and comes straight back from the cache */
+	assert_int_equal(h.adoptions, 0);
+	assert_int_equal(hak__superslab_active_total(), 0);
+	quiesce();
+}
+
+/* ---- a trim pass retires parked states ------------------------------------------------------- */
+
+static void *churn_and_free_everything(void *arg)
+{
+	(void)arg;
+	void *p[256];
+	for (int i = 0; i < 256; i++)
+		p[i] = hak__malloc(16 + (size_t)i * 61 % 4000);
+	for (int i = 0; i < 256; i++)
+		hak__free(p[i]);
+	return NULL; /* parked: its current slabs are entirely free but still its own */
+}
+
+static void trim_pass_retires_parked_states(void **state)
+{
+	(void)state;
+	quiesce();
+	run(churn_and_free_everything, NULL);
+	assert_int_equal(hak__superslab_active_total(), 0);
+	assert_true(hak__live_superslabs() > 0);
+	hak__trim_pass(0, 1);
+	assert_int_equal(hak__live_superslabs(), 0); /* nothing stranded in the parked state */
+}
+
+/* ---- parked states settle before a new SuperSlab is mapped ------------------------------------ */
+
+enum { SMALL_CLASSES = 30 }; /* one-unit slabs: a SuperSlab of 32 units holds them all */
+static unsigned small_class[SMALL_CLASSES];
+
+static void *one_block_of_small_classes_then_free(void *arg)
+{
+	(void)arg;
+	void *p[SMALL_CLASSES];
+	for (unsigned i = 0; i < SMALL_CLASSES; i++)
+		p[i] = hak__malloc(hak__classes[small_class[i]].block_size);
+	for (unsigned i = 0; i < SMALL_CLASSES; i++)
+		hak__free(p[i]);
+	return NULL; /* parked holding a current slab of each class, all of them free */
+}
+
+static void parked_states_settle_before_mapping(void **state)
+{
+	(void)state;
+	unsigned n = 0;
+	for (unsigned c = 1; c < HAK_NCLASSES && n < SMALL_CLASSES; c++)
+		if (hak__classes[c].slab_units == 1)
+			small_class[n++] = c;
+	assert_int_equal(n, SMALL_CLASSES);
+	quiesce();
+	hak__free(hak__malloc(16)); /* the main thread has a state: it will not take the parked one */
+	run(one_block_of_small_classes_then_free, NULL);
+	uint64_t mapped = hak__g.ss_mapped;
+	void *p[SMALL_CLASSES];
+	for (unsigned i = 0; i < SMALL_CLASSES; i++)
+		p[i] = hak__malloc(hak__classes[small_class[i]].block_size);
+	/* The SuperSlab is full of the parked state's (free) slabs: before mapping another, the
+	 * parked state was retired and its units served the main thread. */
+	assert_int_equal(hak__g.ss_mapped, mapped);
+	for (unsigned i = 0; i < SMALL_CLASSES; i++)
+		hak__free(p[i]);
+	quiesce();
+}
+
+/* ---- a state that took many slabs is not parked ------------------------------------------------ */
+
+struct big {
+	void *block;
+	uintptr_t token;
+};
+
+static void *one_block_of_every_class_then_free(void *arg)
+{
+	struct big *b = arg;
+	void *p[HAK_NCLASSES];
+	for (unsigned c = 0; c < HAK_NCLASSES; c++)
+		p[c] = hak__malloc(hak__classes[c].block_size);
+	for (unsigned c = 0; c < HAK_NCLASSES; c++)
+		hak__free(p[c]);
+	b->block = p[HAK_NCLASSES - 1];
+	b->token = hak__tls->token;
+	return NULL; /* more than 4 MB of slabs: settled at exit, not parked */
+}
+
+static void big_states_are_not_parked(void **state)
+{
+	(void)state;
+	quiesce();
+	struct big b;
+	run(one_block_of_every_class_then_free, &b);
+	struct hak_slab *s = hak__slab_of_ss(hak__ss_lookup(b.block), b.block);
+	assert_int_not_equal(hak_load_relaxed(&s->xowner), b.token); /* given back at exit */
+	quiesce();
+}
+
+/* ---- without a trim helper nothing is parked ----------------------------------------------- */
+
+static void no_helper_no_parking(void **state)
+{
+	(void)state;
+	quiesce();
+	hak_store_relaxed(&hak__helper_running, 0); /* as in a fork child, or under trim eager/none */
+	struct handover h = {0};
+	run(leave_one_block, &h);
+	hak_store_relaxed(&hak__helper_running, 1);
+	struct hak_slab *s = hak__slab_of_ss(hak__ss_lookup(h.block), h.block);
+	assert_int_equal(hak_load_relaxed(&s->xowner), HAK_OWNER_NONE); /* abandoned at exit */
+	hak__free(h.block);
+	quiesce();
+}
+
+/* ---- a consumer's exit retires the parked states it freed into ------------------------------- */
+
+enum { PRODUCED = 4096 };
+static void *produced[PRODUCED];
+static uintptr_t producer_token;
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int producer_gone;
+
+static void *producer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < PRODUCED; i++)
+		produced[i] = hak__malloc(64);
+	producer_token = hak__tls->token;
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	(void)arg;
+	hak__free(hak__malloc(32)); /* a state of its own before the producer parks */
+	pthread_mutex_lock(&gate_lock);
+	while (!producer_gone)
+		pthread_cond_wait(&gate_cv, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	for (int i = 0; i < PRODUCED; i++)
+		hak__free(produced[i]); /* remote frees into the parked producer's slabs */
+	return NULL;
+}
+
+static void consumer_exit_retires_parked_states(void **state)
+{
+	(void)state;
+	quiesce();
+	pthread_t c;
+	producer_gone = 0;
+	assert_int_equal(pthread_create(&c, NULL, consumer, NULL), 0);
+	run(producer, NULL);
+	void *first = produced[0];
+	struct hak_slab *s = hak__slab_of_ss(hak__ss_lookup(first), first);
+	assert_int_equal(hak_load_relaxed(&s->xowner), producer_token); /* parked, still its own */
+	pthread_mutex_lock(&gate_lock);
+	producer_gone = 1;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_lock);
+	assert_int_equal(pthread_join(c, NULL), 0);
+	/* The consumer's exit settled the producer's state: its drained slabs went back. */
+	assert_int_not_equal(hak_load_relaxed(&s->xowner), producer_token);
+	assert_int_equal(hak__superslab_active_total(), 0);
+	quiesce();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(successor_takes_over_the_parked_state),
+		cmocka_unit_test(trim_pass_retires_parked_states),
+		cmocka_unit_test(parked_states_settle_before_mapping),
+		cmocka_unit_test(big_states_are_not_parked),
+		cmocka_unit_test(no_helper_no_parking),
+		cmocka_unit_test(consumer_exit_retires_parked_states),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
