@@ -1,9 +1,11 @@
 /* trim_idle.c: the default trim policy. Empty SuperSlabs beyond `empty_reserve` (default 2)
  * go back the moment they empty. A helper thread, started the first time a SuperSlab empties
- * or the allocator gets busy (signals blocked), wakes every `idle_ms` (default 100) while the
- * allocator has been busy, and twice more once it goes quiet, and runs a trim pass: drain what
- * dead threads left, return empty SuperSlabs beyond the reserve, and return what stayed free
- * since the previous pass (units are purged; empty SuperSlabs, reserve included, unmapped).
+ * or the allocator gets busy or a thread exits (the core ticks then; signals blocked), wakes
+ * every `idle_ms` (default 100) while the allocator has been busy, and twice more once it goes
+ * quiet, and runs a trim pass: retire the states exited threads left parked, drain what dead
+ * threads left, return empty SuperSlabs beyond the reserve, and return what stayed free since
+ * the previous pass (units are purged; empty SuperSlabs, reserve included, unmapped). While
+ * it runs, the core parks exited threads' states for their successors.
  * After fork() it is restarted only when the child empties a SuperSlab or gets busy. */
 #include <hakmem_policy.h>
 #include <stdatomic.h>
@@ -66,8 +68,9 @@ static void idle_superslab_empty(void *state)
 		idle_start(s);
 }
 
-/* The allocator is busy (a thread passed 256 slow paths): free units of partly used
- * SuperSlabs are worth purging even when none has emptied, so the helper starts now. */
+/* The allocator is busy (a thread passed 256 slow paths, or one exited and its state may be
+ * parked): free units of partly used SuperSlabs are worth purging, and parked states
+ * retiring, even when no SuperSlab has emptied, so the helper starts now. */
 static void idle_tick(void *state)
 {
 	struct idle_state *s = state;
