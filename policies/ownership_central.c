@@ -55,25 +55,38 @@ static void queue_reset(struct central_class *c)
 	atomic_store_explicit(&c->xdeq, 0, memory_order_relaxed);
 }
 
+/* Claim the next cell at *xpos (the enqueue or dequeue counter) once its sequence number says
+ * it is ready: pos for a put (ahead 0), pos + 1 for a take (ahead 1). NULL when the queue is
+ * full (put) or empty (take); otherwise the cell, and its position in *out. */
+static struct queue_cell *queue_claim(struct central_class *c, _Atomic size_t *xpos, size_t ahead,
+				      size_t *out)
+{
+	size_t pos = atomic_load_explicit(xpos, memory_order_relaxed);
+	for (;;) {
+		struct queue_cell *cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
+		size_t seq = atomic_load_explicit(&cell->xseq, memory_order_acquire);
+		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + ahead);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(xpos, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed)) {
+				*out = pos;
+				return cell;
+			}
+		} else if (dif < 0) {
+			return NULL;
+		} else {
+			pos = atomic_load_explicit(xpos, memory_order_relaxed);
+		}
+	}
+}
+
 /* false when the queue is full. */
 static bool queue_put(struct central_class *c, void *batch)
 {
-	size_t pos = atomic_load_explicit(&c->xenq, memory_order_relaxed);
-	struct queue_cell *cell;
-	for (;;) {
-		cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
-		size_t seq = atomic_load_explicit(&cell->xseq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)pos;
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&c->xenq, &pos, pos + 1, memory_order_relaxed,
-								  memory_order_relaxed))
-				break;
-		} else if (dif < 0) {
-			return false;
-		} else {
-			pos = atomic_load_explicit(&c->xenq, memory_order_relaxed);
-		}
-	}
+	size_t pos;
+	struct queue_cell *cell = queue_claim(c, &c->xenq, 0, &pos);
+	if (!cell)
+		return false;
 	cell->batch = batch;
 	atomic_store_explicit(&cell->xseq, pos + 1, memory_order_release);
 	return true;
@@ -82,22 +95,10 @@ static bool queue_put(struct central_class *c, void *batch)
 /* NULL when the queue is empty. */
 static void *queue_take(struct central_class *c)
 {
-	size_t pos = atomic_load_explicit(&c->xdeq, memory_order_relaxed);
-	struct queue_cell *cell;
-	for (;;) {
-		cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
-		size_t seq = atomic_load_explicit(&cell->xseq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&c->xdeq, &pos, pos + 1, memory_order_relaxed,
-								  memory_order_relaxed))
-				break;
-		} else if (dif < 0) {
-			return NULL;
-		} else {
-			pos = atomic_load_explicit(&c->xdeq, memory_order_relaxed);
-		}
-	}
+	size_t pos;
+	struct queue_cell *cell = queue_claim(c, &c->xdeq, 1, &pos);
+	if (!cell)
+		return NULL;
 	void *batch = cell->batch;
 	atomic_store_explicit(&cell->xseq, pos + QUEUE_SLOTS, memory_order_release);
 	return batch;
