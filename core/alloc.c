@@ -194,14 +194,9 @@ void *hak__malloc_slow(size_t n)
 	if (likely(n > 1024 && n <= HAK_SMALL_MAX)) {
 		/* 1 KB < n <= 128 KB with a warm cache: the fast path's pop with the class computed
 		 * (no table that big). Before hak__init() the sentinel's caches are all empty. */
-		struct hak_tcache *tc = &hak__tls->cache[hak__size_to_class_slow(n)];
-		void **b = tc->head;
-		if (likely(b != NULL)) {
-			tc->head = b[0];
-			tc->room++;
-			b[1] = NULL;
+		void *b = hak__tc_pop(&hak__tls->cache[hak__size_to_class_slow(n)]);
+		if (likely(b != NULL))
 			return b;
-		}
 	}
 	if (unlikely(!hak_load_acquire(&hak__inited)))
 		hak__init();

@@ -23,6 +23,19 @@ full:
 #endif
 }
 
+/* Pop a block from a cache, NULL when it is empty: the malloc fast path's and the medium
+ * sizes' (hak__malloc_slow) common step. */
+HAK_INLINE void *hak__tc_pop(struct hak_tcache *tc)
+{
+	void **b = tc->head;
+	if (likely(b != NULL)) {
+		tc->head = b[0];
+		tc->room++;
+		b[1] = NULL; /* clear the free mark so a later free is not taken for a double free */
+	}
+	return b;
+}
+
 /* malloc, n <= 1 KB with a warm cache. Budget (16 instructions and ret): size test, one table load,
  * the TLS pointer (two loads), a pop (load head, load next, store head), the room counter,
  * and the store that clears the free mark. */
@@ -31,13 +44,9 @@ HAK_INLINE void *hak__malloc_fast(size_t n)
 	if (likely(n <= 1024)) {
 		struct hak_tcache *tc =
 			(struct hak_tcache *)((char *)hak__tls + hak__tc_off_of_small[(n + 15) >> 4]);
-		void **b = tc->head;
-		if (likely(b != NULL)) {
-			tc->head = b[0];
-			tc->room++;
-			b[1] = NULL; /* clear the free mark so a later free is not taken for a double free */
+		void *b = hak__tc_pop(tc);
+		if (likely(b != NULL))
 			return b;
-		}
 	}
 	return hak__malloc_slow(n);
 }
