@@ -103,7 +103,7 @@ if cc -std=c11 -Wall -Wextra -Werror -o "$T/linked" "$T/linked.c" $(pkg-config -
 	-Wl,-rpath,"$(pkg-config --variable=libdir hakmem)" 2>"$T/linked.err"; then
 	ok "a program builds with \$(pkg-config --cflags --libs hakmem)"
 	out=$(HAKMEM_CONF= "$T/linked" 2>&1)
-	WHY="output: $out"; check "linked program: hak_policy_name/version answer" grep -q '^ownership=tls version=1.1.0 unknown=NULL' <<<"$out"
+	WHY="output: $out"; check "linked program: hak_policy_name/version answer" grep -q '^ownership=tls version=2.0.0 unknown=NULL' <<<"$out"
 	WHY="output: $out"; check "linked program: hak_stats_print(json) prints one JSON line" grep -q '^{"policies":' <<<"$out"
 	WHY="$(ldd "$T/linked" | grep hakmem)"; check "linked program loads the installed library" sh -c "ldd '$T/linked' | grep -q '$P/lib/libhakmem.so.0'"
 	printf '[ownership]\npolicy = central\n' >"$CONF_DIR/central.ini"
@@ -121,7 +121,7 @@ $err
 E
 ) = 1 ]"
 err=$("$HAK" --stats true 2>&1 >/dev/null)
-WHY="stderr: $err"; check "hakmem --stats true: the table" grep -q '^hakmem: SuperSlabs' <<<"$err"
+WHY="stderr: $err"; check "hakmem --stats true: the table" grep -q '^hakmem: superslabs' <<<"$err"
 out=$("$HAK" ls "$ROOT" 2>&1); rc=$?
 WHY="rc=$rc: $out"; check "hakmem ls runs ls" sh -c "[ $rc = 0 ] && grep -q '^Makefile\$' <<'E'
 $out
@@ -177,7 +177,7 @@ E"
 out=$("$ROOT/build/bin/hakmem" check "$ROOT/conf/option-f.ini" 2>"$T/check.err"); rc=$?
 WHY="rc=$rc $(cat "$T/check.err") $out"
 check "hakmem check conf/option-f.ini: clean, Option F from the plugin" sh -c "[ $rc = 0 ] && [ ! -s '$T/check.err' ] &&
-	grep -q '^policy = central\$' <<'E' && grep -q \"^; plugin 'central' 1.0.0 from $ROOT/build/policies/ownership_central.so\" <<'F'
+	grep -q '^policy = central\$' <<'E' && grep -q \"^; plugin 'central' 2.0.0 from $ROOT/build/policies/ownership_central.so\" <<'F'
 $out
 E
 $out
@@ -209,7 +209,7 @@ WHY="$errs"; check "  reports the unknown section" grep -qF "hakmem: $CONF_DIR/b
 WHY="$errs"; check "  reports the missing plugin and the fallback" grep -qE "^hakmem: $CONF_DIR/bad.ini:4: policy 'nosuch': .*trim_nosuch.so: cannot open: .*; using built-in 'idle'\$" <<<"$errs"
 WHY="$errs"; check "  reports the key the built-in refused" grep -qF "size = '3M': expected 1M or 2M; using built-in 'fixed' with default settings" <<<"$errs"
 WHY="$out"; check "  prints the effective policies (built-in instead of nosuch, central from the installed folder)" sh -c "
-	grep -q \"^; built-in 'idle' 1.0.0 INSTEAD of 'nosuch'\" <<'E' && grep -q \"^; plugin 'central' 1.0.0 from $P/lib/hakmem/ownership_central.so\" <<'F'
+	grep -q \"^; built-in 'idle' 2.0.0 INSTEAD of 'nosuch'\" <<'E' && grep -q \"^; plugin 'central' 2.0.0 from $P/lib/hakmem/ownership_central.so\" <<'F'
 $out
 E
 $out
