@@ -115,14 +115,13 @@ run() {
     timeout -k 5 "$t" env -u HAKMEM_STATS "${PRE[@]}" "${envs[@]}" "$BIN/$prog" "$@" \
         >"$LOGS/$name.out" 2>"$LOGS/$name.err" </dev/null &
     local tpid=$! dog=
-    # A watchdog that saves every thread's stack shortly before the timeout kills a hung test.
-    if command -v gdb >/dev/null && command -v pgrep >/dev/null && ((t > 10)); then
+    # A watchdog that saves every thread's stack shortly before the timeout kills a hung test
+    # (tests/save-stacks.sh: eu-stack, gdb as the fallback, each attach at most 2 s).
+    if command -v pgrep >/dev/null && ((t > 10)); then
         (
             exec 2>/dev/null   # no "Terminated" noise when the watchdog is called off
-            sleep $((t - 4))
-            for c in $(pgrep -P $tpid); do
-                gdb -p "$c" -batch -ex "thread apply all bt 30" >"$LOGS/$name.stacks" 2>&1
-            done
+            sleep $((t - 6))
+            "$ROOT/tests/save-stacks.sh" "$LOGS/$name.stacks" $tpid 2
         ) &
         dog=$!
     fi

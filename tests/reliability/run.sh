@@ -15,7 +15,7 @@
 #   REL_STRICT=1      known gaps (XFAIL: invalid frees hakmem does not catch yet, children hurt by a
 #                     fork that interrupted a fast path) count as failures
 #   REL_KEEP=1        keep the logs of passing cases too
-# Only the program under test is preloaded; this script, timeout, env and gdb are not.
+# Only the program under test is preloaded; this script, timeout, env, eu-stack and gdb are not.
 
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -87,7 +87,8 @@ describe_rc() {
 
 # run NAME CONF TIMEOUT CONFFILE [VAR=VALUE...] -- PROGRAM ARGS...: runs the program under hakmem
 # with HAKMEM_CONF=CONFFILE; output in $OUT and $ERR, status in RC. A watchdog saves every
-# thread's stack (gdb) shortly before the timeout kills a hung program.
+# thread's stack (tests/save-stacks.sh: eu-stack, else gdb) shortly before the timeout kills a hung
+# program.
 run() {
     local name=$1 conf=$2 t=$3 cfile=$4; shift 4
     local envs=()
@@ -99,13 +100,11 @@ run() {
     timeout -k 5 "$t" env -u HAKMEM_STATS LD_PRELOAD="$LIB" HAKMEM_CONF="$cfile" "${envs[@]}" "$BIN/$prog" "$@" \
         >"$OUT" 2>"$ERR" </dev/null &
     local tpid=$! dog=
-    if command -v gdb >/dev/null && command -v pgrep >/dev/null && ((t > 10)); then
+    if command -v pgrep >/dev/null && ((t > 10)); then
         (
             exec 2>/dev/null
-            sleep $((t - 4))
-            for c in $(pgrep -P $tpid) $(pgrep -P "$(pgrep -P $tpid | head -n1)" 2>/dev/null); do
-                gdb -p "$c" -batch -ex "thread apply all bt 30" >>"$LOGS/$(logname "$name").stacks" 2>&1
-            done
+            sleep $((t - 6))
+            "$ROOT/tests/save-stacks.sh" "$LOGS/$(logname "$name").stacks" $tpid 2
         ) &
         dog=$!
     fi
@@ -257,6 +256,34 @@ exit_stats() { # free after exit() started, with the exit-time JSON stats printe
     fi
 }
 
+# The watchdogs' stack saver itself, on a program deadlocked on purpose (tests/reliability/hang.c)
+# under hakmem: both deadlocked threads' functions must be in the saved stacks, within seconds.
+stacks() {
+    local name="stacks[builtin]" stk
+    wanted "$name" || return 0
+    OUT=$LOGS/$(logname "$name").out ERR=$LOGS/$(logname "$name").err stk=$LOGS/$(logname "$name").stacks
+    REPRO="timeout 30 env LD_PRELOAD=${HAKMEM_LIB:-build/libhakmem.so} ${BIN#"$ROOT"/}/hang & sleep 1; tests/save-stacks.sh /dev/stdout \$!"
+    timeout -k 5 30 env -u HAKMEM_STATS LD_PRELOAD="$LIB" HAKMEM_CONF= "$BIN/hang" >"$OUT" 2>"$ERR" </dev/null &
+    local tpid=$! i
+    for ((i = 0; i < 100; i++)); do grep -q '^hang: ready' "$OUT" && break; sleep 0.1; done
+    sleep 0.3 # the threads are a few instructions from their second lock
+    local t0=$SECONDS
+    "$ROOT/tests/save-stacks.sh" "$stk" $tpid 5
+    local rc=$? took=$((SECONDS - t0))
+    kill $tpid 2>/dev/null
+    wait $tpid 2>/dev/null
+    local tool
+    grep -q '^(eu-stack, exit' "$stk" 2>/dev/null && tool=eu-stack || tool=gdb
+    if ! grep -q '^hang: ready' "$OUT"; then fail_run "$name" "the deadlocked program never said it was ready"
+    elif ((rc != 0)); then fail_run "$name" "tests/save-stacks.sh saved no stack (exit $rc): $(grep -m1 failed "$stk")"
+    elif ! grep -q hang_take_a_then_b "$stk" || ! grep -q hang_take_b_then_a "$stk"; then
+        fail_run "$name" "the saved stacks lack the deadlocked threads' functions (see $stk)"
+    elif command -v eu-stack >/dev/null && [[ $tool != eu-stack ]]; then
+        fail_run "$name" "eu-stack is installed but the stacks came from gdb: $(grep -m1 'eu-stack failed' "$stk")"
+    else say_pass "$name" "both deadlocked threads' stacks saved by $tool in ${took}s"
+    fi
+}
+
 # ---- the plan ------------------------------------------------------------------------------------
 ALL="builtin $(for f in "$SNAP"/conf/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
 CONFS=${REL_CONFS:-$ALL}
@@ -277,6 +304,8 @@ for c in $CONFS; do
     simple exit_free "$c" 60 -- exit_free 20
     exit_stats "$c"
 done
+
+stacks
 
 if ((xfailn > 0)); then
     echo "known gaps (XFAIL, not counted as failures; REL_STRICT=1 makes them fail): ${gaps[*]}"
