@@ -3,6 +3,7 @@
  * descriptor from hak__open_trusted, through /proc/self/fd/N, so nobody can swap the file between
  * the check and the load. */
 #include "loader.h"
+#include "elf_check.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -246,11 +247,18 @@ static void *dlopen_fd(int fd, char *why, size_t whylen)
 static void *open_plugin(const char *path, uint32_t want_kind, const char *want_name,
 			 const struct hak_policy_desc **desc, int *errp, char *why, size_t whylen)
 {
-	char qpath[100], reason[200];
+	char qpath[100], reason[256];
 	hak__log_quote(qpath, sizeof qpath, path, true);
 	int fd = hak__open_trusted(path, errp, reason, sizeof reason);
 	if (fd < 0) {
 		snprintf(why, whylen, "%s: %s", qpath, reason);
+		return NULL;
+	}
+	/* A truncated or foreign file would be mapped past its end by dlopen: SIGBUS in the host. */
+	if (hak__elf_check_fd(fd, reason, sizeof reason) != 0) {
+		snprintf(why, whylen, "%s: %s", qpath, reason);
+		close(fd);
+		*errp = ENOEXEC;
 		return NULL;
 	}
 	void *handle = dlopen_fd(fd, reason, sizeof reason);

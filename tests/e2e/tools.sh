@@ -172,6 +172,35 @@ out=$("$HAK" policies "$T/plugins" 2>&1); rc=$?
 WHY="rc=$rc: $out"; check "a group-writable plugin is listed as REFUSED, exit 1" sh -c "[ $rc = 1 ] && grep -qE '^trim +none +- +REFUSED: .*group-writable' <<'E'
 $out
 E"
+# Damaged plugin files (cut short, empty, another machine, random bytes) are listed as REFUSED with
+# the reason; the tool itself never dlopens them (a cut file would kill it with SIGBUS).
+mkdir -p "$T/damaged"
+head -c 9000 "$P/lib/hakmem/trim_eager.so" >"$T/damaged/trim_cut.so"
+: >"$T/damaged/trim_empty.so"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[18:20] = (183 if b[18:20] != bytes([183, 0]) else 62).to_bytes(2, "little"); open(sys.argv[2], "wb").write(b)' \
+	"$P/lib/hakmem/trim_eager.so" "$T/damaged/trim_foreign.so"
+head -c 20000 /dev/urandom | tr '\177' x >"$T/damaged/trim_random.so"
+cp "$P/lib/hakmem/trim_none.so" "$T/damaged/trim_none.so"
+chmod 644 "$T"/damaged/*.so
+out=$("$HAK" policies "$T/damaged" 2>&1); rc=$?
+WHY="rc=$rc: $out"; check "damaged plugins are listed as REFUSED with the reason, exit 1, the good one usable" sh -c "[ $rc = 1 ] &&
+	grep -qE '^trim +cut +- +REFUSED: .*trim_cut.so: ELF file of 9000 bytes, expected at least [0-9]+ .*truncated' <<'E' &&
+$out
+E
+	grep -qE '^trim +empty +- +REFUSED: .*trim_empty.so: empty file' <<'E' &&
+$out
+E
+	grep -qE '^trim +foreign +- +REFUSED: .*trim_foreign.so: ELF machine [0-9]+ \([A-Za-z0-9-]+\), expected' <<'E' &&
+$out
+E
+	grep -qE '^trim +random +- +REFUSED: .*trim_random.so: not an ELF file' <<'E' &&
+$out
+E
+	grep -qE '^trim +none +1\.0\.0 ' <<'E' && grep -q '4 plugins in .* refused' <<'F'
+$out
+E
+$out
+F"
 
 # ---- hakmem check ---------------------------------------------------------------------------
 out=$("$ROOT/build/bin/hakmem" check "$ROOT/conf/option-f.ini" 2>"$T/check.err"); rc=$?
