@@ -2,10 +2,10 @@
 # reference generator behind `make docs` (and `make docs-check`, run by `make test`).
 TOOLS_DIR := $(BUILD)/tools
 
-$(TOOLS_DIR)/config-doc: tools/config_doc.c core/config.c core/log.c core/config.h | $(BUILD)/.deps
+$(TOOLS_DIR)/config-doc: tools/config_doc.c core/config.c core/trusted_dir.c core/log.c core/config.h | $(BUILD)/.deps
 	@mkdir -p $(TOOLS_DIR)
 	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Icore -DHAK_PLUGIN_DIR='"$(PLUGIN_DIR)"' \
-		-o $@ tools/config_doc.c core/config.c core/log.c -linih
+		-o $@ tools/config_doc.c core/config.c core/trusted_dir.c core/log.c -linih
 
 .PHONY: docs docs-check
 docs: $(TOOLS_DIR)/config-doc

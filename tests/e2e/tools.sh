@@ -9,7 +9,10 @@
 #   KEEP=1 tests/e2e/tools.sh     keeps the temporary folder for a look
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-T=$(mktemp -d /tmp/hakmem-tools.XXXXXX)
+# Under build/, not /tmp: the installed plugins and INI files must sit in folders nobody else may
+# write to, up to / (/tmp, mode 1777, is refused like any world-writable folder).
+mkdir -p "$ROOT/build/tests"
+T=$(mktemp -d "$ROOT/build/tests/tools.XXXXXX")
 [ -n "${KEEP:-}" ] && echo "temporary folder: $T" || trap 'rm -rf "$T"' EXIT
 # This script may run inside another make: its own make must not inherit that one's goals or
 # variables. PREFIX and DESTDIR from the caller's environment would change the paths tested.
@@ -201,6 +204,14 @@ $out
 E
 $out
 F"
+# A good plugin in a folder others may write to is refused, naming the folder.
+mkdir -p "$T/open" && cp "$P/lib/hakmem/trim_none.so" "$T/open/" && chmod 644 "$T/open/trim_none.so" && chmod 777 "$T/open"
+out=$("$HAK" policies "$T/open" 2>&1); rc=$?
+WHY="rc=$rc: $out"; check "a plugin in a 0777 folder is listed as REFUSED naming the folder, exit 1" sh -c "[ $rc = 1 ] &&
+	grep -qE '^trim +none +- +REFUSED: .*folder .*/open is world-writable \(mode 0777\)' <<'E'
+$out
+E"
+chmod 755 "$T/open"
 
 # ---- hakmem check ---------------------------------------------------------------------------
 out=$("$ROOT/build/bin/hakmem" check "$ROOT/conf/option-f.ini" 2>"$T/check.err"); rc=$?

@@ -20,11 +20,11 @@ fuzz-build: $(FUZZ_DIR)/fuzz_config $(FUZZ_DIR)/fuzz_policy $(FUZZ_DIR)/fuzz_elf
 fuzz-deps: | $(FUZZ_DIR)
 	@./tools/need-packages clang libinih-dev
 
-$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c core/config.c core/log.c $(FUZZ_HEADERS) | $(FUZZ_DIR) fuzz-deps
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_config.c core/config.c core/log.c -linih
+$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c core/config.c core/trusted_dir.c core/log.c $(FUZZ_HEADERS) | $(FUZZ_DIR) fuzz-deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_config.c core/config.c core/trusted_dir.c core/log.c -linih
 
-$(FUZZ_DIR)/fuzz_policy: tests/fuzz/fuzz_policy.c core/loader.c core/elf_check.c core/config.c core/log.c $(FUZZ_HEADERS) | $(FUZZ_DIR) fuzz-deps
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_policy.c core/loader.c core/elf_check.c core/config.c core/log.c -linih -ldl
+$(FUZZ_DIR)/fuzz_policy: tests/fuzz/fuzz_policy.c core/loader.c core/elf_check.c core/config.c core/trusted_dir.c core/log.c $(FUZZ_HEADERS) | $(FUZZ_DIR) fuzz-deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_policy.c core/loader.c core/elf_check.c core/config.c core/trusted_dir.c core/log.c -linih -ldl
 
 $(FUZZ_DIR)/fuzz_elf: tests/fuzz/fuzz_elf.c core/elf_check.c $(FUZZ_HEADERS) | $(FUZZ_DIR) fuzz-deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_elf.c core/elf_check.c
