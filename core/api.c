@@ -53,10 +53,12 @@ HAK_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 	return hak__realloc(p, bytes);
 }
 
-/* glibc's memalign: a non-power-of-two alignment is rounded up to the next power of two. */
+/* glibc's memalign (and aligned_alloc, the same function in glibc 2.36): EINVAL only for an
+ * alignment above SIZE_MAX / 2 + 1; any other is rounded up to the next power of two, and one
+ * that cannot be served (up to 2^63) fails with ENOMEM like any size that cannot. */
 static void *memalign_glibc(size_t align, size_t n)
 {
-	if (align > ((size_t)1 << 62)) {
+	if (align > SIZE_MAX / 2 + 1) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -79,10 +81,9 @@ HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
 	if (align < sizeof(void *) || (align & (align - 1)))
 		return EINVAL;
-	int saved = errno;
 	void *p = hak__memalign(align, n);
 	if (!p) {
-		errno = saved;
+		errno = ENOMEM; /* as glibc's: programs look at errno after a failed call */
 		return ENOMEM;
 	}
 	*out = p;

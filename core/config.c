@@ -9,6 +9,7 @@
  * errors itself so that every mistake is reported once, with its line.
  */
 #include "config.h"
+#include "trusted_dir.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -100,17 +101,24 @@ const char *hak__config_path_from_env(void)
 
 int hak__open_trusted(const char *path, int *err, char *why, size_t whylen)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	/* Every folder from / down to the file first (trusted_dir.h); the file relative to the last. */
+	const char *base;
+	int dirfd = hak__trusted_parent_open(path, &base, err, why, whylen);
+	if (dirfd < 0)
+		return -1;
+	int fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		struct stat st;
-		if (e == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		if (e == ELOOP && fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
 			snprintf(why, whylen, "is a symbolic link (refused: the file itself is checked)");
 		else
 			snprintf(why, whylen, "cannot open: %s", errno_text(e));
+		close(dirfd);
 		*err = e;
 		return -1;
 	}
+	close(dirfd);
 	struct stat st;
 	const char *what = NULL;
 	int e = 0;
@@ -708,7 +716,7 @@ int hak__config_load(const char *path, struct hak_config *cfg)
 		return *path ? ENAMETOOLONG : ENOENT;
 	}
 	set_file(cfg, path);
-	char why[160];
+	char why[256];
 	int err;
 	int fd = hak__open_trusted(path, &err, why, sizeof why);
 	if (fd < 0) {

@@ -140,10 +140,12 @@ HAK_HIDDEN const char *hak__getenv(const char *name);
 extern int hak__test_secure_mode; /* -1: ask the kernel (default); 0 or 1: forced */
 #endif
 
-/* Opens a file hakmem is about to trust (a configuration or a plugin): O_RDONLY, O_NOFOLLOW,
- * O_CLOEXEC, O_NONBLOCK (a FIFO must not hang start-up), then fstat on the descriptor. Refuses
- * anything but a regular file, a file writable by group or others, or one owned by someone other
- * than root or the real user (only root in secure mode). Returns the descriptor, or -1 with
+/* Opens a file hakmem is about to trust (a configuration or a plugin): first every folder from /
+ * down to it is checked by hak__trusted_parent_open (owned by root or the real user, not writable
+ * by group or others: trusted_dir.h), then the file is opened relative to the last one: O_RDONLY,
+ * O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK (a FIFO must not hang start-up), then fstat on the
+ * descriptor. Refuses anything but a regular file, a file writable by group or others, or one
+ * owned by someone other than root or the real user (only root in secure mode). Returns the descriptor, or -1 with
  * *err set to an errno value and `why` holding the reason ("is group-writable (mode 0664)",
  * "cannot open: No such file or directory"). */
 HAK_HIDDEN int hak__open_trusted(const char *path, int *err, char *why, size_t whylen);

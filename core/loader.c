@@ -3,6 +3,7 @@
  * descriptor from hak__open_trusted, through /proc/self/fd/N, so nobody can swap the file between
  * the check and the load. */
 #include "loader.h"
+#include "elf_check.h"
 
 #include "policy_call.h"
 
@@ -229,11 +230,18 @@ static void *dlopen_fd(int fd, char *why, size_t whylen)
 static void *open_plugin(const char *path, uint32_t want_kind, const char *want_name,
 			 const struct hak_policy_desc **desc, int *errp, char *why, size_t whylen)
 {
-	char qpath[100], reason[200];
+	char qpath[100], reason[256];
 	hak__log_quote(qpath, sizeof qpath, path, true);
 	int fd = hak__open_trusted(path, errp, reason, sizeof reason);
 	if (fd < 0) {
 		snprintf(why, whylen, "%s: %s", qpath, reason);
+		return NULL;
+	}
+	/* A truncated or foreign file would be mapped past its end by dlopen: SIGBUS in the host. */
+	if (hak__elf_check_fd(fd, reason, sizeof reason) != 0) {
+		snprintf(why, whylen, "%s: %s", qpath, reason);
+		close(fd);
+		*errp = ENOEXEC;
 		return NULL;
 	}
 	void *handle = dlopen_fd(fd, reason, sizeof reason);
@@ -317,7 +325,8 @@ int hak__policy_load(uint32_t kind, const char *name, const struct hak_config *c
 }
 
 int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const struct hak_core_api *core,
-			 const struct hak_policy_desc *builtin, hak_policy *self, struct hak_policy_instance *out)
+			 const struct hak_policy_desc *builtin, bool builtin_running, hak_policy *self,
+			 struct hak_policy_instance *out)
 {
 	char err[200];
 	memset(out, 0, sizeof *out);
@@ -344,7 +353,10 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 		settings.count = 0;
 	}
 	void *state = NULL;
-	int rc = hak__pcall_init(builtin, core, self, &settings, &state, err, sizeof err);
+	int rc = 0;
+	if (settings.count == 0 && builtin_running)
+		goto reuse; /* its default instance runs already: no second init of its static state */
+	rc = hak__pcall_init(builtin, core, self, &settings, &state, err, sizeof err);
 	if (rc != 0 && settings.count > 0) {
 		char qmsg[160], where[240];
 		err[sizeof err - 1] = '\0';
@@ -355,6 +367,8 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 		out->fallback = true;
 		settings.items = NULL;
 		settings.count = 0;
+		if (builtin_running)
+			goto reuse;
 		rc = hak__pcall_init(builtin, core, self, &settings, &state, err, sizeof err);
 	}
 	if (rc != 0) {
@@ -364,6 +378,10 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 			 hak__kind_name(kind), builtin->name, rc > 0 ? errno_name(rc) : "negative",
 			 hak__log_quote(qmsg, sizeof qmsg, err, false));
 		return rc > 0 ? rc : EINVAL;
+	}
+	if (0) {
+reuse:
+		out->reused = true;
 	}
 	out->desc = builtin;
 	out->state = state;

@@ -48,6 +48,7 @@ struct hak_policy_instance {
 	void *handle;                       /* dlopen handle, never closed; NULL for the built-in */
 	bool builtin;                       /* desc is the compiled-in default */
 	bool fallback;                      /* the configured choice failed; the built-in runs instead */
+	bool reused;                        /* the running default instance of the built-in: no init ran */
 	char path[HAK_CONFIG_PATH_MAX];     /* the .so loaded; "" for the built-in */
 };
 
@@ -81,10 +82,13 @@ HAK_HIDDEN int hak__policy_load(uint32_t kind, const char *name, const struct ha
  * init refuses the settings, one line and a second init with none. Logs one line per policy when
  * cfg->core.verbose. Returns 0 with out->desc set (out->fallback tells whether the configured
  * choice was honoured), or an errno value with out->desc NULL when even the built-in would not
- * start (a bug: the caller decides). */
+ * start (a bug: the caller decides). builtin_running: the built-in's default instance already
+ * runs (the allocator booted it); where the built-in would be started with no settings, that
+ * instance is named instead (out->reused, state NULL) and its init is not run a second time: a
+ * built-in keeps its default state in static storage. */
 HAK_HIDDEN int hak__policy_activate(uint32_t kind, const struct hak_config *cfg,
 				    const struct hak_core_api *core, const struct hak_policy_desc *builtin,
-				    hak_policy *self, struct hak_policy_instance *out);
+				    bool builtin_running, hak_policy *self, struct hak_policy_instance *out);
 
 /* One plugin file found by hak__policy_list. Strings live until the callback returns. */
 struct hak_policy_info {

@@ -87,12 +87,15 @@ static void start_kind(uint32_t kind, const struct hak_config *cfg)
 		return;
 	}
 	struct hak_policy_instance inst;
-	if (hak__policy_activate(kind, cfg, &hak__core_api, hak__builtin_desc(kind), p, &inst) != 0 || !inst.desc) {
+	bool builtin_running = cur->desc == hak__builtin_desc(kind) && cur->index == 0;
+	if (hak__policy_activate(kind, cfg, &hak__core_api, hak__builtin_desc(kind), builtin_running, p, &inst) != 0 ||
+	    !inst.desc) {
 		hak__policy_unreserve(p);
 		return;
 	}
-	if (same_as_running(&inst, cfg)) {
-		hak__pcall_fini(inst.desc, inst.state);
+	if (inst.reused || same_as_running(&inst, cfg)) {
+		if (!inst.reused)
+			hak__pcall_fini(inst.desc, inst.state);
 		hak__policy_unreserve(p);
 		return;
 	}

@@ -204,7 +204,7 @@ int hak__tool_check(const char *file)
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
 		struct hak_policy_instance *in = &inst[order[i] - 1];
 		scratch[order[i] - 1].kind = order[i];
-		if (hak__policy_activate(order[i], &cfg, &inert_core, hak__builtin_desc(order[i]),
+		if (hak__policy_activate(order[i], &cfg, &inert_core, hak__builtin_desc(order[i]), false,
 					 &scratch[order[i] - 1], in) != 0)
 			in->desc = NULL;
 		replaced |= !in->desc || in->fallback;

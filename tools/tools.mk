@@ -3,7 +3,7 @@
 TOOLS_DIR := $(BUILD)/tools
 
 # The configuration parser and the kinds table (which names the built-in policies, compiled in).
-TOOLS_CORE := core/config.c core/log.c core/kinds.c $(patsubst %,policies/%.c,$(BUILTIN_POLICIES))
+TOOLS_CORE := core/config.c core/trusted_dir.c core/log.c core/kinds.c $(patsubst %,policies/%.c,$(BUILTIN_POLICIES))
 
 $(TOOLS_DIR)/config-doc: tools/config_doc.c $(TOOLS_CORE) $(wildcard core/*.h include/*.h) | $(BUILD)/.deps
 	@mkdir -p $(TOOLS_DIR)

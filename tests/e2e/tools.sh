@@ -9,7 +9,10 @@
 #   KEEP=1 tests/e2e/tools.sh     keeps the temporary folder for a look
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-T=$(mktemp -d /tmp/hakmem-tools.XXXXXX)
+# Under build/, not /tmp: the installed plugins and INI files must sit in folders nobody else may
+# write to, up to / (/tmp, mode 1777, is refused like any world-writable folder).
+mkdir -p "$ROOT/build/tests"
+T=$(mktemp -d "$ROOT/build/tests/tools.XXXXXX")
 [ -n "${KEEP:-}" ] && echo "temporary folder: $T" || trap 'rm -rf "$T"' EXIT
 # This script may run inside another make: its own make must not inherit that one's goals or
 # variables. PREFIX and DESTDIR from the caller's environment would change the paths tested.
@@ -172,6 +175,43 @@ out=$("$HAK" policies "$T/plugins" 2>&1); rc=$?
 WHY="rc=$rc: $out"; check "a group-writable plugin is listed as REFUSED, exit 1" sh -c "[ $rc = 1 ] && grep -qE '^trim +none +- +REFUSED: .*group-writable' <<'E'
 $out
 E"
+# Damaged plugin files (cut short, empty, another machine, random bytes) are listed as REFUSED with
+# the reason; the tool itself never dlopens them (a cut file would kill it with SIGBUS).
+mkdir -p "$T/damaged"
+head -c 9000 "$P/lib/hakmem/trim_eager.so" >"$T/damaged/trim_cut.so"
+: >"$T/damaged/trim_empty.so"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[18:20] = (183 if b[18:20] != bytes([183, 0]) else 62).to_bytes(2, "little"); open(sys.argv[2], "wb").write(b)' \
+	"$P/lib/hakmem/trim_eager.so" "$T/damaged/trim_foreign.so"
+head -c 20000 /dev/urandom | tr '\177' x >"$T/damaged/trim_random.so"
+cp "$P/lib/hakmem/trim_none.so" "$T/damaged/trim_none.so"
+chmod 644 "$T"/damaged/*.so
+out=$("$HAK" policies "$T/damaged" 2>&1); rc=$?
+WHY="rc=$rc: $out"; check "damaged plugins are listed as REFUSED with the reason, exit 1, the good one usable" sh -c "[ $rc = 1 ] &&
+	grep -qE '^trim +cut +- +REFUSED: .*trim_cut.so: ELF file of 9000 bytes, expected at least [0-9]+ .*truncated' <<'E' &&
+$out
+E
+	grep -qE '^trim +empty +- +REFUSED: .*trim_empty.so: empty file' <<'E' &&
+$out
+E
+	grep -qE '^trim +foreign +- +REFUSED: .*trim_foreign.so: ELF machine [0-9]+ \([A-Za-z0-9-]+\), expected' <<'E' &&
+$out
+E
+	grep -qE '^trim +random +- +REFUSED: .*trim_random.so: not an ELF file' <<'E' &&
+$out
+E
+	grep -qE '^trim +none +2\.0\.0 ' <<'E' && grep -q '4 plugins in .* refused' <<'F'
+$out
+E
+$out
+F"
+# A good plugin in a folder others may write to is refused, naming the folder.
+mkdir -p "$T/open" && cp "$P/lib/hakmem/trim_none.so" "$T/open/" && chmod 644 "$T/open/trim_none.so" && chmod 777 "$T/open"
+out=$("$HAK" policies "$T/open" 2>&1); rc=$?
+WHY="rc=$rc: $out"; check "a plugin in a 0777 folder is listed as REFUSED naming the folder, exit 1" sh -c "[ $rc = 1 ] &&
+	grep -qE '^trim +none +- +REFUSED: .*folder .*/open is world-writable \(mode 0777\)' <<'E'
+$out
+E"
+chmod 755 "$T/open"
 
 # ---- hakmem check ---------------------------------------------------------------------------
 out=$("$ROOT/build/bin/hakmem" check "$ROOT/conf/option-f.ini" 2>"$T/check.err"); rc=$?
@@ -228,7 +268,8 @@ WHY="rc=$rc $(cat "$T/ne.err")"; check "hakmem check of a missing file: exit 1 a
 # ---- the man pages render without warnings ----------------------------------------------------
 if command -v man >/dev/null; then
 	for m in "$P/share/man/man7/hakmem.7" "$P/share/man/man5/hakmem.ini.5"; do
-		w=$(MANWIDTH=80 man --warnings -l "$m" 2>&1 >/dev/null)
+		# wide: the test prefix puts long unbreakable paths into the page (a real PREFIX does not)
+		w=$(MANWIDTH=160 man --warnings -l "$m" 2>&1 >/dev/null)
 		WHY="$w"; check "man $(basename "$m") renders without warnings" test -z "$w"
 	done
 fi

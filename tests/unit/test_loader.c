@@ -458,6 +458,63 @@ static void test_unsafe_plugin_files(void **state)
 	hak__config_free(&cfg);
 }
 
+/* A damaged copy of a good plugin (cut short, for another machine, not ELF at all) is refused by
+ * the ELF check before dlopen could map it: one line naming the file and what is wrong, the
+ * built-in instead, nothing loaded. */
+static void test_damaged_plugin_files(void **state)
+{
+	(void)state;
+	static char so[1 << 20];
+	int fd = open(FIXTURE_SO_DIR "/ownership_good.so", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t len = read(fd, so, sizeof so);
+	close(fd);
+	assert_true(len > 9000);
+	char sub[300];
+	snprintf(sub, sizeof sub, "%s/damaged", tmp_root);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	struct hak_config cfg;
+	config_for(&cfg, sub, "good");
+	static const struct {
+		size_t len;
+		int patch; /* 0: none, 1: e_machine = AArch64, 2: random bytes */
+		const char *what;
+	} cases[] = {
+		{0, 0, "ownership_good.so: empty file (0 bytes), expected an ELF shared object"},
+		{700, 0, "ownership_good.so: ELF file of 700 bytes, expected at least"},
+		{4096, 0, "ownership_good.so: ELF file of 4096 bytes, expected at least"},
+		{9000, 0, "ownership_good.so: ELF file of 9000 bytes, expected at least"},
+		{(size_t)-1, 0, "ownership_good.so: ELF file of"}, /* one byte short */
+		{(size_t)-2, 1, "ownership_good.so: ELF machine 183 (AArch64), expected 62 (x86-64, this process's)"},
+		{(size_t)-2, 2, "ownership_good.so: not an ELF file"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		static char copy[1 << 20];
+		size_t n = cases[i].len == (size_t)-1 ? (size_t)len - 1 : cases[i].len == (size_t)-2 ? (size_t)len : cases[i].len;
+		memcpy(copy, so, n);
+		if (cases[i].patch == 1)
+			copy[18] = (char)EM_AARCH64, copy[19] = 0;
+		for (size_t k = 0; cases[i].patch == 2 && k < n; k++)
+			copy[k] = (char)(k * 2654435761u >> 13);
+		tmp_file("damaged/ownership_good.so", copy, n, 0644);
+		struct hak_policy_instance inst;
+		int before = loaded_objects();
+		log_start();
+		assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), ENOEXEC);
+		assert_null(inst.desc);
+		assert_log_count(1);
+		EXPECT_LINE(0, "hakmem: /etc/hakmem.ini:7: policy 'good': ", cases[i].what, "; using built-in 'tls'");
+		assert_int_equal(loaded_objects(), before);
+	}
+	/* The same file, whole: loads. */
+	tmp_file("damaged/ownership_good.so", so, (size_t)len, 0644);
+	struct hak_policy_instance inst;
+	log_start();
+	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), 0);
+	assert_log_count(0);
+	hak__config_free(&cfg);
+}
+
 static void test_init_refuses_settings(void **state)
 {
 	(void)state;
@@ -485,7 +542,7 @@ static void test_activate(void **state)
 	config_for(&cfg, "/nonexistent", NULL);
 	builtin_seen.calls = 0;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, SELF, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_ptr_equal(inst.desc, &builtin_tls);
 	assert_true(inst.builtin);
 	assert_false(inst.fallback);
@@ -495,10 +552,23 @@ static void test_activate(void **state)
 	assert_log_count(0);
 	hak__config_free(&cfg);
 
+	/* The built-in's default instance already runs (start-up): a plugin that cannot load
+	 * falls back to it, and its init is not run a second time (its state is static). */
+	config_for(&cfg, "/nonexistent", "nosuch");
+	builtin_seen.calls = 0;
+	log_start();
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, true, SELF, &inst), 0);
+	assert_ptr_equal(inst.desc, &builtin_tls);
+	assert_true(inst.builtin && inst.fallback && inst.reused);
+	assert_null(inst.state);
+	assert_int_equal(builtin_seen.calls, 0);
+	assert_log_count(1);
+	hak__config_free(&cfg);
+
 	/* The built-in's own name: the compiled copy, even though no .so exists anywhere. */
 	config_for(&cfg, "/nonexistent", "tls");
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, SELF, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_true(inst.builtin);
 	assert_false(inst.fallback);
 	assert_log_count(0);
@@ -507,14 +577,14 @@ static void test_activate(void **state)
 	/* A plugin that loads. */
 	config_for(&cfg, FIXTURE_SO_DIR, "good");
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, SELF, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_false(inst.builtin);
 	assert_string_equal(inst.desc->name, "good");
 	assert_log_count(0);
 	/* ...and says so when verbose. */
 	cfg.core.verbose = true;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, SELF, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_log_count(1);
 	EXPECT_LINE(0, "hakmem: ownership policy 'good' 9.8.7 from ", "ownership_good.so");
 	hak__config_free(&cfg);
@@ -526,7 +596,7 @@ static void test_activate(void **state)
 	cfg.policy[HAK_KIND_INDEX_OWNERSHIP].count = 1;
 	builtin_seen.calls = 0;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, SELF, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_true(inst.builtin);
 	assert_true(inst.fallback);
 	assert_int_equal(builtin_seen.calls, 1);
@@ -544,7 +614,7 @@ static void test_activate(void **state)
 	cfg.policy[HAK_KIND_INDEX_OWNERSHIP].count = 1;
 	builtin_seen.calls = 0;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, SELF, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_true(inst.builtin);
 	assert_true(inst.fallback);
 	assert_int_equal(builtin_seen.calls, 2);
@@ -560,7 +630,7 @@ static void test_activate(void **state)
 	broken.kind = HAK_POLICY_TRIM;
 	config_for(&cfg, "/nonexistent", NULL);
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &broken, SELF, &inst), EINVAL);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &broken, false, SELF, &inst), EINVAL);
 	assert_null(inst.desc);
 	assert_log_count(1);
 	EXPECT_LINE(0, "built-in ownership policy: kind 1 (trim), expected 3 (ownership)");
@@ -616,7 +686,21 @@ static void test_list(void **state)
 	assert_int_equal(hak__policy_list(sub, list_cb, &l), 0);
 	assert_int_equal(l.n, 1);
 	assert_non_null(strstr(l.line[0], "trim junk - - | "));
-	assert_non_null(strstr(l.line[0], "dlopen failed"));
+	assert_non_null(strstr(l.line[0], "trim_junk.so: not an ELF file (starts with 6e 6f 74 20)"));
+	/* A cut copy of a good plugin is listed as refused with the reason, never dlopened. */
+	static char so[1 << 20];
+	int fd = open(FIXTURE_SO_DIR "/trim_good.so", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, so, sizeof so);
+	close(fd);
+	assert_true(n > 9000);
+	tmp_file("list/trim_cut.so", so, 9000, 0644);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(hak__policy_list(sub, list_cb, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_non_null(strstr(l.line[0], "trim cut - - | "));
+	assert_non_null(strstr(l.line[0], "trim_cut.so: ELF file of 9000 bytes, expected at least"));
+	assert_non_null(strstr(l.line[0], "truncated"));
 	assert_int_equal(hak__policy_list("/nonexistent/dir", list_cb, &l), ENOENT);
 }
 
@@ -631,6 +715,7 @@ int main(void)
 		cmocka_unit_test(test_missing_plugin),
 		cmocka_unit_test(test_traversal_refused),
 		cmocka_unit_test(test_unsafe_plugin_files),
+		cmocka_unit_test(test_damaged_plugin_files),
 		cmocka_unit_test(test_init_refuses_settings),
 		cmocka_unit_test(test_activate),
 		cmocka_unit_test(test_list),
