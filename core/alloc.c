@@ -41,16 +41,18 @@ void hak__init(void)
 /* ---- Accounting ------------------------------------------------------------------------------- */
 
 /* Add sign to the active count of each block's SuperSlab, one atomic per run of blocks that
- * share a SuperSlab. */
-void hak__account_chain(struct hak_chain chain, int sign)
+ * share a SuperSlab, and the run's bytes to t's out_bytes (mallinfo2: introspect.c). */
+void hak__account_chain(struct hak_thread *t, unsigned cls, struct hak_chain chain, int sign)
 {
 	struct hak_superslab *cur = NULL;
 	uintptr_t lo = 0, size = 0;
-	int64_t run = 0;
+	int64_t run = 0, bytes = (int64_t)hak__classes[cls].block_size * sign;
 	for (void **b = chain.head; b; b = b[0]) {
 		if ((uintptr_t)b - lo >= size) {
-			if (cur)
+			if (cur) {
 				hak_add_relaxed(&cur->xactive, run * sign);
+				t->out_bytes[cur->lg_size - HAK_SS_LG_MIN] += run * bytes;
+			}
 			cur = hak__ss_lookup(b);
 			lo = (uintptr_t)cur;
 			size = (uintptr_t)1 << cur->lg_size;
@@ -58,8 +60,10 @@ void hak__account_chain(struct hak_chain chain, int sign)
 		}
 		run++;
 	}
-	if (cur)
+	if (cur) {
 		hak_add_relaxed(&cur->xactive, run * sign);
+		t->out_bytes[cur->lg_size - HAK_SS_LG_MIN] += run * bytes;
+	}
 }
 
 /* The policy hands a chain to t's cache: it leaves slab land. */
@@ -67,7 +71,7 @@ void hak__cache_fill(struct hak_thread *t, unsigned cls, struct hak_chain chain)
 {
 	if (!chain.head)
 		return;
-	hak__account_chain(chain, +1);
+	hak__account_chain(t, cls, chain, +1);
 	void **head = chain.head;
 	head[1] = (void *)(hak__free_key ^ (uintptr_t)head); /* a central-list head used word 1 */
 	struct hak_tcache *tc = &t->cache[cls];
@@ -237,7 +241,7 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 		chain.count++;
 	}
 	chain.tail = tail;
-	hak__account_chain(chain, -1);
+	hak__account_chain(t, cls, chain, -1);
 	hak__calling_model = t->model->index;
 	hak__policy_enter(t);
 	t->model->ops->flush(t->model->state, t, t->own_tstate, cls, chain);
@@ -260,6 +264,7 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 	} else {
 		/* Not ours to cache: the block is free from now on, whoever drains it later. */
 		hak_add_relaxed(&ss->xactive, -1);
+		t->out_bytes[ss->lg_size - HAK_SS_LG_MIN] -= s->block_size;
 		if (owner == HAK_OWNER_NONE && !hak_load_relaxed(&hak__abandoned_dirty))
 			hak_store_relaxed(&hak__abandoned_dirty, 1); /* a thread exit will collect */
 		struct hak_model *m = &hak__models[ss->model];
@@ -309,6 +314,7 @@ static void free_slow(void *p)
 			free_from(t, ss, s, p);
 		} else { /* no memory even for the orphan state: hand it to the owner's queue */
 			hak_add_relaxed(&ss->xactive, -1);
+			hak__out_bytes_sub(ss->lg_size, s->block_size);
 			hak__remote_push(s, p);
 		}
 		hak__orphan_unlock();

@@ -216,6 +216,10 @@ HAK_HIDDEN uint64_t hak__purge_free(int aged_only);
 HAK_HIDDEN unsigned hak__empty_count(void);
 HAK_HIDDEN uint64_t hak__live_superslabs(void);
 HAK_HIDDEN uint64_t hak__live_superslabs_of(unsigned lg); /* live SuperSlabs of 2^lg bytes */
+HAK_HIDDEN uint64_t hak__peak_superslabs_of(unsigned lg); /* most live at once, of 2^lg bytes */
+/* fn(ss, ctx) for every mapped SuperSlab, pool lock held: fn reads, takes no lock, allocates
+ * nothing. Slab geometry (units, class, capacity) is stable meanwhile; free counts are not. */
+HAK_HIDDEN void hak__superslabs_each(void (*fn)(const struct hak_superslab *ss, void *ctx), void *ctx);
 HAK_HIDDEN void hak__superslab_fork_prepare(void);
 HAK_HIDDEN void hak__superslab_fork_parent(void);
 HAK_HIDDEN void hak__superslab_fork_child(void);
@@ -274,6 +278,10 @@ struct hak_thread {
 	size_t alloc_size;      /* bytes of this struct plus policy state */
 	uint32_t units_taken;   /* units of the slabs acquired or adopted for its token since the
 				 * state was made: a small state is parked at exit, a big one settled */
+	int64_t out_bytes[2];   /* bytes of small blocks that left slab land through this state
+				 * (cache fills) minus those that came back (flushes, foreign frees),
+				 * by SuperSlab size (1 MB, 2 MB): written only by whoever uses the
+				 * state, summed by introspect.c (mallinfo2) */
 };
 _Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 
@@ -311,6 +319,9 @@ HAK_HIDDEN void hak__orphan_lock(void);
 HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void);
 HAK_HIDDEN void hak__threads_sum(uint64_t *local, uint64_t *remote, uint64_t counters[4]);
+/* fn(t, ctx) for every live thread state, heap lock held: fn reads, takes no lock, allocates
+ * nothing. */
+HAK_HIDDEN void hak__threads_each(void (*fn)(const struct hak_thread *t, void *ctx), void *ctx);
 /* Retire the parked states of exited threads (their slabs settle: released or abandoned).
  * _try: from a path that may hold a policy lock; does nothing when the heap lock is busy. */
 HAK_HIDDEN unsigned hak__threads_reap_parked(void);
@@ -369,7 +380,8 @@ HAK_HIDDEN void *hak__realloc(void *p, size_t n);
 HAK_HIDDEN void *hak__memalign(size_t align, size_t n);
 HAK_HIDDEN size_t hak__usable_size(const void *p);
 HAK_HIDDEN void hak__cache_fill(struct hak_thread *t, unsigned cls, struct hak_chain chain);
-HAK_HIDDEN void hak__account_chain(struct hak_chain chain, int sign);
+/* chain: blocks of class cls entering (+1) or leaving (-1) t's cache */
+HAK_HIDDEN void hak__account_chain(struct hak_thread *t, unsigned cls, struct hak_chain chain, int sign);
 
 HAK_HIDDEN void *hak__large_alloc(size_t n, size_t align, bool zero);
 HAK_HIDDEN bool hak__large_free(void *p);            /* false: not a large block */
@@ -379,6 +391,12 @@ HAK_HIDDEN unsigned hak__large_trim(size_t keep_bytes);
 HAK_HIDDEN unsigned hak__large_age(void);        /* one aging pass; returns mappings still cached */
 HAK_HIDDEN void hak__large_after_free(void);     /* outside the guard: may tick the trim policy */
 HAK_HIDDEN void hak__large_stats(uint64_t *live, uint64_t *cached);
+struct hak_large_figures {
+	uint64_t live, live_bytes;     /* mappings of blocks the program holds, their lengths */
+	uint64_t peak, peak_bytes;     /* the most of each at any one time */
+	uint64_t cached, cached_bytes; /* freed mappings kept for reuse */
+};
+HAK_HIDDEN void hak__large_figures(struct hak_large_figures *out);
 HAK_HIDDEN void hak__large_fork_prepare(void);
 HAK_HIDDEN void hak__large_fork_parent(void);
 HAK_HIDDEN void hak__large_fork_child(void);
@@ -409,5 +427,37 @@ HAK_HIDDEN extern struct hak_global_counters hak__g;
 HAK_HIDDEN void hak__stats_collect(struct hak_stats *out);
 HAK_HIDDEN int hak__stats_format(char *buf, size_t len, int json);
 HAK_HIDDEN void hak__stats_fd(int fd, int json);
+
+/* ---- Introspection: mallinfo2, malloc_stats, malloc_info (introspect.c) ------------------- */
+/* One heap per SuperSlab size. Bytes; "blocks" are counts. Read without stopping the threads:
+ * exact for the calling thread's own allocations and at quiescence, otherwise a snapshot
+ * that may be off by what other threads do meanwhile. */
+struct hak_heap_figures {
+	uint64_t superslabs, peak_superslabs, empty_superslabs;
+	uint64_t system, peak_system; /* bytes mapped for its SuperSlabs, now and at most */
+	uint64_t in_use, in_use_blocks; /* blocks the program holds */
+	uint64_t cached, cached_blocks; /* free blocks waiting in thread caches */
+	uint64_t free_in_slabs, free_in_slabs_blocks; /* free blocks of slabs outside thread caches:
+						       * free lists, remote and central queues, never
+						       * carved */
+	uint64_t free_units, free_runs; /* units in no slab, runs of them; an empty SuperSlab
+					 * counts whole, as one run */
+	uint64_t dirty_free_units;      /* free units of SuperSlabs in use touched since their
+					 * last purge (a trim pass purges them) */
+	uint64_t empty;                 /* bytes of the empty SuperSlabs (a trim pass unmaps them) */
+	uint64_t overhead;              /* headers of SuperSlabs in use, slab tails no block fits */
+	uint64_t class_free_blocks[HAK_NCLASSES]; /* in free lists or never carved, per class */
+};
+struct hak_figures {
+	struct hak_heap_figures heap[2]; /* [0] 1 MB SuperSlabs, [1] 2 MB */
+	struct hak_large_figures large;
+};
+HAK_HIDDEN void hak__figures(struct hak_figures *out);
+HAK_HIDDEN void hak__out_bytes_fold(struct hak_thread *t); /* a retired state's out_bytes */
+HAK_HIDDEN void hak__out_bytes_sub(unsigned lg, uint64_t bytes); /* a free through no state */
+struct mallinfo2;
+HAK_HIDDEN void hak__mallinfo2(struct mallinfo2 *out);
+HAK_HIDDEN int hak__malloc_stats_format(char *buf, size_t len);
+HAK_HIDDEN int hak__malloc_info_write(FILE *fp); /* stdio, no hakmem lock held */
 
 #endif /* HAKMEM_INTERNAL_H */

@@ -139,7 +139,7 @@ void hak__thread_flush(struct hak_thread *t)
 		chain.tail = b;
 		tc->head = NULL;
 		tc->room = tc->max;
-		hak__account_chain(chain, -1);
+		hak__account_chain(t, c, chain, -1);
 		t->model->ops->flush(t->model->state, t, t->own_tstate, c, chain);
 	}
 	hak__policy_leave(t);
@@ -164,6 +164,7 @@ static void fold_counters(struct hak_thread *t)
 		hak_add_relaxed(&hak__g.retired_counters[i], t->counters[i]);
 	t->local_frees = t->remote_frees = 0;
 	memset(t->counters, 0, sizeof t->counters);
+	hak__out_bytes_fold(t);
 }
 
 /* The policy settles the slabs t owns (gives back the free ones, abandons the rest). */
@@ -321,6 +322,14 @@ void hak__threads_sum(uint64_t *local, uint64_t *remote, uint64_t counters[4])
 	pthread_mutex_unlock(&heap_lock);
 }
 
+void hak__threads_each(void (*fn)(const struct hak_thread *t, void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&heap_lock);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		fn(t, ctx);
+	pthread_mutex_unlock(&heap_lock);
+}
+
 /* ---- Trim passes: reclaim for live threads that are outside their slow paths. ---------------- */
 
 /* Let each live thread's ownership policy give back what the thread owns but does not use
@@ -367,6 +376,7 @@ void hak__heap_fork_child(bool self_consistent)
 	pthread_mutex_init(&orphan_lock, NULL);
 	struct hak_thread *self = hak__tls;
 	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
+		hak__out_bytes_fold(self); /* its cached blocks are lost: counted as in use */
 		unregister(self);
 		if (atomic_load(&exit_key_ready))
 			pthread_setspecific(exit_key, NULL);

@@ -21,6 +21,7 @@ static unsigned empty_n;
 static struct hak_superslab *all_head;                /* every mapped SuperSlab */
 static uint64_t live_n;
 static uint64_t live_by_lg[HAK_SS_LG_MAX + 1]; /* live SuperSlabs of each size */
+static uint64_t peak_by_lg[HAK_SS_LG_MAX + 1]; /* the most live at once, of each size */
 
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_slab *abandoned[HAK_NCLASSES];
@@ -207,6 +208,8 @@ retry:
 			all_head = ss;
 			__atomic_store_n(&live_n, live_n + 1, __ATOMIC_RELAXED);
 			__atomic_store_n(&live_by_lg[lg], live_by_lg[lg] + 1, __ATOMIC_RELAXED);
+			if (live_by_lg[lg] > peak_by_lg[lg])
+				__atomic_store_n(&peak_by_lg[lg], live_by_lg[lg], __ATOMIC_RELAXED);
 			uint64_t peak = hak_load_relaxed(&hak__g.ss_peak_live);
 			if (live_n > peak)
 				hak_store_relaxed(&hak__g.ss_peak_live, live_n);
@@ -510,6 +513,19 @@ uint64_t hak__live_superslabs(void)
 uint64_t hak__live_superslabs_of(unsigned lg)
 {
 	return lg <= HAK_SS_LG_MAX ? __atomic_load_n(&live_by_lg[lg], __ATOMIC_RELAXED) : 0;
+}
+
+uint64_t hak__peak_superslabs_of(unsigned lg)
+{
+	return lg <= HAK_SS_LG_MAX ? __atomic_load_n(&peak_by_lg[lg], __ATOMIC_RELAXED) : 0;
+}
+
+void hak__superslabs_each(void (*fn)(const struct hak_superslab *ss, void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&pool_lock);
+	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next)
+		fn(ss, ctx);
+	pthread_mutex_unlock(&pool_lock);
 }
 
 int64_t hak__superslab_active_total(void)
