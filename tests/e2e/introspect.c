@@ -9,6 +9,8 @@
  *     parses the XML with xml.dom.minidom and checks the lines and figures.
  *   malloc_info(1, fp) returns EINVAL and writes nothing (glibc's behaviour; under hakmem errno
  *     is EINVAL too); mallopt returns what glibc returns (1, and 0 for M_MXFAST out of range).
+ *   While 4 threads allocate, free and hand blocks to each other, 300 mallinfo2 and 30 malloc_info
+ *     calls neither crash nor deadlock, and each snapshot adds up.
  * Usage: introspect DIR */
 #include "e2e.h"
 
@@ -262,6 +264,55 @@ static void test_mallopt(void)
     }
 }
 
+/* The figures while other threads allocate and free (and hand blocks to each other): the calls
+ * neither crash nor deadlock, and every snapshot adds up. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+static atomic_int stop;
+static void *volatile handoff[64];
+
+static void *churn(void *arg)
+{
+    uint64_t seed = (uintptr_t)arg * 7919 + 1;
+    void *mine[256] = {0};
+    while (!atomic_load(&stop)) {
+        unsigned i = rng_next(&seed) % 256;
+        free(mine[i]);
+        mine[i] = malloc(16 + rng_next(&seed) % 3000);
+        CHECK(mine[i], "malloc failed in a churn thread");
+        unsigned h = rng_next(&seed) % 64; /* swap one with whoever comes by: foreign frees */
+        void *p = __atomic_exchange_n(&handoff[h], mine[i], __ATOMIC_ACQ_REL);
+        mine[i] = p;
+    }
+    for (unsigned i = 0; i < 256; i++)
+        free(mine[i]);
+    return NULL;
+}
+
+static void test_concurrent(void)
+{
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0, "pthread_create failed");
+    FILE *null = fopen("/dev/null", "w");
+    CHECK(null, "cannot open /dev/null");
+    for (int k = 0; k < 300; k++) {
+        struct mallinfo2 m = mallinfo2();
+        CHECK(m.uordblks + m.fordblks <= m.arena + m.hblkhd,
+              "while threads run: uordblks %zu + fordblks %zu > arena %zu + hblkhd %zu", m.uordblks,
+              m.fordblks, m.arena, m.hblkhd);
+        if (k % 10 == 0)
+            CHECK(malloc_info(0, null) == 0, "malloc_info(0, /dev/null) failed while threads run");
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int h = 0; h < 64; h++)
+        free(handoff[h]);
+    fclose(null);
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: introspect DIR");
@@ -287,6 +338,8 @@ int main(int argc, char **argv)
         free(small[i]);
     free(big);
     test_invariants("at the end");
+    test_concurrent();
+    test_invariants("after the threads");
     test_info_einval();
     test_mallopt();
     printf("introspect: mallinfo2, mallinfo, malloc_info, malloc_stats and mallopt as glibc's\n");
