@@ -4,6 +4,7 @@
  * Never link this file into a test runner: everything else is testable without it. */
 #include "alloc_fast.h"
 #include "hakmem.h"
+#include "introspect.h"
 #include "large.h"
 #include "os.h"
 #include "policy_call.h"
@@ -15,7 +16,9 @@
 #include "trim.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -146,42 +149,66 @@ HAK_EXPORT int malloc_trim(size_t pad)
 	return r.superslabs_released > 0 || r.bytes_purged > 0 || r.large_released > 0;
 }
 
+/* glibc's answers: 1 for every parameter and value (an unknown parameter included: mallopt(3),
+ * BUGS), except M_MXFAST outside 0 .. 80 * sizeof(size_t) / 4, which glibc refuses with 0.
+ * hakmem applies none of them: its knobs live in its INI file (hakmem.ini(5)). */
 HAK_EXPORT int mallopt(int param, int value)
 {
-	(void)param;
-	(void)value;
-	return 1; /* accepted and ignored: hakmem's knobs live in its INI file */
+	if (param == M_MXFAST && (value < 0 || (size_t)value > 80 * sizeof(size_t) / 4))
+		return 0;
+	return 1;
 }
 
 HAK_EXPORT struct mallinfo2 mallinfo2(void)
 {
-	struct hak_heap_facts f = {.size = sizeof f};
-	hak__trim_facts(&f);
 	struct mallinfo2 mi;
-	memset(&mi, 0, sizeof mi);
-	mi.arena = f.mapped_bytes;
-	mi.ordblks = f.superslabs_empty;
-	mi.hblks = f.large_live;
-	mi.uordblks = mi.arena;
-	mi.keepcost = f.free_unit_bytes;
+	hak__mallinfo2(&mi);
 	return mi;
 }
 
+static int saturate(size_t v)
+{
+	return v > INT_MAX ? INT_MAX : (int)v;
+}
+
+/* The same figures in ints: a figure past INT_MAX reads INT_MAX (glibc's wraps). */
 HAK_EXPORT struct mallinfo mallinfo(void)
 {
-	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo2 m2;
+	hak__mallinfo2(&m2);
 	struct mallinfo mi;
-	mi.arena = (int)m2.arena;
-	mi.ordblks = (int)m2.ordblks;
-	mi.smblks = 0;
-	mi.hblks = (int)m2.hblks;
-	mi.hblkhd = 0;
-	mi.usmblks = 0;
-	mi.fsmblks = 0;
-	mi.uordblks = (int)m2.uordblks;
-	mi.fordblks = 0;
-	mi.keepcost = (int)m2.keepcost;
+	mi.arena = saturate(m2.arena);
+	mi.ordblks = saturate(m2.ordblks);
+	mi.smblks = saturate(m2.smblks);
+	mi.hblks = saturate(m2.hblks);
+	mi.hblkhd = saturate(m2.hblkhd);
+	mi.usmblks = saturate(m2.usmblks);
+	mi.fsmblks = saturate(m2.fsmblks);
+	mi.uordblks = saturate(m2.uordblks);
+	mi.fordblks = saturate(m2.fordblks);
+	mi.keepcost = saturate(m2.keepcost);
 	return mi;
+}
+
+/* glibc's layout on stderr, through stdio like glibc's (no hakmem lock is held by then). */
+HAK_EXPORT void malloc_stats(void)
+{
+	char buf[1024];
+	int saved = errno;
+	hak__malloc_stats_format(buf, sizeof buf);
+	fputs(buf, stderr);
+	errno = saved;
+}
+
+/* glibc returns EINVAL (the value, errno untouched) for options != 0; the man page says -1 and
+ * errno. hakmem returns what glibc returns and sets errno too, so either reading sees EINVAL. */
+HAK_EXPORT int malloc_info(int options, FILE *fp)
+{
+	if (options != 0 || !fp) {
+		errno = EINVAL;
+		return EINVAL;
+	}
+	return hak__malloc_info_write(fp);
 }
 
 HAK_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));

@@ -44,7 +44,9 @@ static struct {
 	uint64_t since_ns; /* when it was cached */
 } cache[LARGE_CACHE_SLOTS_MAX];
 static size_t cache_n, cache_bytes;
-static _Atomic uint64_t live_n, xmapped_total, xreleased_total;
+static _Atomic uint64_t live_n, live_bytes;  /* mappings in the tables, their lengths */
+static _Atomic uint64_t peak_n, peak_bytes;  /* the most of each at once (malloc_stats) */
+static _Atomic uint64_t xmapped_total, xreleased_total;
 
 /* Whether the trim policy knows that cached mappings wait: a free that caches a mapping while
  * PASS_NONE makes it PASS_ASKED and tells its caller to tick the trim policy; every release
@@ -115,6 +117,13 @@ static int table_reserve(struct shard *sh)
 	return 0;
 }
 
+static void raise_to(_Atomic uint64_t *peak, uint64_t v)
+{
+	uint64_t old = hak_load_relaxed(peak);
+	while (v > old && !hak_cas_acq_rel(peak, &old, v))
+		;
+}
+
 static int insert(struct shard *sh, uintptr_t user, char *base, size_t len)
 {
 	if (table_reserve(sh))
@@ -126,7 +135,8 @@ static int insert(struct shard *sh, uintptr_t user, char *base, size_t len)
 		sh->tombs--;
 	sh->table[i] = (struct large_entry){user, base, len};
 	sh->used++;
-	hak_add_relaxed(&live_n, 1);
+	raise_to(&peak_n, hak_add_relaxed(&live_n, 1) + 1);
+	raise_to(&peak_bytes, hak_add_relaxed(&live_bytes, len) + len);
 	return 0;
 }
 
@@ -136,6 +146,7 @@ static void erase(struct shard *sh, struct large_entry *e)
 	sh->used--;
 	sh->tombs++;
 	hak_add_relaxed(&live_n, -1);
+	hak_add_relaxed(&live_bytes, -(uint64_t)e->len);
 }
 
 /* A cached mapping for need bytes (lock held): the smallest of at least need bytes, else the
@@ -409,6 +420,18 @@ void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total, 
 	pthread_mutex_unlock(&cache_lock);
 	*mapped_total = hak_load_relaxed(&xmapped_total);
 	*released_total = hak_load_relaxed(&xreleased_total);
+}
+
+void hak__large_figures(struct hak_large_figures *out)
+{
+	out->live = hak_load_relaxed(&live_n);
+	out->live_bytes = hak_load_relaxed(&live_bytes);
+	out->peak = hak_load_relaxed(&peak_n);
+	out->peak_bytes = hak_load_relaxed(&peak_bytes);
+	pthread_mutex_lock(&cache_lock);
+	out->cached = cache_n;
+	out->cached_bytes = cache_bytes;
+	pthread_mutex_unlock(&cache_lock);
 }
 
 void hak__large_fork_prepare(void)

@@ -34,6 +34,7 @@ static struct hak_thread *free_threads; /* recycled structs */
 static _Atomic uint64_t retired[HAK_TCOUNT_N];
 static uint64_t retired_plugin[HAK_THREAD_PLUGIN_COUNTERS];
 static uint64_t retired_local, retired_class[HAK_NCLASSES];
+static _Atomic int64_t retired_out_bytes[2];
 static uint64_t live_n;
 /* Parked states: threads that exited with their caches flushed but their slabs still owned by
  * their token. A new thread takes one over whole (no adoption, no fresh slabs, and the blocks
@@ -180,7 +181,7 @@ void hak__thread_flush(struct hak_thread *t)
 		struct hak_chain chain = hak__chain_of(tc->head);
 		tc->head = NULL;
 		tc->room = tc->max;
-		hak__account_chain(chain, -1);
+		hak__account_chain(chain, -1, hak__classes[c].block_size, t->out_bytes);
 		hak__own_flush_locked(t, c, chain);
 	}
 	hak__policy_leave(t);
@@ -214,6 +215,10 @@ static void fold_counters(struct hak_thread *t)
 	}
 	memset(t->counters, 0, sizeof t->counters);
 	memset(t->plugin_counters, 0, sizeof t->plugin_counters);
+	for (unsigned h = 0; h < 2; h++) {
+		hak_add_relaxed(&retired_out_bytes[h], t->out_bytes[h]);
+		t->out_bytes[h] = 0;
+	}
 }
 
 /* Flush, let the policy settle what the thread owned, fold its counters, recycle the struct. */
@@ -381,6 +386,28 @@ void hak__threads_sum(struct hak_thread_sums *out)
 	pthread_mutex_unlock(&thread_lock);
 }
 
+void hak__threads_each(void (*fn)(const struct hak_thread *t, void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&thread_lock);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		fn(t, ctx);
+	pthread_mutex_unlock(&thread_lock);
+}
+
+void hak__threads_out_bytes_retired(int64_t out[2])
+{
+	for (unsigned h = 0; h < 2; h++)
+		out[h] = hak_load_relaxed(&retired_out_bytes[h]);
+}
+
+void hak__thread_out_bytes_sub(struct hak_thread *t, unsigned lg, uint32_t bytes)
+{
+	if (t->state == HAK_THREAD_LIVE)
+		t->out_bytes[lg - HAK_SS_LG_MIN] -= bytes;
+	else
+		hak_add_relaxed(&retired_out_bytes[lg - HAK_SS_LG_MIN], -(int64_t)bytes);
+}
+
 void hak__threads_class_frees(uint64_t *out, unsigned n)
 {
 	if (n > HAK_NCLASSES)
@@ -430,6 +457,10 @@ void hak__thread_fork_child(bool self_consistent)
 	pthread_mutex_init(&orphan_lock, NULL);
 	struct hak_thread *self = hak__tls;
 	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
+		for (unsigned h = 0; h < 2; h++) { /* its cached blocks are lost: counted as in use */
+			hak_add_relaxed(&retired_out_bytes[h], self->out_bytes[h]);
+			self->out_bytes[h] = 0;
+		}
 		unregister(self);
 		if (atomic_load(&exit_key_ready))
 			pthread_setspecific(exit_key, NULL);

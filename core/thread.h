@@ -47,6 +47,10 @@ struct hak_thread {
 	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
 					* state was made: a small state is parked at exit, a big one
 					* settled */
+	int64_t out_bytes[2];          /* bytes of small blocks that left slab land through this
+					* state (cache fills) minus those that came back (flushes,
+					* foreign frees), by SuperSlab size (1 MB, 2 MB): written only by
+					* whoever uses the state, summed for mallinfo2 (introspect.c) */
 };
 _Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 
@@ -84,6 +88,14 @@ struct hak_thread_sums {
 };
 HAK_HIDDEN void hak__threads_sum(struct hak_thread_sums *out);
 HAK_HIDDEN void hak__threads_class_frees(uint64_t *out, unsigned n); /* local frees per class */
+/* fn(t, ctx) for every live thread state, thread lock held: fn reads, takes no lock, allocates
+ * nothing. */
+HAK_HIDDEN void hak__threads_each(void (*fn)(const struct hak_thread *t, void *ctx), void *ctx);
+/* out_bytes of the states retired or parked, and of frees that went through no state. */
+HAK_HIDDEN void hak__threads_out_bytes_retired(int64_t out[2]);
+/* A small block of a 2^lg SuperSlab leaves slab land's count on t (or, for a thread without a
+ * state of its own, the retired total). */
+HAK_HIDDEN void hak__thread_out_bytes_sub(struct hak_thread *t, unsigned lg, uint32_t bytes);
 
 /* The orphan state: shared, locked, for threads whose own state is gone. */
 HAK_HIDDEN void hak__orphan_lock(void);

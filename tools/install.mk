@@ -74,7 +74,7 @@ $(HAK_TOOL): $(HAK_TOOL_SRC) $(HAK_TOOL_CORE) $(wildcard tools/*.h core/*.h incl
              $(HAK_PATHS_STAMP) | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Icore -Itools -DHAK_BUILTIN $(HAK_TOOL_DEFS) \
-		-o $@ $(HAK_TOOL_SRC) $(HAK_TOOL_CORE) -linih -ldl
+		$(LDFLAGS) -o $@ $(HAK_TOOL_SRC) $(HAK_TOOL_CORE) -linih -ldl
 
 # ---- install / uninstall ----------------------------------------------------------------------
 
@@ -106,10 +106,14 @@ HAK_SED_PC := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call hak__pc_rel,
 	-e 's|@INCLUDEDIR@|$(call hak__pc_rel,$(INCLUDEDIR))|g' \
 	-e 's|@PLUGIN_DIR@|$(call hak__pc_rel,$(PLUGIN_DIR))|g' -e 's|@VERSION@|$(HAKMEM_VERSION)|g'
 
-# The sample configuration: conf/hakmem.ini without its checkout-only policy_dir (left as a
-# comment naming the compiled-in folder, which is then used), and the installed names in the
-# usage line.
-HAK_SED_INI := sed -e 's|^policy_dir *=.*|; policy_dir = $(PLUGIN_DIR)|' \
+# The installed configuration: conf/hakmem.ini with every key commented out at its default
+# (the built-in defaults are what runs, and stay what runs when a later version changes one),
+# except policy_dir, which names the installed plugin folder (the compiled-in one too); the
+# installed names in the usage line.
+HAK_SED_INI := sed -e 's|^policy_dir *=.*|policy_dir = $(PLUGIN_DIR)|' \
+	-e '/^policy_dir /!s|^\([a-z_]*\) *= *|; \1 = |' \
+	-e 's|^; hakmem.ini: the reference configuration. Every value below is the built-in default, so this$$|; hakmem.ini: every key below is commented out at its built-in default, so this|' \
+	-e 's|^; file changes nothing; copy it and edit.|; file changes nothing; uncomment and edit.|' \
 	-e 's|HAKMEM_CONF=conf/hakmem.ini LD_PRELOAD=build/libhakmem.so|HAKMEM_CONF=$(SYSCONFDIR)/hakmem.ini LD_PRELOAD=$(LIBDIR)/$(SONAME)|'
 
 D := $(DESTDIR)

@@ -346,6 +346,22 @@ large_aging() {
     simple large_aging "$conf" 30 -- large_aging "$want"
 }
 
+# introspect CONF: mallinfo2, mallinfo, mallopt and malloc_info(1, fp) are checked by the program
+# itself; the XML it wrote with malloc_info(0, fp) and the lines of malloc_stats are checked by
+# check_introspect.py (xml.dom.minidom) against mallinfo2's figures of the same moment. Runs
+# under glibc too: the test follows glibc's shapes.
+introspect() {
+    local conf=$1 name="introspect[$1]" d summary
+    wanted "$name" || return 0
+    d=$LOGS/$name.d
+    mkdir -p "$d"
+    run "$name" "$conf" 60 empty -- introspect "$d" || return 0
+    summary=$("$PY" "$ROOT/tests/e2e/check_introspect.py" "$d") ||
+        { say_fail "$name" "$summary"; repro "$conf" -- introspect "$d"; return 0; }
+    [[ ${E2E_KEEP:-} == 1 ]] || rm -rf "$d"
+    say_pass "$name" "$summary"
+}
+
 # loaded CONF: the preload took effect and the configuration picked the expected policies.
 loaded() {
     local conf=$1 name="loaded[$1]"
@@ -531,6 +547,7 @@ fi
 
 for c in $c_all; do loaded "$c"; done
 for c in $c_all; do simple api "$c" 60 -- api; done
+for c in $c_all; do introspect "$c"; done
 for c in $c_threads; do simple xthread "$c" 90 -- xthread; done
 for c in $c_threads; do simple threads "$c" 60 -- threads; done
 for c in $c_threads; do simple fork "$c" 120 -- fork; done
