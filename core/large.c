@@ -1,10 +1,11 @@
 /* large.c: blocks above HAK_SMALL_MAX (and over-aligned ones): one mapping each, found through
  * an open-addressing table keyed by the block's address (16 shards, each with its own lock), so
  * an unknown pointer is recognised.
- * Freed mappings wait in a small cache for reuse (realloc chains, repeated 5-25 MB blocks).
+ * Freed mappings wait in a cache for reuse (realloc chains, threads that free many large blocks
+ * as they end, repeated 5-25 MB blocks), within the limits of large.h, oldest sent back first.
  * They age: a mapping no allocation took between two of the trim policy's passes goes back to
- * the OS at the second one; an explicit trim or the cache limit sends them back at once. */
-#include "hakmem_internal.h"
+ * the OS at the second one; an explicit trim sends them all back at once. */
+#include "large.h"
 
 #include <errno.h>
 #include <string.h>
@@ -15,10 +16,6 @@ struct large_entry {
 	char *base;     /* mapping start */
 	size_t len;     /* mapping length */
 };
-
-#define LARGE_CACHE_SLOTS 16
-#define LARGE_CACHE_MAX_BYTES ((size_t)96 << 20)
-#define LARGE_CACHE_MAX_ONE ((size_t)32 << 20)
 
 #define LARGE_SHARDS 16
 
@@ -31,13 +28,18 @@ struct shard {
 static struct shard shards[LARGE_SHARDS] = {
 	[0 ... LARGE_SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
+const struct hak_large_limits hak__large_limits_default = HAK_LARGE_LIMITS_DEFAULT;
+
+/* The cache (cache_lock): oldest first, so the limits send cache[0] back first. */
+struct cached {
 	char *base;
 	size_t len;
-	bool aged; /* already cached at the previous aging pass: the next one sends it back */
-} cache[LARGE_CACHE_SLOTS];
+	unsigned passes; /* aging passes it has waited through: the second sends it back */
+};
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cached cache[HAK_LARGE_SLOTS_MAX];
 static size_t cache_n, cache_bytes;
+static struct hak_large_limits limits = HAK_LARGE_LIMITS_DEFAULT;
 static _Atomic uint64_t live_n;
 
 /* Whether the trim policy knows that cached mappings wait for aging passes: a free that caches
@@ -125,29 +127,91 @@ static void erase(struct shard *sh, struct large_entry *e)
 	hak_add_relaxed(&live_n, -1);
 }
 
+static struct cached cache_remove(size_t i)
+{
+	struct cached c = cache[i];
+	cache_bytes -= c.len;
+	memmove(&cache[i], &cache[i + 1], (cache_n - i - 1) * sizeof cache[0]);
+	cache_n--;
+	return c;
+}
+
 /* A cached mapping for need bytes (lock held): the smallest of at least need bytes, else the
  * largest smaller one, which the caller grows with mremap (its pages stay resident, only the
- * extension is new). false when the cache is empty. */
+ * extension is new); the newest of equals. false when the cache is empty. Budget: one pass over
+ * at most limits.slots entries, far less than the faults of a fresh mapping's pages. */
 static bool cache_take(size_t need, char **base, size_t *len)
 {
-	size_t best = LARGE_CACHE_SLOTS;
-	for (size_t i = 0; i < cache_n; i++) {
-		if (best == LARGE_CACHE_SLOTS) {
-			best = i;
-			continue;
-		}
+	if (!cache_n)
+		return false;
+	size_t best = cache_n - 1;
+	for (size_t i = best; i-- > 0;) {
 		bool fits = cache[i].len >= need, best_fits = cache[best].len >= need;
 		if ((fits && (!best_fits || cache[i].len < cache[best].len)) ||
 		    (!fits && !best_fits && cache[i].len > cache[best].len))
 			best = i;
 	}
-	if (best == LARGE_CACHE_SLOTS)
-		return false;
-	*base = cache[best].base;
-	*len = cache[best].len;
-	cache_bytes -= *len;
-	cache[best] = cache[--cache_n];
+	struct cached c = cache_remove(best);
+	*base = c.base;
+	*len = c.len;
 	return true;
+}
+
+static void unmap_cached(struct cached c)
+{
+	hak__os_unmap(c.base, c.len);
+	hak_add_relaxed(&hak__g.large_released, 1);
+}
+
+/* Whether a mapping of len bytes may join the cache as it is (lock held). */
+static bool cache_fits(size_t len)
+{
+	return cache_n < limits.slots && cache_bytes + len <= limits.max_bytes;
+}
+
+/* Send the oldest cached mappings back until what the cache holds is within the limits. */
+static void cache_shrink(void)
+{
+	for (;;) {
+		pthread_mutex_lock(&cache_lock);
+		if (!cache_n || (cache_n <= limits.slots && cache_bytes <= limits.max_bytes)) {
+			pthread_mutex_unlock(&cache_lock);
+			return;
+		}
+		struct cached c = cache_remove(0);
+		pthread_mutex_unlock(&cache_lock);
+		unmap_cached(c);
+	}
+}
+
+int hak__large_set_limits(const struct hak_large_limits *l)
+{
+	if (l->slots > HAK_LARGE_SLOTS_MAX || l->max_one > l->max_bytes)
+		return EINVAL;
+	pthread_mutex_lock(&cache_lock);
+	limits = *l;
+	pthread_mutex_unlock(&cache_lock);
+	cache_shrink();
+	for (;;) { /* what is now too big to be cached at all */
+		pthread_mutex_lock(&cache_lock);
+		size_t i = 0;
+		while (i < cache_n && cache[i].len <= limits.max_one)
+			i++;
+		if (i == cache_n) {
+			pthread_mutex_unlock(&cache_lock);
+			return 0;
+		}
+		struct cached c = cache_remove(i);
+		pthread_mutex_unlock(&cache_lock);
+		unmap_cached(c);
+	}
+}
+
+void hak__large_get_limits(struct hak_large_limits *out)
+{
+	pthread_mutex_lock(&cache_lock);
+	*out = limits;
+	pthread_mutex_unlock(&cache_lock);
 }
 
 static size_t page_round(size_t n)
@@ -215,39 +279,35 @@ bool hak__large_free(void *p)
 		pthread_mutex_unlock(&sh->lock);
 		return false;
 	}
-	char *base = e->base, *evict_base = NULL;
-	size_t len = e->len, evict_len = 0;
+	char *base = e->base;
+	size_t len = e->len;
 	erase(sh, e);
 	pthread_mutex_unlock(&sh->lock);
-	if (len <= LARGE_CACHE_MAX_ONE) {
-		pthread_mutex_lock(&cache_lock);
-		if (cache_n && (cache_n == LARGE_CACHE_SLOTS || cache_bytes + len > LARGE_CACHE_MAX_BYTES)) {
-			/* make room: send the oldest (slot 0) back */
-			evict_base = cache[0].base;
-			evict_len = cache[0].len;
-			cache_bytes -= evict_len;
-			cache[0] = cache[--cache_n];
-		}
-		if (cache_n < LARGE_CACHE_SLOTS && cache_bytes + len <= LARGE_CACHE_MAX_BYTES) {
-			cache[cache_n].base = base;
-			cache[cache_n].len = len;
-			cache[cache_n++].aged = false;
+	/* Make room by sending the oldest back, a few at a time outside the lock; a mapping that
+	 * would need more (one bigger than most of the cache) goes back itself. */
+	struct cached out[4];
+	size_t n_out = 0;
+	bool cached = false;
+	pthread_mutex_lock(&cache_lock);
+	if (len <= limits.max_one && limits.slots) {
+		while (!cache_fits(len) && cache_n && n_out < 4)
+			out[n_out++] = cache_remove(0);
+		if (cache_fits(len)) {
+			cache[cache_n++] = (struct cached){base, len, 0};
 			cache_bytes += len;
-			base = NULL;
+			cached = true;
 		}
-		pthread_mutex_unlock(&cache_lock);
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (cached) {
 		int none = PASS_NONE;
-		if (!base && hak_load_relaxed(&xpass_request) == PASS_NONE)
+		if (hak_load_relaxed(&xpass_request) == PASS_NONE)
 			hak_cas_strong(&xpass_request, &none, PASS_WANTED);
 	}
-	if (evict_base) {
-		hak__os_unmap(evict_base, evict_len);
-		hak_add_relaxed(&hak__g.large_released, 1);
-	}
-	if (base) {
-		hak__os_unmap(base, len);
-		hak_add_relaxed(&hak__g.large_released, 1);
-	}
+	for (size_t i = 0; i < n_out; i++)
+		unmap_cached(out[i]);
+	if (!cached)
+		unmap_cached((struct cached){base, len, 0});
 	return true;
 }
 
@@ -330,38 +390,33 @@ void hak__large_after_free(void)
 		hak__trim_tick();
 }
 
-/* One aging pass (the trim policy's periodic pass): cached mappings already aged at the previous
- * pass go back to the OS, the others are marked aged. Returns how many stay cached, so the
- * caller can ask for the pass that will send them back. */
+/* One aging pass (the trim policy's periodic pass): cached mappings that waited through the
+ * previous pass go back to the OS, the others are counted as having waited. Returns how many stay
+ * cached, so the caller can ask for the pass that will send them back. */
 unsigned hak__large_age(void)
 {
-	struct {
-		char *base;
-		size_t len;
-	} out[LARGE_CACHE_SLOTS];
-	unsigned n = 0;
 	pthread_mutex_lock(&cache_lock);
-	for (size_t i = 0; i < cache_n;) {
-		if (!cache[i].aged) {
-			cache[i++].aged = true;
-			continue;
-		}
-		out[n].base = cache[i].base;
-		out[n++].len = cache[i].len;
-		cache_bytes -= cache[i].len;
-		cache[i] = cache[--cache_n];
-	}
-	unsigned left = (unsigned)cache_n;
+	for (size_t i = 0; i < cache_n; i++)
+		cache[i].passes++;
 	hak_store_relaxed(&xpass_request, PASS_NONE);
 	pthread_mutex_unlock(&cache_lock);
-	for (unsigned i = 0; i < n; i++) {
-		hak__os_unmap(out[i].base, out[i].len);
-		hak_add_relaxed(&hak__g.large_released, 1);
+	for (;;) { /* one at a time: the system call runs outside the lock */
+		pthread_mutex_lock(&cache_lock);
+		size_t i = 0;
+		while (i < cache_n && cache[i].passes < 2)
+			i++;
+		if (i == cache_n) {
+			unsigned left = (unsigned)cache_n;
+			pthread_mutex_unlock(&cache_lock);
+			return left;
+		}
+		struct cached c = cache_remove(i);
+		pthread_mutex_unlock(&cache_lock);
+		unmap_cached(c);
 	}
-	return left;
 }
 
-/* Send cached mappings back until at most keep_bytes stay cached. */
+/* Send cached mappings back, oldest first, until at most keep_bytes stay cached. */
 unsigned hak__large_trim(size_t keep_bytes)
 {
 	unsigned n = 0;
@@ -371,13 +426,9 @@ unsigned hak__large_trim(size_t keep_bytes)
 			pthread_mutex_unlock(&cache_lock);
 			return n;
 		}
-		char *base = cache[0].base;
-		size_t len = cache[0].len;
-		cache_bytes -= len;
-		cache[0] = cache[--cache_n];
+		struct cached c = cache_remove(0);
 		pthread_mutex_unlock(&cache_lock);
-		hak__os_unmap(base, len);
-		hak_add_relaxed(&hak__g.large_released, 1);
+		unmap_cached(c);
 		n++;
 	}
 }

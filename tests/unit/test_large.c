@@ -1,0 +1,235 @@
+/* test_large.c: the cache of freed large mappings (core/large.c). A freed mapping is reused by
+ * the next large allocation that fits, without a new mapping and zeroed for calloc; the limits
+ * (slots, bytes, biggest mapping) hold, the oldest mapping goes back first, and lowering them
+ * gives back at once what no longer fits; invalid limits are refused; two aging passes without
+ * use send a mapping back. The counters of hak__g tell what was mapped and released. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <string.h>
+
+#include "large.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static uint64_t cached_now(void)
+{
+	uint64_t live, cached;
+	hak__large_stats(&live, &cached);
+	return cached;
+}
+
+static uint64_t mapped(void)
+{
+	return hak_load_relaxed(&hak__g.large_mapped);
+}
+
+static uint64_t released(void)
+{
+	return hak_load_relaxed(&hak__g.large_released);
+}
+
+/* Every test starts with an empty cache and the default limits. */
+static int reset(void **state)
+{
+	(void)state;
+	assert_int_equal(hak__large_set_limits(&hak__large_limits_default), 0);
+	hak__large_trim(0);
+	assert_int_equal(cached_now(), 0);
+	return 0;
+}
+
+static void *big(size_t n, unsigned char fill)
+{
+	unsigned char *p = hak__large_alloc(n, 0, false);
+	assert_non_null(p);
+	memset(p, fill, n);
+	return p;
+}
+
+static void freed_mapping_is_reused_and_zeroed_for_calloc(void **state)
+{
+	(void)state;
+	void *p = big(MiB, 0xAB);
+	uint64_t m = mapped();
+	assert_true(hak__large_free(p));
+	assert_int_equal(cached_now(), 1);
+	unsigned char *q = hak__large_alloc(MiB, 0, true);
+	assert_ptr_equal(q, p);
+	assert_int_equal(mapped(), m); /* no new mapping */
+	for (size_t i = 0; i < MiB; i++)
+		if (q[i]) {
+			fail_msg("byte %zu of a reused calloc block is %#x", i, q[i]);
+		}
+	assert_true(hak__large_free(q));
+}
+
+static void best_fit_then_growth(void **state)
+{
+	(void)state;
+	void *a = big(256 * KiB, 1), *b = big(4 * MiB, 2), *c = big(MiB, 3);
+	assert_true(hak__large_free(a));
+	assert_true(hak__large_free(b));
+	assert_true(hak__large_free(c));
+	uint64_t m = mapped();
+	void *p = hak__large_alloc(900 * KiB, 0, false); /* smallest that fits: the 1 MB one */
+	assert_ptr_equal(p, c);
+	void *q = hak__large_alloc(8 * MiB, 0, false); /* none fits: the 4 MB one, grown */
+	assert_non_null(q);
+	assert_int_equal(hak__large_usable(q), 8 * MiB);
+	assert_int_equal(((unsigned char *)q)[4 * MiB - 1], 2); /* its pages came along */
+	assert_int_equal(mapped(), m);
+	assert_int_equal(cached_now(), 1); /* the 256 KB one */
+	assert_true(hak__large_free(p));
+	assert_true(hak__large_free(q));
+}
+
+/* More frees than slots: the cache keeps the newest, the oldest went back (and first). */
+static void slot_limit_sends_the_oldest_back(void **state)
+{
+	(void)state;
+	struct hak_large_limits l = hak__large_limits_default;
+	l.slots = 4;
+	assert_int_equal(hak__large_set_limits(&l), 0);
+	enum { N = 7 };
+	void *v[N];
+	for (int i = 0; i < N; i++)
+		v[i] = big(256 * KiB + (size_t)i * 4096, (unsigned char)i); /* distinct sizes */
+	uint64_t r = released();
+	for (int i = 0; i < N; i++)
+		assert_true(hak__large_free(v[i]));
+	assert_int_equal(cached_now(), 4);
+	assert_int_equal(released() - r, N - 4);
+	/* each exact size comes back from the cache for the 4 newest only */
+	for (int i = N - 4; i < N; i++) {
+		void *p = hak__large_alloc(256 * KiB + (size_t)i * 4096, 0, false);
+		assert_ptr_equal(p, v[i]);
+		assert_true(hak__large_free(p));
+	}
+}
+
+/* The slot count the default allows covers a burst of a few tens of frees (mstress's). */
+static void default_keeps_a_burst_of_frees(void **state)
+{
+	(void)state;
+	enum { N = 48 };
+	void *v[N];
+	for (int i = 0; i < N; i++)
+		v[i] = big(160 * KiB, 1);
+	uint64_t r = released(), m = mapped();
+	for (int i = 0; i < N; i++)
+		assert_true(hak__large_free(v[i]));
+	assert_int_equal(released(), r);
+	assert_int_equal(cached_now(), N);
+	for (int i = 0; i < N; i++)
+		v[i] = big(160 * KiB, 2);
+	assert_int_equal(mapped(), m);
+	for (int i = 0; i < N; i++)
+		assert_true(hak__large_free(v[i]));
+}
+
+static void byte_and_size_limits(void **state)
+{
+	(void)state;
+	struct hak_large_limits l = {.slots = 64, .max_bytes = 3 * MiB, .max_one = 2 * MiB};
+	assert_int_equal(hak__large_set_limits(&l), 0);
+	void *v[5];
+	for (int i = 0; i < 5; i++)
+		v[i] = big(MiB, 1);
+	void *huge = big(2 * MiB + 4096, 2);
+	uint64_t r = released();
+	for (int i = 0; i < 5; i++)
+		assert_true(hak__large_free(v[i]));
+	assert_int_equal(cached_now(), 3);
+	assert_true(hak__large_free(huge)); /* above max_one: straight back */
+	assert_int_equal(cached_now(), 3);
+	assert_int_equal(released() - r, 3);
+}
+
+static void lowering_limits_gives_back_at_once(void **state)
+{
+	(void)state;
+	void *v[6];
+	for (int i = 0; i < 6; i++)
+		v[i] = big(MiB * (size_t)(i + 1), 1);
+	for (int i = 0; i < 6; i++)
+		assert_true(hak__large_free(v[i]));
+	assert_int_equal(cached_now(), 6);
+	struct hak_large_limits l = {.slots = 3, .max_bytes = 96 * MiB, .max_one = 4 * MiB};
+	assert_int_equal(hak__large_set_limits(&l), 0);
+	/* three slots keep 4, 5 and 6 MB (the newest); 5 and 6 MB are now too big */
+	assert_int_equal(cached_now(), 1);
+	struct hak_large_limits got;
+	hak__large_get_limits(&got);
+	assert_int_equal(got.slots, 3);
+	assert_int_equal(got.max_one, 4 * MiB);
+	void *p = hak__large_alloc(4 * MiB, 0, false);
+	assert_ptr_equal(p, v[3]);
+	assert_true(hak__large_free(p));
+}
+
+static void invalid_limits_are_refused(void **state)
+{
+	(void)state;
+	struct hak_large_limits bad = {.slots = HAK_LARGE_SLOTS_MAX + 1, .max_bytes = MiB, .max_one = MiB};
+	assert_int_equal(hak__large_set_limits(&bad), EINVAL);
+	bad = (struct hak_large_limits){.slots = 8, .max_bytes = MiB, .max_one = 2 * MiB};
+	assert_int_equal(hak__large_set_limits(&bad), EINVAL);
+	struct hak_large_limits got;
+	hak__large_get_limits(&got);
+	assert_int_equal(got.slots, hak__large_limits_default.slots);
+	assert_int_equal(got.max_bytes, hak__large_limits_default.max_bytes);
+	struct hak_large_limits none = {.slots = 0, .max_bytes = 0, .max_one = 0};
+	assert_int_equal(hak__large_set_limits(&none), 0);
+	void *p = big(MiB, 1);
+	assert_true(hak__large_free(p));
+	assert_int_equal(cached_now(), 0);
+}
+
+static void two_unused_passes_send_a_mapping_back(void **state)
+{
+	(void)state;
+	void *a = big(MiB, 1);
+	assert_true(hak__large_free(a));
+	assert_int_equal(hak__large_age(), 1); /* waited through one pass */
+	void *b = big(2 * MiB, 2);
+	assert_true(hak__large_free(b));
+	assert_int_equal(hak__large_age(), 1); /* a goes back, b has waited one pass */
+	void *p = hak__large_alloc(2 * MiB, 0, false);
+	assert_ptr_equal(p, b);
+	assert_true(hak__large_free(p)); /* reused: its wait starts over */
+	assert_int_equal(hak__large_age(), 1);
+	assert_int_equal(hak__large_age(), 0);
+}
+
+static void unknown_pointers_are_not_large(void **state)
+{
+	(void)state;
+	int local;
+	assert_false(hak__large_free(&local));
+	assert_int_equal(hak__large_usable(&local), 0);
+	void *p = big(MiB, 1);
+	assert_false(hak__large_free((char *)p + 4096)); /* an interior pointer */
+	assert_true(hak__large_free(p));
+	assert_false(hak__large_free(p)); /* a second free */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(freed_mapping_is_reused_and_zeroed_for_calloc, reset),
+		cmocka_unit_test_setup(best_fit_then_growth, reset),
+		cmocka_unit_test_setup(slot_limit_sends_the_oldest_back, reset),
+		cmocka_unit_test_setup(default_keeps_a_burst_of_frees, reset),
+		cmocka_unit_test_setup(byte_and_size_limits, reset),
+		cmocka_unit_test_setup(lowering_limits_gives_back_at_once, reset),
+		cmocka_unit_test_setup(invalid_limits_are_refused, reset),
+		cmocka_unit_test_setup(two_unused_passes_send_a_mapping_back, reset),
+		cmocka_unit_test_setup(unknown_pointers_are_not_large, reset),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
