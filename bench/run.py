@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -42,6 +43,8 @@ PEER_INSTALL = "apt-get install -y libmimalloc2.0 libjemalloc2 libtcmalloc-minim
 # Exit codes of bench_util.h, as FAIL reasons.
 EXIT_REASONS = {2: "usage", 3: "corrupt", 4: "ENOMEM", 5: "system"}
 LARSON_ARGS = ["8", "128", "1024", "100", "4141"]  # MIN MAX BLOCKS ROUNDS SEED
+# mimalloc-bench's server-sized Larson (`larson 5 8 1000 5000 100 4141 T`), issue 12's first row.
+LARSON_SERVER_ARGS = ["8", "1000", "5000", "100", "4141"]
 
 
 # ---- allocators ---------------------------------------------------------------------------
@@ -151,6 +154,16 @@ def secs_arg(s):
     return f"{s:.3g}"
 
 
+def mstress_args(s, t):
+    """mstress does fixed work: ITER rounds of T threads, thread i doing (i % 8 + 1) shares.
+    About 100 rounds of 4 threads (mimalloc-bench's `mstress 4 50 100`) take a second, so the
+    rounds are fitted to the run length; SCALE stays mimalloc-bench's 50."""
+    if not isinstance(t, int):  # the report's "T": say how ITER is chosen
+        return [str(t), "50", f"ITER (about {s * 1000:.0f} / the sum of i % 8 + 1 over threads)"]
+    weight = sum(i % 8 + 1 for i in range(t))
+    return [str(t), "50", str(max(1, round(s * 1000 / weight)))]
+
+
 WORKLOADS = [
     Workload("larson", "larson", lambda s, t: [secs_arg(s), *LARSON_ARGS, str(t)],
              "M ops/s", 1e6, (1, 2, 4, 8), (1, 4),
@@ -183,6 +196,19 @@ WORKLOADS = [
              "ops/s", 1.0, (1, 2, 4, 8), (1, 4),
              "per thread 4 live blocks of 5-25 MB, every page touched; op = free+malloc",
              min_secs=0.15, setup_guess=0.15),
+    Workload("mstress", "mstress", mstress_args, "M allocs/s", 1e6, (1, 2, 4, 8), (4,),
+             "mimalloc-bench's mstress: rounds of T threads, 8 B-5 MB blocks (calloc), random "
+             "lifetimes, a shared transfer array; fixed work (the rounds are fitted to the run "
+             "length, `mstress 4 50 100` is about a second); op = one allocation",
+             min_secs=0.1, setup_guess=0.05),
+    Workload("larson-server", "larson", lambda s, t: [secs_arg(s), *LARSON_SERVER_ARGS, str(t)],
+             "M ops/s", 1e6, (4,), (4,),
+             "mimalloc-bench's Larson server: 8-1000 B, 5000 blocks per thread, hand-off to a "
+             "new thread every 100 rounds; op = free+malloc"),
+    Workload("prodcons-64", "prodcons", lambda s, t: [secs_arg(s), str(t), "64", "64"],
+             "M blocks/s", 1e6, (2,), (2,),
+             "xmalloc-test-like: threads = PAIRS (2 = 4 threads), 64 B blocks allocated by "
+             "producers and freed by consumers; op = one block passed"),
 ]
 
 
@@ -198,12 +224,25 @@ class Run:
     wall: float = 0.0
     stderr_tail: str = ""        # a few stderr lines other than the stats JSON
     lib_stamp: int = 0           # mtime of the preloaded library when the run started
+    usage: dict = field(default_factory=dict)   # getrusage of the child (USAGE_KEYS)
 
     def num(self, key):
+        if key in self.usage:
+            return float(self.usage[key])
         try:
             return float(self.result[key])
         except (KeyError, ValueError):
             return None
+
+
+# What getrusage says of each run (the child and anything it waited for): CPU time, faults and
+# context switches are far less sensitive to the machine's load than wall time.
+USAGE_KEYS = {"user_s": "ru_utime", "sys_s": "ru_stime", "minflt": "ru_minflt",
+              "majflt": "ru_majflt", "nvcsw": "ru_nvcsw", "nivcsw": "ru_nivcsw"}
+
+
+def usage_delta(before, after):
+    return {k: round(getattr(after, f) - getattr(before, f), 4) for k, f in USAGE_KEYS.items()}
 
 
 def parse_result(stdout):
@@ -229,6 +268,9 @@ def parse_hakmem_stats(stderr):
 
 def run_program(alloc, argv, timeout):
     """Runs argv under alloc; never raises for the child's failures."""
+    # Runs are sequential, so the children's usage grows by exactly this run's (subprocess
+    # waits for the child, also after killing it on timeout).
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     try:
         proc = subprocess.run(argv, env=alloc.env(), capture_output=True, text=True,
@@ -240,6 +282,7 @@ def run_program(alloc, argv, timeout):
     except OSError as e:
         return Run("FAIL", f"exec: {e.strerror}", wall=time.monotonic() - start)
     wall = time.monotonic() - start
+    usage = usage_delta(before, resource.getrusage(resource.RUSAGE_CHILDREN))
     stats, other = parse_hakmem_stats(proc.stderr)
     tail = "\n".join(other[-3:])
     rc = proc.returncode
@@ -248,14 +291,15 @@ def run_program(alloc, argv, timeout):
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
-        return Run("FAIL", name, hakmem=stats, wall=wall, stderr_tail=tail)
+        return Run("FAIL", name, hakmem=stats, wall=wall, stderr_tail=tail, usage=usage)
     if rc != 0:
         return Run("FAIL", EXIT_REASONS.get(rc, f"exit {rc}"), hakmem=stats, wall=wall,
-                   stderr_tail=tail)
+                   stderr_tail=tail, usage=usage)
     result = parse_result(proc.stdout)
     if result is None:
-        return Run("FAIL", "no RESULT line", hakmem=stats, wall=wall, stderr_tail=tail)
-    return Run("ok", result=result, hakmem=stats, wall=wall, stderr_tail=tail)
+        return Run("FAIL", "no RESULT line", hakmem=stats, wall=wall, stderr_tail=tail,
+                   usage=usage)
+    return Run("ok", result=result, hakmem=stats, wall=wall, stderr_tail=tail, usage=usage)
 
 
 # ---- progress -----------------------------------------------------------------------------
@@ -497,6 +541,27 @@ def value_rows(rows, cells, allocs, key, scale, unit_of=None):
     return out
 
 
+def fmt_k(x):
+    return "–" if x is None else f"{x / 1000:.1f}k" if x >= 10000 else f"{x:.0f}"
+
+
+def usage_rows(rows, cells, allocs):
+    """'u+s s / faults / vol+invol' per cell, medians of each figure."""
+    out = []
+    for w, t in rows:
+        line = [w.name, str(t)]
+        for a in allocs:
+            c = cells[(w.name, t, a.label)]
+            med = {k: (spread([r.num(k) for r in c.runs]) or (None,))[0] for k in USAGE_KEYS}
+            if med["user_s"] is None:
+                line.append("FAIL" if c.failed else "–")
+                continue
+            line.append(f"{med['user_s']:.2f}+{med['sys_s']:.2f} s / {fmt_k(med['minflt'])} / "
+                        f"{fmt_k(med['nvcsw'])}+{fmt_k(med['nivcsw'])}")
+        out.append(line)
+    return out
+
+
 def hakmem_rows(rows, cells, allocs):
     out = []
     for w, t in rows:
@@ -591,6 +656,10 @@ def write_report(mode, rows, row_secs, cells, allocs, notes, repeats, started, e
                         f"{f'{maps[0]:.0f}' if maps else '–'}")
         exit_rows.append(line)
     md += md_table(["workload", "threads"] + labels, exit_rows) + "\n"
+    md += ("\n## CPU seconds user + system, minor faults, context switches voluntary + "
+           "involuntary (getrusage of each run, medians; far less noisy than wall time under "
+           "load)\n\n")
+    md += md_table(["workload", "threads"] + labels, usage_rows(rows, cells, allocs)) + "\n"
     hk = hakmem_rows(rows, cells, allocs)
     if hk:
         md += ("\n## hakmem counters from HAKMEM_STATS=json (medians): SuperSlabs mapped / "
@@ -639,7 +708,7 @@ def write_raw(stem, mode, rows, row_secs, cells, allocs):
                 records.append({"mode": mode, "workload": w.name, "program": w.prog,
                                 "threads": t, "allocator": a.label, "rep": i + 1,
                                 "secs_arg": row_secs[(w.name, t)], "status": r.status, "reason": r.reason,
-                                "wall": round(r.wall, 3), "result": r.result,
+                                "wall": round(r.wall, 3), "usage": r.usage, "result": r.result,
                                 "hakmem": r.hakmem})
     with open(stem + ".json", "w") as f:
         json.dump(records, f, indent=1)
@@ -647,14 +716,14 @@ def write_raw(stem, mode, rows, row_secs, cells, allocs):
     with open(stem + ".csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["workload", "threads", "allocator", "rep", "status", "reason", *keys,
-                      "ss_mapped", "ss_released", "ss_live", "ss_peak_live", "frees_local",
-                      "frees_remote"])
+                      *USAGE_KEYS, "ss_mapped", "ss_released", "ss_live", "ss_peak_live",
+                      "frees_local", "frees_remote"])
         for rec in records:
             hk = rec["hakmem"] or {}
             ss, fr = hk.get("superslabs", {}), hk.get("frees", {})
             out.writerow([rec["workload"], rec["threads"], rec["allocator"], rec["rep"],
                           rec["status"], rec["reason"], *(rec["result"].get(k, "") for k in keys),
-                          ss.get("mapped", ""), ss.get("released", ""), ss.get("live", ""),
+                          *(rec["usage"].get(k, "") for k in USAGE_KEYS), ss.get("mapped", ""), ss.get("released", ""), ss.get("live", ""),
                           ss.get("peak_live", ""), fr.get("local", ""), fr.get("remote", "")])
 
 
@@ -977,6 +1046,11 @@ def larson_table(columns):
     lines.append(("final RSS (MB)", [get(r, "final_rss_kb", 1024) for _, r in columns]))
     lines.append(("mappings at exit", [get(r, "mappings", 1, "{:.0f}") for _, r in columns]))
     lines.append(("threads created", [get(r, "threads_created", 1, "{:.0f}") for _, r in columns]))
+    lines.append(("CPU user + system (s)", [f"{r.usage['user_s']:.2f} + {r.usage['sys_s']:.2f}"
+                                            if r.usage else "–" for _, r in columns]))
+    lines.append(("minor faults", [f"{r.usage['minflt']:.0f}" if r.usage else "–" for _, r in columns]))
+    lines.append(("context switches vol + invol", [f"{r.usage['nvcsw']:.0f} + {r.usage['nivcsw']:.0f}"
+                                                   if r.usage else "–" for _, r in columns]))
 
     def steady(r):
         s = rss_steady(r) if r.status == "ok" else None
