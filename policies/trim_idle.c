@@ -1,11 +1,12 @@
 /* trim_idle.c: the default trim policy. Empty SuperSlabs beyond `empty_reserve` (default 2)
- * go back the moment they empty. A helper thread, started the first time a SuperSlab empties
- * or the allocator gets busy or a thread exits (the core ticks then; signals blocked), wakes
- * every `idle_ms` (default 100) while the allocator has been busy, and twice more once it goes
- * quiet, and runs a trim pass: retire the states exited threads left parked, drain what dead
- * threads left, return empty SuperSlabs beyond the reserve, and return what stayed free since
- * the previous pass (units are purged; empty SuperSlabs, reserve included, unmapped). While
- * it runs, the core parks exited threads' states for their successors.
+ * go back at the helper's next pass (at once while no helper runs). A helper thread, started
+ * the first time a SuperSlab empties or the allocator gets busy or a thread exits (the core
+ * ticks then; signals blocked), wakes every `idle_ms` (default 100) while the allocator has
+ * been busy, and twice more once it goes quiet, and runs a trim pass: retire the states exited
+ * threads left parked, drain what dead threads left, return empty SuperSlabs beyond the
+ * reserve, and return what stayed free since the previous pass (units are purged; empty
+ * SuperSlabs, reserve included, unmapped). While it runs, the core parks exited threads'
+ * states for their successors.
  * After fork() it is restarted only when the child empties a SuperSlab or gets busy. */
 #include <hakmem_policy.h>
 #include <stdatomic.h>
@@ -56,16 +57,20 @@ static void idle_start(struct idle_state *s)
 	}
 }
 
-/* Empty SuperSlabs beyond the reserve go back at once (the reserve absorbs churn); what
- * waits for the helper's next pass is purging free units and draining dead threads' slabs. */
+/* Empty SuperSlabs beyond the reserve wait for the helper's next pass (within idle_ms), which
+ * unmaps them: a program whose threads all end at once and new ones start (mimalloc-bench's
+ * mstress) reuses them instead of mapping and faulting in as many again, and peak RSS does not
+ * grow, their pages were in use a moment ago. Without a helper (not started yet, or none could
+ * be made) no pass is coming: they go back at once. */
 static void idle_superslab_empty(void *state)
 {
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
-	if (s->core->empty_count() > s->empty_reserve)
-		s->core->release_empty((unsigned)s->empty_reserve);
-	if (!atomic_load(&s->started))
+	if (!atomic_load(&s->started)) { /* also the first empty, which starts the helper */
+		if (s->core->empty_count() > s->empty_reserve)
+			s->core->release_empty((unsigned)s->empty_reserve);
 		idle_start(s);
+	}
 }
 
 /* The allocator is busy (a thread passed 256 slow paths, or one exited and its state may be
