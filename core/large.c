@@ -15,6 +15,9 @@ struct large_entry {
 	uintptr_t user; /* block address handed out; 0 empty, 1 deleted */
 	char *base;     /* mapping start */
 	size_t len;     /* mapping length */
+	size_t asked;   /* the most the program asked of it (malloc, realloc): a realloc shrinks
+			 * the mapping only below half of that, not below half of a cached mapping
+			 * bigger than ever asked for */
 };
 
 #define LARGE_SHARDS 16
@@ -104,7 +107,7 @@ static int table_reserve(struct shard *sh)
 	return 0;
 }
 
-static int insert(struct shard *sh, uintptr_t user, char *base, size_t len)
+static int insert(struct shard *sh, uintptr_t user, char *base, size_t len, size_t asked)
 {
 	if (table_reserve(sh))
 		return ENOMEM;
@@ -113,7 +116,7 @@ static int insert(struct shard *sh, uintptr_t user, char *base, size_t len)
 		i = (i + 1) & (sh->cap - 1);
 	if (sh->table[i].user == 1)
 		sh->tombs--;
-	sh->table[i] = (struct large_entry){user, base, len};
+	sh->table[i] = (struct large_entry){user, base, len, asked};
 	sh->used++;
 	hak_add_relaxed(&live_n, 1);
 	return 0;
@@ -261,7 +264,7 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 	if (zero && used)
 		memset(base, 0, used); /* fresh pages are already zero */
 	struct shard *sh = shard_lock((uintptr_t)base);
-	int err = insert(sh, (uintptr_t)base, base, len);
+	int err = insert(sh, (uintptr_t)base, base, len, n);
 	pthread_mutex_unlock(&sh->lock);
 	if (err) {
 		hak__os_unmap(base, len);
@@ -337,8 +340,12 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 		return NULL;
 	}
 	*handled = true;
-	size_t len = e->len;
-	if (need <= len && need >= len / 2) {
+	size_t len = e->len, asked = e->asked > n ? e->asked : n;
+	if (need <= len && (need >= len / 2 || n >= e->asked / 2)) {
+		/* In place: a block from a bigger cached mapping (a string builder that got one)
+		 * keeps its resident pages for its growth instead of shrinking to its first size
+		 * and faulting them in again step by step. */
+		e->asked = asked;
 		pthread_mutex_unlock(&sh->lock);
 		return p;
 	}
@@ -359,9 +366,10 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 		want = len;
 	} else {
 		errno = saved;
+		asked = n;
 	}
 	sh = shard_lock((uintptr_t)q);
-	int err = insert(sh, (uintptr_t)q, q, want);
+	int err = insert(sh, (uintptr_t)q, q, want, asked);
 	pthread_mutex_unlock(&sh->lock);
 	if (err) /* the table could not grow: give the block back rather than lose track of it */
 		hak__fatal("realloc(): no memory to record a %zu-byte block at %p", want, (void *)q);

@@ -2,7 +2,8 @@
  * the next large allocation that fits, without a new mapping and zeroed for calloc; the limits
  * (slots, bytes, biggest mapping) hold, the oldest mapping goes back first, and lowering them
  * gives back at once what no longer fits; invalid limits are refused; two aging passes without
- * use send a mapping back. The counters of hak__g tell what was mapped and released. */
+ * use send a mapping back; realloc keeps a cached mapping's pages for a block that grows, and
+ * shrinks only what the program shrank. The counters of hak__g tell what was mapped and released. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -206,6 +207,32 @@ static void two_unused_passes_send_a_mapping_back(void **state)
 	assert_int_equal(hak__large_age(), 0);
 }
 
+/* A block that got a bigger cached mapping than it asked for grows into it in place (a string
+ * builder: no system call, no fault); a block the program really shrinks still shrinks. */
+static void realloc_grows_into_a_cached_mapping(void **state)
+{
+	(void)state;
+	void *big4 = big(4 * MiB, 7);
+	assert_true(hak__large_free(big4));
+	bool handled;
+	void *p = hak__large_alloc(200 * KiB, 0, false);
+	assert_ptr_equal(p, big4);
+	for (size_t n = 200 * KiB; n <= 4 * MiB; n += n / 4) {
+		void *q = hak__large_realloc(p, n, &handled);
+		assert_true(handled);
+		assert_ptr_equal(q, p);
+	}
+	assert_int_equal(hak__large_usable(p), 4 * MiB);
+	void *q = hak__large_realloc(p, MiB, &handled); /* asked 4 MB before: a real shrink */
+	assert_true(handled);
+	assert_non_null(q);
+	assert_int_equal(hak__large_usable(q), MiB);
+	assert_int_equal(((unsigned char *)q)[MiB - 1], 7);
+	q = hak__large_realloc(q, 600 * KiB, &handled); /* above half: in place */
+	assert_int_equal(hak__large_usable(q), MiB);
+	assert_true(hak__large_free(q));
+}
+
 static void unknown_pointers_are_not_large(void **state)
 {
 	(void)state;
@@ -229,6 +256,7 @@ int main(void)
 		cmocka_unit_test_setup(lowering_limits_gives_back_at_once, reset),
 		cmocka_unit_test_setup(invalid_limits_are_refused, reset),
 		cmocka_unit_test_setup(two_unused_passes_send_a_mapping_back, reset),
+		cmocka_unit_test_setup(realloc_grows_into_a_cached_mapping, reset),
 		cmocka_unit_test_setup(unknown_pointers_are_not_large, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
