@@ -4,7 +4,7 @@
 # `make bench-larson` (the 60 s Larson targets) and `make demo`.
 
 BENCH_DIR    := $(BUILD)/bench
-BENCH_PROGS  := larson prodcons threadchurn sizesweep realloc large falseshare churn
+BENCH_PROGS  := larson prodcons threadchurn sizesweep realloc large falseshare churn mstress
 BENCH_BINS   := $(addprefix $(BENCH_DIR)/,$(BENCH_PROGS))
 BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread
 BENCH_RUN    := python3 bench/run.py

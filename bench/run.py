@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -46,6 +47,8 @@ PEER_INSTALL = "apt-get install -y libmimalloc2.0 libjemalloc2 libtcmalloc-minim
 # Exit codes of bench_util.h, as FAIL reasons.
 EXIT_REASONS = {2: "usage", 3: "corrupt", 4: "ENOMEM", 5: "system"}
 LARSON_ARGS = ["8", "128", "1024", "100", "4141"]  # MIN MAX BLOCKS ROUNDS SEED
+# mimalloc-bench's server-sized Larson (`larson 5 8 1000 5000 100 4141 T`), issue 12's first row.
+LARSON_SERVER_ARGS = ["8", "1000", "5000", "100", "4141"]
 
 
 # ---- allocators ---------------------------------------------------------------------------
@@ -155,6 +158,16 @@ def secs_arg(s):
     return f"{s:.3g}"
 
 
+def mstress_args(s, t):
+    """mstress does fixed work: ITER rounds of T threads, thread i doing (i % 8 + 1) shares.
+    About 100 rounds of 4 threads (mimalloc-bench's `mstress 4 50 100`) take a second, so the
+    rounds are fitted to the run length; SCALE stays mimalloc-bench's 50."""
+    if not isinstance(t, int):  # the report's "T": say how ITER is chosen
+        return [str(t), "50", f"ITER (about {s * 1000:.0f} / the sum of i % 8 + 1 over threads)"]
+    weight = sum(i % 8 + 1 for i in range(t))
+    return [str(t), "50", str(max(1, round(s * 1000 / weight)))]
+
+
 WORKLOADS = [
     Workload("larson", "larson", lambda s, t: [secs_arg(s), *LARSON_ARGS, str(t)],
              "M ops/s", 1e6, (1, 2, 4, 8), (1, 4),
@@ -187,6 +200,19 @@ WORKLOADS = [
              "ops/s", 1.0, (1, 2, 4, 8), (1, 4),
              "per thread 4 live blocks of 5-25 MB, every page touched; op = free+malloc",
              min_secs=0.15, setup_guess=0.15),
+    Workload("mstress", "mstress", mstress_args, "M allocs/s", 1e6, (1, 2, 4, 8), (4,),
+             "mimalloc-bench's mstress: rounds of T threads, 8 B-5 MB blocks (calloc), random "
+             "lifetimes, a shared transfer array; fixed work (the rounds are fitted to the run "
+             "length, `mstress 4 50 100` is about a second); op = one allocation",
+             min_secs=0.1, setup_guess=0.05),
+    Workload("larson-server", "larson", lambda s, t: [secs_arg(s), *LARSON_SERVER_ARGS, str(t)],
+             "M ops/s", 1e6, (4,), (4,),
+             "mimalloc-bench's Larson server: 8-1000 B, 5000 blocks per thread, hand-off to a "
+             "new thread every 100 rounds; op = free+malloc"),
+    Workload("prodcons-64", "prodcons", lambda s, t: [secs_arg(s), str(t), "64", "64"],
+             "M blocks/s", 1e6, (2,), (2,),
+             "xmalloc-test-like: threads = PAIRS (2 = 4 threads), 64 B blocks allocated by "
+             "producers and freed by consumers; op = one block passed"),
 ]
 
 
