@@ -1,7 +1,12 @@
 # Tests: cmocka unit tests of the core modules (tests/unit/unit.mk) and end-to-end
 # tests that run separate programs under LD_PRELOAD (tests/e2e/e2e.mk).
 .PHONY: test test-unit test-e2e test-tools
-test: deps test-unit test-e2e test-reliability test-tools test-debug docs-check
+test: deps check-layers test-unit test-e2e test-reliability test-tools test-debug docs-check
+
+# No core file calls into or includes a higher layer (core/base.h lists the layers).
+.PHONY: check-layers
+check-layers: lib
+	@tools/check-layers $(BUILD)
 -include tests/unit/unit.mk
 -include tests/e2e/e2e.mk
 -include tests/sanitize.mk
