@@ -2,6 +2,7 @@
  * refill through the ownership policy, cache overflow, foreign frees, invalid-free checks,
  * and calloc / realloc / memalign / usable size for every size. */
 #include "alloc_fast.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -189,7 +190,7 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 	return p;
 }
 
-void *hak__malloc_slow(size_t n)
+void *hak__malloc_untraced(size_t n)
 {
 	if (likely(n > 1024 && n <= HAK_SMALL_MAX)) {
 		/* 1 KB < n <= 128 KB with a warm cache: the fast path's pop with the class computed
@@ -203,6 +204,13 @@ void *hak__malloc_slow(size_t n)
 	if (n > HAK_SMALL_MAX)
 		return large_alloc(n, 0, false);
 	return alloc_class(hak__size_to_class(n));
+}
+
+void *hak__malloc_slow(size_t n)
+{
+	if (hak__tracing()) /* recording: every malloc comes here, trace.c makes it (trace.h) */
+		return hak__trace_malloc(n);
+	return hak__malloc_untraced(n);
 }
 
 void *hak__malloc(size_t n)
@@ -247,7 +255,7 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p)
 {
 	uintptr_t owner = hak_load_acquire(&s->xowner);
-	if (owner == t->accept) {
+	if (owner == hak__accept_real(t->accept)) { /* recording marks accept (trace.h) */
 		struct hak_tcache *tc = &t->cache[s->cls];
 		if (hak__tc_full(tc))
 			cache_overflow(t, s->cls);
@@ -271,11 +279,18 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 
 static void free_slow(void *p);
 
-void hak__free_slow(void *p)
+void hak__free_untraced(void *p)
 {
 	int saved = errno;
 	free_slow(p);
 	errno = saved;
+}
+
+void hak__free_slow(void *p)
+{
+	if (hak__tracing()) /* recording: every free comes here, trace.c makes it (trace.h) */
+		return hak__trace_free(p);
+	hak__free_untraced(p);
 }
 
 static void free_slow(void *p)

@@ -274,6 +274,8 @@ struct hak_thread {
 	size_t alloc_size;      /* bytes of this struct plus policy state */
 	uint32_t units_taken;   /* units of the slabs acquired or adopted for its token since the
 				 * state was made: a small state is parked at exit, a big one settled */
+	void *trace_null;       /* always NULL: while recording, malloc's size table names it as
+				 * every small size's cache, so every malloc misses (trace.c) */
 };
 _Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 

@@ -4,6 +4,7 @@
  * state used by threads whose state is gone (other libraries' TLS destructors), and what fork()
  * does to all of them. */
 #include "hakmem_internal.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <string.h>
@@ -64,6 +65,7 @@ static struct hak_thread *thread_new(bool take_parked)
 			__atomic_store_n(&parked_n, parked_n - 1, __ATOMIC_RELAXED);
 			t->next_free = NULL;
 			t->state = HAK_THREAD_LIVE;
+			hak__trace_state_new(t); /* recording marks accept (trace.h) */
 			register_live(t);
 			pthread_mutex_unlock(&heap_lock);
 			return t;
@@ -84,6 +86,7 @@ static struct hak_thread *thread_new(bool take_parked)
 	t->alloc_size = size;
 	t->token = (uintptr_t)t;
 	t->accept = m->ops->caches_any ? HAK_OWNER_ANY : t->token;
+	hak__trace_state_new(t); /* recording marks accept (trace.h) */
 	t->state = HAK_THREAD_LIVE;
 	t->model = m;
 	t->own_tstate = (char *)t + sizeof(struct hak_thread);
@@ -272,6 +275,7 @@ unsigned hak__threads_reap_parked_try(void)
 static void thread_exit_hook(void *arg)
 {
 	struct hak_thread *t = arg;
+	hak__trace_thread_exit(); /* the recording's THREAD_END; later calls go to its orphan stream */
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
 	if (t && t->state == HAK_THREAD_LIVE) {
 		/* A thread that freed many blocks of other threads (a consumer) may have emptied
@@ -306,6 +310,15 @@ struct hak_thread *hak__orphan(void)
 	if (!orphan_thread)
 		orphan_thread = thread_new(false); /* shared and never retired: not a parked one */
 	return orphan_thread;
+}
+
+/* ---- Recording (trace.c): visit every live state. ---------------------------------------- */
+void hak__threads_each(void (*fn)(struct hak_thread *t))
+{
+	pthread_mutex_lock(&heap_lock);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		fn(t);
+	pthread_mutex_unlock(&heap_lock); /* the orphan state is registered too */
 }
 
 /* ---- Stats: sum the live threads' counters. -------------------------------------------------- */

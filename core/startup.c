@@ -4,6 +4,7 @@
 #include "hakmem_internal.h"
 #include "loader.h"
 #include "startup.h"
+#include "trace.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -102,5 +103,7 @@ void hak__startup(void)
 			hak__log("%s: policy '%s' could not be installed (%d); keeping the running one",
 				 cfg.file, inst.desc->name, err);
 	}
+	/* Recording (HAKMEM_TRACE, [core] trace) starts once the policies are in: trace.c. */
+	hak__trace_start(cfg.core.trace);
 	hak__config_free(&cfg);
 }

@@ -1,7 +1,7 @@
 # Tests: cmocka unit tests of the core modules (tests/unit/unit.mk) and end-to-end
 # tests that run separate programs under LD_PRELOAD (tests/e2e/e2e.mk).
-.PHONY: test test-unit test-e2e test-tools
-test: deps test-unit test-e2e test-reliability test-tools docs-check
+.PHONY: test test-unit test-e2e test-tools test-trace
+test: deps test-unit test-e2e test-reliability test-tools test-trace docs-check
 -include tests/unit/unit.mk
 -include tests/e2e/e2e.mk
 -include tests/sanitize.mk
@@ -12,3 +12,7 @@ test: deps test-unit test-e2e test-reliability test-tools docs-check
 # The installed layout, pkg-config, the launcher, `hakmem policies` and `hakmem check`.
 test-tools: all
 	tests/e2e/tools.sh
+
+# Recording and replaying a threaded, forking program (tests/e2e/trace.sh).
+test-trace: all e2e-progs
+	tests/e2e/trace.sh $(E2E_DIR)
