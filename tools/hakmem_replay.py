@@ -212,7 +212,7 @@ def trace_row(label, trace, procs):
     doc = (f"`{os.path.basename(trace)}`: {len(procs)} process{'es' if len(procs) > 1 else ''} "
            f"({', '.join(p['program'] for p in procs[:6])}{', ...' if len(procs) > 6 else ''}), "
            f"{events} operations, {sum(p['threads'] for p in procs)} threads, recorded over "
-           f"{sum(p['seconds'] for p in procs):.2f} s; largest: `{main['cmdline'][:80]}`")
+           f"{max(p['seconds'] for p in procs):.2f} s; largest: `{main['cmdline'][:80]}`")
     return TraceRow(label, "hakmem-replay", lambda s, t: [trace], "M ops/s", 1e6, doc=doc)
 
 
@@ -435,6 +435,201 @@ def write_outputs(stem, mode, rows, cells, allocs, md, no_plot):
     with open(stem + ".md", "w") as f:
         f.write(md)
     return md
+
+
+# ---- the lab's traces section (bench/run.py) -------------------------------------------------------
+
+
+def big_c_source(path, functions=2000):
+    """A large, deterministic C file (about 40 000 lines): structs, switches, loops, calls."""
+    import random
+    r = random.Random(13)
+    with open(path, "w") as out:
+        w = out.write
+        w("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n\n")
+        w("struct node { int key; double val; struct node *next; char name[24]; };\n")
+        for i in range(functions):
+            k = r.randint(3, 9)
+            w(f"struct s{i} {{ " + " ".join(f"int f{j}; double g{j};" for j in range(k)) + " };\n")
+            w(f"static double fn{i}(struct node *head, const int *v, int n, struct s{i} *s) {{\n")
+            w("  double acc = 0; int i;\n")
+            w(f"  for (i = 0; i < n; i++) {{\n    switch ((v[i] + {i}) % {k}) {{\n")
+            for j in range(k):
+                w(f"    case {j}: acc += s->g{j} * v[i] - s->f{j}; s->f{j} ^= v[i] << {j % 7}; break;\n")
+            w("    default: acc -= 1; }\n  }\n")
+            w(f"  for (struct node *p = head; p; p = p->next) {{ if (p->key % {r.randint(2, 17)} == "
+              f"{r.randint(0, 1)}) acc += sqrt(p->val + {i}); else if (strcmp(p->name, \"n{i}\") == 0) "
+              "acc *= 1.0001; }\n")
+            w(f"  if (acc > {r.randint(100, 100000)}) {{ char buf[64]; snprintf(buf, sizeof buf, "
+              "\"%d:%f\", n, acc); acc += strlen(buf); }\n")
+            if i:
+                w(f"  if (n > 1 && acc < 0) acc += fn{r.randrange(i)}(head ? head->next : 0, v + 1, "
+                  "n - 1, (void *)s);\n")
+            w("  return acc;\n}\n\n")
+        w("int main(int argc, char **argv) {\n  int v[64]; double t = 0; (void)argv;\n"
+          "  for (int i = 0; i < 64; i++) v[i] = i * argc;\n")
+        for i in range(0, functions, max(1, functions // 200)):
+            w(f"  {{ struct s{i} s; memset(&s, 0, sizeof s); t += fn{i}(0, v, 64, &s); }}\n")
+        w('  printf("%f\\n", t);\n  return 0;\n}\n')
+
+
+def sqlite_script(path, rows=60000):
+    """Loading a table, indexing it, querying it: a deterministic SQL script."""
+    import random
+    r = random.Random(7)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "kappa", "sigma", "tau", "rho", "phi"]
+    with open(path, "w") as f:
+        f.write("PRAGMA journal_mode=WAL;\nCREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, "
+                "grp INTEGER, score REAL, note TEXT);\nCREATE TABLE g(grp INTEGER PRIMARY KEY, "
+                "label TEXT);\nBEGIN;\n")
+        for i in range(rows):
+            name = "-".join(r.choice(words) for _ in range(r.randint(1, 4)))
+            f.write(f"INSERT INTO t VALUES({i},'{name}{i % 977}',{r.randint(0, 499)},"
+                    f"{r.random() * 1000:.3f},'{'x' * r.randint(0, 120)}');\n")
+        for g in range(500):
+            f.write(f"INSERT INTO g VALUES({g},'group {g} {r.choice(words)}');\n")
+        f.write("COMMIT;\nCREATE INDEX t_grp ON t(grp);\nCREATE INDEX t_name ON t(name);\n"
+                "SELECT grp, count(*), avg(score), max(length(note)) FROM t GROUP BY grp ORDER BY 3 "
+                "DESC LIMIT 5;\n"
+                "SELECT g.label, count(*) FROM t JOIN g USING(grp) WHERE t.name LIKE '%gamma%' "
+                "GROUP BY g.label ORDER BY 2 DESC LIMIT 5;\n"
+                "SELECT name, score FROM t ORDER BY score DESC, name LIMIT 10;\n"
+                "SELECT count(DISTINCT name) FROM t;\n"
+                "UPDATE t SET note = upper(note) || name WHERE grp % 7 = 3;\n"
+                "DELETE FROM t WHERE id % 5 = 0;\nVACUUM;\n"
+                "SELECT sum(length(note)), total(score) FROM t;\n")
+
+
+def lab_programs(work):
+    """The real programs found on this machine: (name, argv, extra env, what it is), or why a
+    program is missing."""
+    progs, missing = [], []
+    gcc = shutil.which("gcc")
+    if gcc:
+        src = os.path.join(work, "big.c")
+        big_c_source(src)
+        lines = sum(1 for _ in open(src))
+        progs.append(("gcc", [gcc, "-O2", "-c", src, "-o", os.path.join(work, "big.o")], {},
+                      f"gcc -O2 -c of a generated {lines}-line C file (the driver, cc1 and as)"))
+    else:
+        missing.append("gcc (apt-get install -y gcc)")
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
+    stdlib = None
+    packages = ["email", "json", "xml", "http", "asyncio", "unittest", "concurrent", "logging"]
+    if py:
+        stdlib = subprocess.run([py, "-c", "import os; print(os.path.dirname(os.__file__))"],
+                                capture_output=True, text=True).stdout.strip()
+    tests = ["test_json", "test_re", "test_ast", "test_difflib"]
+    if py and stdlib and all(os.path.exists(os.path.join(stdlib, "test", t + ".py")) or
+                             os.path.isdir(os.path.join(stdlib, "test", t)) for t in tests):
+        progs.append(("python3", [py, "-m", "test", "-q"] + tests, {"PYTHONMALLOC": "malloc"},
+                      f"PYTHONMALLOC=malloc {os.path.basename(py)} -m test {' '.join(tests)} (its own "
+                      "test suite, in one process)"))
+    elif py and stdlib and os.path.isdir(os.path.join(stdlib, "email")):
+        dst = os.path.join(work, "pylib")
+        shutil.rmtree(dst, ignore_errors=True)
+        for pkg in packages:
+            if os.path.isdir(os.path.join(stdlib, pkg)):
+                shutil.copytree(os.path.join(stdlib, pkg), os.path.join(dst, pkg),
+                                ignore=shutil.ignore_patterns("__pycache__"))
+        progs.append(("python3", [py, "-m", "compileall", "-q", "-f", dst], {"PYTHONMALLOC": "malloc"},
+                      f"PYTHONMALLOC=malloc {os.path.basename(py)} -m compileall -f on a copy of the "
+                      f"standard library's {', '.join(packages)} packages"))
+    else:
+        missing.append("python3 (apt-get install -y python3)")
+    sq = shutil.which("sqlite3")
+    if sq:
+        script = os.path.join(work, "load.sql")
+        sqlite_script(script)
+        progs.append(("sqlite3", [sq, os.path.join(work, "lab.db")], {"<": script},
+                      "sqlite3 loading 60 000 rows into a table, indexing, joining, grouping, "
+                      "updating, deleting and vacuuming"))
+    else:
+        missing.append("sqlite3 (apt-get install -y sqlite3)")
+    return progs, missing
+
+
+def run_timed(argv, env, stdin_path, cwd):
+    """(wall seconds, user+sys CPU of the process tree, exit status, stderr)."""
+    before = os.times()
+    start = time.monotonic()
+    with open(stdin_path or os.devnull) as inp:
+        proc = subprocess.run(argv, env=env, stdin=inp, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, errors="replace", cwd=cwd)
+    wall = time.monotonic() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return wall, cpu, proc.returncode, proc.stderr
+
+
+def record_lab_traces(work, hakmem_lib, conf):
+    """Records each program (after a run without recording, for the cost); returns
+    ([(name, trace, doc, cost)], notes)."""
+    progs, missing = lab_programs(work)
+    notes = [f"not recorded, missing: {m}" for m in missing]
+    out = []
+    base = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("HAKMEM_")}
+    for name, argv, extra, doc in progs:
+        stdin_path = extra.get("<")
+        env = dict(base, **{k: v for k, v in extra.items() if k != "<"}, LD_PRELOAD=hakmem_lib,
+                   HAKMEM_CONF=conf)
+        if name == "sqlite3":
+            for f in ("lab.db", "lab.db-wal", "lab.db-shm"):
+                if os.path.exists(os.path.join(work, f)):
+                    os.unlink(os.path.join(work, f))
+        plain = run_timed(argv, env, stdin_path, work)
+        if name == "sqlite3":
+            for f in ("lab.db", "lab.db-wal", "lab.db-shm"):
+                if os.path.exists(os.path.join(work, f)):
+                    os.unlink(os.path.join(work, f))
+        trace = os.path.join(work, name + ".trace")
+        rec = run_timed(argv, dict(env, HAKMEM_TRACE=trace), stdin_path, work)
+        if rec[2] != 0 or plain[2] != 0 or rec[3].strip():
+            notes.append(f"{name}: recording failed (exit {plain[2]} / {rec[2]}): {rec[3].strip()[:200]}")
+            continue
+        cost = (rec[0] / plain[0] if plain[0] else None, rec[1] / plain[1] if plain[1] else None)
+        out.append((name, trace, doc, cost, plain, rec))
+    return out, notes
+
+
+def lab_traces(replayer, hakmem_lib, conf_default, allocs, runs, out_dir, no_plot, started=None):
+    """The benchmark lab's traces section: returns its Markdown (also written as
+    <out>/<date>-traces.{md,csv,json,png})."""
+    started = started or datetime.datetime.now()
+    work = os.path.join(out_dir, "traces")
+    os.makedirs(work, exist_ok=True)
+    print("traces: recording gcc, python3 and sqlite3 under hakmem (and once without recording)",
+          file=sys.stderr)
+    recorded, notes = record_lab_traces(work, hakmem_lib, conf_default)
+    rows_spec, cost_rows = [], []
+    for name, trace, doc, cost, plain, rec in recorded:
+        procs, summary = trace_info(replayer, trace)
+        procs = [p for p in procs if p["events"] > 0]
+        if summary.get("error"):
+            notes.append(f"{name}: the trace is incomplete: {summary['error']}")
+        row = trace_row(name, trace, procs)
+        row.doc = doc + "; " + row.doc
+        rows_spec.append((row, trace, procs))
+        cost_rows.append([name, f"{plain[0]:.2f}", f"{rec[0]:.2f}", lab.fmt_ratio(cost[0]),
+                          f"{plain[1]:.2f}", f"{rec[1]:.2f}", lab.fmt_ratio(cost[1]),
+                          f"{os.path.getsize(trace) / 1048576:.1f}",
+                          str(sum(p["events"] for p in procs))])
+    if not rows_spec:
+        return "\n## Traces of real programs\n\nNothing recorded: " + "; ".join(notes) + "\n"
+    cells = replay_matrix(replayer, [(r, t, p) for r, t, p in rows_spec], allocs, runs, False,
+                          "traces")
+    rows = [(r, max(p["max_live_threads"] for p in procs)) for r, _, procs in rows_spec]
+    md = report("hakmem benchmark lab: traces of real programs, replayed", rows, cells, allocs, runs,
+                notes, started, False)
+    md += ("\n## What recording costs (the program under hakmem's default configuration, one run "
+           "each, without and with HAKMEM_TRACE; wall time is only meaningful on a quiet machine)\n\n"
+           + lab.md_table(["program", "wall s", "wall s recording", "ratio", "CPU s", "CPU s recording",
+                           "ratio", "trace MB", "operations"], cost_rows) + "\n")
+    md += ("\nReproduce: `hakmem record -o T -- <program>` then `hakmem replay T --config conf/<name>.ini "
+           "... --alloc glibc,mimalloc,jemalloc,tcmalloc`; the traces are kept in "
+           f"`{os.path.relpath(work, lab.ROOT) if work.startswith(lab.ROOT) else work}/`.\n")
+    stem = os.path.join(out_dir, f"{started:%Y%m%d-%H%M%S}-traces")
+    return write_outputs(stem, "traces", rows, cells, allocs, md, no_plot)
 
 
 # ---- hakmem replay ------------------------------------------------------------------------------

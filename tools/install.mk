@@ -105,12 +105,14 @@ install-build: plugins
 # Text files get the real paths: the sources carry the defaults for PREFIX=/usr/local (so
 # `man -l man/hakmem.7` reads right in a checkout); markers first, so a replacement is never
 # matched again by a later rule.
-HAK_SED_PATHS := sed -e 's|/usr/local/lib/hakmem|@PLUGIN_DIR@|g' -e 's|/usr/local/lib/pkgconfig|@PKGCONFIGDIR@|g' \
+HAK_SED_PATHS := sed -e 's|/usr/local/libexec|@LIBEXECDIR@|g' -e 's|/usr/local/share/hakmem|@DATADIR@/hakmem|g' \
+	-e 's|/usr/local/lib/hakmem|@PLUGIN_DIR@|g' -e 's|/usr/local/lib/pkgconfig|@PKGCONFIGDIR@|g' \
 	-e 's|/usr/local/lib|@LIBDIR@|g' -e 's|/usr/local/etc|@SYSCONFDIR@|g' -e 's|/usr/local/bin|@BINDIR@|g' \
 	-e 's|/usr/local/include|@INCLUDEDIR@|g' -e 's|/usr/local/share/man|@MANDIR@|g' \
 	-e 's|@PLUGIN_DIR@|$(PLUGIN_DIR)|g' -e 's|@PKGCONFIGDIR@|$(PKGCONFIGDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-	-e 's|@MANDIR@|$(MANDIR)|g' -e 's|"hakmem 0\.1\.0"|"hakmem $(HAKMEM_VERSION)"|'
+	-e 's|@MANDIR@|$(MANDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|"hakmem 0\.1\.0"|"hakmem $(HAKMEM_VERSION)"|'
 
 # pkg-config wants libdir and includedir relative to ${prefix} when they are under it.
 hak__pc_rel = $(if $(filter $(PREFIX)/%,$1),$${prefix}/$(patsubst $(PREFIX)/%,%,$1),$1)
