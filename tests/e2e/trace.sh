@@ -145,6 +145,22 @@ p = [json.loads(l) for l in open(sys.argv[1]) if "\"file\":true" not in l][0]
 sys.exit(0 if p["ended"] and p["threads"] >= 18 else 1)' "$T/pexit.json"; then bad "[core] trace, pthread_exit" "the late worker or the END record is missing: $(head -c 300 "$T/pexit.json")"
 else ok "[core] trace (relative to the INI), main thread pthread_exit" "the process ended, END written"; fi
 
+# ---- a thread still allocating when the process exits: what it recorded is written -------------
+timeout -k 5 60 env HAKMEM_TRACE="$T/running.trace" LD_PRELOAD="$LIB" HAKMEM_CONF="$S/conf/hakmem.ini" \
+    "$BIN/trace_prog" running >"$T/running.out" 2>"$T/running.err"
+rc=$?
+if ((rc != 0)) || [[ -s $T/running.err ]]; then bad "thread running at exit" "exit $rc: $(head -c 200 "$T/running.err")"
+elif ! "$REPLAYER" --info "$T/running.trace" >"$T/running.json" 2>&1; then bad "thread running at exit" "$(head -c 300 "$T/running.json")"
+elif ! python3 -c '
+import json, sys
+ps = [json.loads(l) for l in open(sys.argv[1]) if "\"file\":true" not in l]
+p = ps[0]
+# the spinner made at least 1000 mallocs before main returned; its thread never ended
+sys.exit(0 if p["ended"] and p["threads"] - p["ops"]["thread_end"] >= 2 and p["ops"]["malloc"] > 1000 + 15000 else 1)' "$T/running.json"; then
+    bad "thread running at exit" "its events or the END record are missing: $(head -c 400 "$T/running.json")"
+elif ! timeout -k 5 120 "$REPLAYER" "$T/running.trace" >"$T/running.replay" 2>&1; then bad "thread running at exit" "replay: $(head -c 300 "$T/running.replay")"
+else ok "thread running at exit" "its events and the END record are written; the trace replays"; fi
+
 # ---- failures: one line, no recording, the program unharmed ------------------------------------
 try_fail() { # NAME PATTERN [ulimit -f KB] -- HAKMEM_TRACE value
     local name=$1 pat=$2 lim=$3 file=$4

@@ -4,7 +4,8 @@
  * in waves, with blocks handed from producer threads to consumer threads (freed by another
  * thread than the one that made them), and a fork whose child frees some inherited blocks and
  * makes its own. Every block is checked before it is freed. With an argument "pexit" the main
- * thread ends with pthread_exit while a worker still runs (the process must still end).
+ * thread ends with pthread_exit while a worker still runs (the process must still end); with
+ * "running" main returns while a thread still allocates (what it recorded must be written).
  * Prints its own counts on stdout: "trace_prog: malloc=N free=N ..." (the trace holds at least
  * these; libc's own calls come on top). */
 #include <malloc.h>
@@ -191,6 +192,21 @@ static void run_threads(void *(*fn)(void *), int n, uintptr_t base)
 		pthread_join(t[i], NULL);
 }
 
+static _Atomic int spinner_started;
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	for (unsigned long i = 0;; i++) {
+		void *p = malloc(32 + i % 200);
+		CHECK(p, "malloc failed");
+		if (i == 1000)
+			spinner_started = 1;
+		free(p);
+	}
+	return NULL;
+}
+
 static void *late_worker(void *arg)
 {
 	(void)arg;
@@ -243,6 +259,13 @@ int main(int argc, char **argv)
 	printf("trace_prog: malloc=%lu free=%lu calloc=%lu realloc=%lu memalign=%lu free_sized=%lu\n",
 	       n_malloc, n_free, n_calloc, n_realloc, n_memalign, n_free_sized);
 	fflush(stdout);
+	if (argc > 1 && !strcmp(argv[1], "running")) {
+		pthread_t t;
+		CHECK(pthread_create(&t, NULL, spinner, NULL) == 0, "pthread_create");
+		while (!spinner_started)
+			usleep(1000);
+		return 0; /* exit() while the spinner allocates */
+	}
 	if (argc > 1 && !strcmp(argv[1], "pexit")) {
 		pthread_t t;
 		CHECK(pthread_create(&t, NULL, late_worker, NULL) == 0, "pthread_create");
