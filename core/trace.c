@@ -353,7 +353,7 @@ static inline unsigned char *ev_begin(struct trec *r, unsigned op)
 	if (unlikely(r->pos + HAK_TRACE_EVENT_MAX > r->end) && !buf_switch(r))
 		return NULL;
 	uint64_t t = ticks(), dt = 0;
-	if (likely(t >= r->last_tick)) { /* a core whose TSC lags: no time passes */
+	if (likely(t >= r->last_tick)) { /* never backwards (the clock is monotonic; be safe) */
 		dt = t - r->last_tick;
 		r->last_tick = t;
 	}
