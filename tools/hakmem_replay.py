@@ -192,8 +192,10 @@ def combine(runs, procs):
         return failed[0]
     main = max(range(len(runs)), key=lambda i: procs[i]["events"])
     res = dict(runs[main].result)
-    for k in ("ops", "secs", "user_secs", "sys_secs", "minflt", "wall_secs") + tuple(OPS):
-        res[k] = f"{sum(float(r.result.get(k, 0)) for r in runs):.6g}"
+    for k in ("ops", "minflt", "moved_here", "threads_created") + tuple(OPS):
+        res[k] = str(sum(int(float(r.result.get(k, 0))) for r in runs))
+    for k in ("secs", "user_secs", "sys_secs", "wall_secs"):
+        res[k] = f"{sum(float(r.result.get(k, 0)) for r in runs):.6f}"
     for k in ("peak_rss_kb", "final_rss_kb", "mappings", "threads"):
         res[k] = f"{max(float(r.result.get(k, 0)) for r in runs):.0f}"
     secs = float(res["secs"])
