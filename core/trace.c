@@ -1163,14 +1163,19 @@ void hak__trace_start(const char *path)
 	int saved = errno;
 	bool descendant = session_of(trace_path, &parent_pkey);
 	int fd = -1;
+	/* O_NONBLOCK: a FIFO nobody reads is refused (ENXIO) instead of hanging the program here;
+	 * the writes themselves block (only the writer thread makes them). */
 	if (descendant) {
-		fd = open(trace_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+		fd = open(trace_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 		descendant = fd >= 0;
 	}
 	if (!descendant) {
 		parent_pkey = 0;
-		fd = open(trace_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0666);
+		fd = open(trace_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+					      O_NONBLOCK, 0666);
 	}
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
 		hak__log("trace %s: cannot open: %s; not recording", trace_path,

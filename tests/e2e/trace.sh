@@ -173,6 +173,8 @@ try_fail() { # NAME PATTERN [ulimit -f KB] -- HAKMEM_TRACE value
     else ok "$name" "$(cut -c1-110 "$T/$name.err")"; fi
 }
 try_fail "unwritable file" "trace .*: cannot open: No such file or directory; not recording" - /nonexistent/dir/t.trace
+mkfifo "$T/fifo"
+try_fail "a FIFO nobody reads" "trace .*/fifo: cannot open: No such device or address; not recording" - "$T/fifo"
 try_fail "full disk" "trace /dev/full: cannot write: No space left on device; not recording" - /dev/full
 try_fail "file size limit" "trace .*: write failed: File too large; recording stopped, the program goes on" 64 "$T/small.trace"
 "$REPLAYER" --info "$T/small.trace" >"$T/small.json" 2>"$T/small.err"
