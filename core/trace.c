@@ -7,7 +7,8 @@
  * it got with one release store; the writer thread copies what is published to the file every
  * 10 ms (sooner when buffers pile up), as whole records in single O_APPEND writes, so the
  * processes of one recording (fork children, executed programs) share the file safely. Only
- * when the disk cannot keep up and 256 MB of buffers are waiting does a thread wait.
+ * when the writer cannot keep up (a slow disk, or no CPU left for it) and 64 MB of buffers are
+ * waiting does a thread wait.
  * A write that fails (disk full, file size limit, ...) stops the recording with one line; the
  * program goes on. Nothing here calls malloc: memory comes from mmap. */
 #include "trace.h"
@@ -37,7 +38,7 @@
 
 #define SESSION_VAR "HAKMEM_TRACE_SESSION" /* "<pkey hex>:<file>": set for the processes it starts */
 #define BUF_BYTES (64u << 10)              /* one thread buffer */
-#define BUF_CAP 4096u                      /* buffers in use at most (256 MB), then threads wait */
+#define BUF_CAP 1024u                      /* buffers in use at most (64 MB), then threads wait */
 #define KICK_AFTER 16u                     /* sealed buffers that wake the writer early */
 #define OUT_CAP (1u << 20)                 /* the writer's output buffer: one write() */
 #define WRITER_MS 10
@@ -53,7 +54,10 @@ static _Atomic int xstate;
 /* Events are stamped with CLOCK_MONOTONIC_COARSE read by the writer thread, every millisecond
  * while the program makes calls and every 10 ms when it is quiet: a load instead of a clock
  * call on every event (a call is 3 ns here, rdtsc 9 ns: a quarter of what recording costs).
- * What replaying the program's pauses (--timed) needs; the header gives the resolution. */
+ * A thread reads the clock itself every CLOCK_EVERY events too, so time goes on while the
+ * writer is busy writing or waits for a CPU. What replaying the program's pauses (--timed)
+ * needs; the header gives the resolution. */
+#define CLOCK_EVERY 64
 static _Atomic uint64_t xnow;
 
 static uint64_t coarse_ns(void)
@@ -226,6 +230,7 @@ struct trec {
 	uint64_t seq;                 /* blocks made */
 	uint64_t last_tick;
 	uint32_t idx;                 /* thread index in this process */
+	uint32_t clock_left;          /* events until it reads the clock itself */
 	_Atomic uint64_t xcounts[HAK_TCOUNT_N];
 	/* the registry's and the writer's */
 	struct trec *_Atomic xnext;   /* registry, in order of creation (reg_lock to link) */
@@ -353,6 +358,14 @@ static inline unsigned char *ev_begin(struct trec *r, unsigned op)
 	if (unlikely(r->pos + HAK_TRACE_EVENT_MAX > r->end) && !buf_switch(r))
 		return NULL;
 	uint64_t t = ticks(), dt = 0;
+	if (unlikely(r->clock_left-- == 0)) {
+		r->clock_left = CLOCK_EVERY;
+		uint64_t now = coarse_ns();
+		if (now > t) {
+			t = now;
+			hak_store_relaxed(&xnow, now); /* a race between threads only loses a little time */
+		}
+	}
 	if (likely(t >= r->last_tick)) { /* never backwards (the clock is monotonic; be safe) */
 		dt = t - r->last_tick;
 		r->last_tick = t;
