@@ -231,7 +231,7 @@ struct trec {
 	uint64_t last_tick;
 	uint32_t idx;                 /* thread index in this process */
 	uint32_t clock_left;          /* events until it reads the clock itself */
-	_Atomic uint64_t xcounts[HAK_TCOUNT_N];
+	_Atomic uint64_t xcounts[HAK_TRACE_COUNT_N];
 	/* the registry's and the writer's */
 	struct trec *_Atomic xnext;   /* registry, in order of creation (reg_lock to link) */
 	struct tbuf *head;            /* oldest buffer with bytes to write (writer) */
@@ -258,7 +258,7 @@ static struct trec *orphan_rec;      /* threads past their exit hook share it (o
 static _Atomic uint32_t xnext_idx;
 static _Atomic uint64_t xlive;       /* records not ended */
 static _Atomic uint64_t xforks;
-static uint64_t totals[HAK_TCOUNT_N]; /* of recycled records (reg_lock) */
+static uint64_t totals[HAK_TRACE_COUNT_N]; /* of recycled records (reg_lock) */
 
 static inline void count(struct trec *r, unsigned which)
 {
@@ -481,7 +481,7 @@ void *hak__trace_malloc(size_t n)
 	if (!r)
 		return p;
 	if (!p) {
-		count(r, HAK_TCOUNT_FAILED);
+		count(r, HAK_TRACE_COUNT_FAILED);
 	} else if (make_id(r, p)) {
 		unsigned char *w = ev_begin(r, HAK_TOP_MALLOC);
 		if (w)
@@ -499,7 +499,7 @@ void hak__trace_free(void *p)
 	if (r) {
 		uint64_t id = shadow_take(p);
 		if (!id) {
-			count(r, HAK_TCOUNT_UNTRACED_FREES); /* made before recording started, or not ours */
+			count(r, HAK_TRACE_COUNT_UNTRACED_FREES); /* made before recording started, or not ours */
 		} else {
 			unsigned char *w = ev_begin(r, HAK_TOP_FREE);
 			if (w)
@@ -519,7 +519,7 @@ void *hak__trace_calloc(size_t n, size_t size)
 	struct trec *r = hook_enter();
 	if (r) {
 		if (!p) {
-			count(r, HAK_TCOUNT_FAILED);
+			count(r, HAK_TRACE_COUNT_FAILED);
 		} else if (make_id(r, p)) {
 			unsigned char *w = ev_begin(r, HAK_TOP_CALLOC);
 			if (w)
@@ -550,14 +550,14 @@ void *hak__trace_realloc(void *p, size_t n)
 	}
 	if (p && n == 0) { /* glibc's realloc(p, 0): a free */
 		if (!old) {
-			count(r, HAK_TCOUNT_UNTRACED_FREES);
+			count(r, HAK_TRACE_COUNT_UNTRACED_FREES);
 		} else {
 			unsigned char *w = ev_begin(r, HAK_TOP_FREE);
 			if (w)
 				ev_end(r, hak__trace_put_ref(w, r->idx, r->seq, old));
 		}
 	} else if (!q) {
-		count(r, HAK_TCOUNT_FAILED);
+		count(r, HAK_TRACE_COUNT_FAILED);
 		if (slot)
 			*slot = old;
 	} else {
@@ -582,7 +582,7 @@ void *hak__trace_memalign(unsigned kind, size_t align, size_t n)
 	struct trec *r = hook_enter();
 	if (r) {
 		if (!p) {
-			count(r, HAK_TCOUNT_FAILED);
+			count(r, HAK_TRACE_COUNT_FAILED);
 		} else if (make_id(r, p)) {
 			unsigned char *w = ev_begin(r, HAK_TOP_MEMALIGN);
 			unsigned lg = align ? (unsigned)__builtin_ctzll(align) : 0;
@@ -600,7 +600,7 @@ void hak__trace_free_sized(void *p, size_t size, size_t align)
 	if (r) {
 		uint64_t id = shadow_take(p);
 		if (!id) {
-			count(r, HAK_TCOUNT_UNTRACED_FREES);
+			count(r, HAK_TRACE_COUNT_UNTRACED_FREES);
 		} else {
 			unsigned char *w = ev_begin(r, HAK_TOP_FREE_SIZED);
 			unsigned lg = align ? (unsigned)__builtin_ctzll(align) : 0;
@@ -860,9 +860,9 @@ static bool pass(void)
 			hak_store_release(&xreg_head, next);
 		if (reg_tail == r)
 			reg_tail = prev;
-		for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
+		for (unsigned i = 0; i < HAK_TRACE_COUNT_N; i++)
 			totals[i] += hak_load_relaxed(&r->xcounts[i]);
-		totals[HAK_TCOUNT_THREADS]++;
+		totals[HAK_TRACE_COUNT_THREADS]++;
 		pthread_mutex_unlock(&reg_lock);
 		buf_put(r->head);
 		pthread_mutex_lock(&reg_lock);
@@ -877,18 +877,18 @@ static bool pass(void)
 
 static void out_end(void)
 {
-	uint64_t c[HAK_TCOUNT_N];
+	uint64_t c[HAK_TRACE_COUNT_N];
 	pthread_mutex_lock(&reg_lock);
 	memcpy(c, totals, sizeof c);
 	for (struct trec *r = hak_load_acquire(&xreg_head); r; r = hak_load_relaxed(&r->xnext)) {
-		for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
+		for (unsigned i = 0; i < HAK_TRACE_COUNT_N; i++)
 			c[i] += hak_load_relaxed(&r->xcounts[i]);
-		c[HAK_TCOUNT_THREADS]++;
+		c[HAK_TRACE_COUNT_THREADS]++;
 	}
 	pthread_mutex_unlock(&reg_lock);
-	unsigned char h[16 + 11 * HAK_TCOUNT_N], *w = hak__trace_put_varint(h, pkey);
-	w = hak__trace_put_varint(w, HAK_TCOUNT_N);
-	for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
+	unsigned char h[16 + 11 * HAK_TRACE_COUNT_N], *w = hak__trace_put_varint(h, pkey);
+	w = hak__trace_put_varint(w, HAK_TRACE_COUNT_N);
+	for (unsigned i = 0; i < HAK_TRACE_COUNT_N; i++)
 		w = hak__trace_put_varint(w, c[i]);
 	out_record(HAK_TREC_END, h, (size_t)(w - h), NULL, 0);
 }

@@ -292,22 +292,22 @@ int hak__trace_parse_clock(const struct hak_trace_record *rec, uint64_t *tick, u
 	return 0;
 }
 
-int hak__trace_parse_end(const struct hak_trace_record *rec, uint64_t counts[HAK_TCOUNT_N], unsigned *present,
+int hak__trace_parse_end(const struct hak_trace_record *rec, uint64_t counts[HAK_TRACE_COUNT_N], unsigned *present,
 			 char *err, size_t errlen)
 {
 	const unsigned char *p = rec->rest, *end = rec->rest + rec->rest_len;
 	uint64_t n;
-	memset(counts, 0, HAK_TCOUNT_N * sizeof counts[0]);
+	memset(counts, 0, HAK_TRACE_COUNT_N * sizeof counts[0]);
 	if (get_varint(&p, end, &n) || n > 1024)
 		return DAMAGED("END");
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t v;
 		if (get_varint(&p, end, &v))
 			return DAMAGED("END");
-		if (i < HAK_TCOUNT_N)
+		if (i < HAK_TRACE_COUNT_N)
 			counts[i] = v;
 	}
-	*present = n < HAK_TCOUNT_N ? (unsigned)n : HAK_TCOUNT_N;
+	*present = n < HAK_TRACE_COUNT_N ? (unsigned)n : HAK_TRACE_COUNT_N;
 	return 0;
 }
 

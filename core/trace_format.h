@@ -98,13 +98,13 @@ enum hak_trace_align_kind {
 
 /* The recorder's counts in END, in this order (a reader takes the fields it knows). */
 enum hak_trace_count {
-	HAK_TCOUNT_MALLOC, HAK_TCOUNT_FREE, HAK_TCOUNT_CALLOC, HAK_TCOUNT_REALLOC,
-	HAK_TCOUNT_REALLOC_MOVED, HAK_TCOUNT_MEMALIGN, HAK_TCOUNT_FREE_SIZED, HAK_TCOUNT_TRIM,
-	HAK_TCOUNT_THREAD_END, HAK_TCOUNT_FORK,
-	HAK_TCOUNT_THREADS,        /* threads that made events */
-	HAK_TCOUNT_UNTRACED_FREES, /* frees of blocks made before recording started (not recorded) */
-	HAK_TCOUNT_FAILED,         /* allocations that failed (not recorded) */
-	HAK_TCOUNT_N,
+	HAK_TRACE_COUNT_MALLOC, HAK_TRACE_COUNT_FREE, HAK_TRACE_COUNT_CALLOC, HAK_TRACE_COUNT_REALLOC,
+	HAK_TRACE_COUNT_REALLOC_MOVED, HAK_TRACE_COUNT_MEMALIGN, HAK_TRACE_COUNT_FREE_SIZED, HAK_TRACE_COUNT_TRIM,
+	HAK_TRACE_COUNT_THREAD_END, HAK_TRACE_COUNT_FORK,
+	HAK_TRACE_COUNT_THREADS,        /* threads that made events */
+	HAK_TRACE_COUNT_UNTRACED_FREES, /* frees of blocks made before recording started (not recorded) */
+	HAK_TRACE_COUNT_FAILED,         /* allocations that failed (not recorded) */
+	HAK_TRACE_COUNT_N,
 };
 
 HAK_HIDDEN const char *hak__trace_op_name(unsigned op); /* "malloc", ...; "?" for others */
@@ -222,7 +222,7 @@ HAK_HIDDEN int hak__trace_parse_exited(const struct hak_trace_record *rec, uint3
 HAK_HIDDEN int hak__trace_parse_events(const struct hak_trace_record *rec, uint32_t *idx, const unsigned char **ev, size_t *len, char *err, size_t errlen);
 HAK_HIDDEN int hak__trace_parse_clock(const struct hak_trace_record *rec, uint64_t *tick, uint64_t *ns, char *err, size_t errlen);
 /* END: counts[i] for the fields present, the others 0; *present = how many the record had. */
-HAK_HIDDEN int hak__trace_parse_end(const struct hak_trace_record *rec, uint64_t counts[HAK_TCOUNT_N], unsigned *present, char *err, size_t errlen);
+HAK_HIDDEN int hak__trace_parse_end(const struct hak_trace_record *rec, uint64_t counts[HAK_TRACE_COUNT_N], unsigned *present, char *err, size_t errlen);
 HAK_HIDDEN int hak__trace_parse_stopped(const struct hak_trace_record *rec, const char **reason, size_t *len, char *err, size_t errlen);
 
 /* ---- Decoding a thread's events --------------------------------------------------------- */

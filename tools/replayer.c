@@ -912,7 +912,7 @@ struct pinfo {
 	char program[128], cmdline[512];
 	uint64_t threads, max_live, events, counts[HAK_TOP_COUNT];
 	uint64_t first_tick, last_tick;
-	uint64_t end_counts[HAK_TCOUNT_N];
+	uint64_t end_counts[HAK_TRACE_COUNT_N];
 	bool has_end, stopped;
 };
 
@@ -1088,11 +1088,11 @@ static int info(const char *path)
 		o += (size_t)snprintf(line + o, sizeof line - o, "},\"ended\":%s,\"stopped\":%s",
 				      pi->has_end ? "true" : "false", pi->stopped ? "true" : "false");
 		if (pi->has_end) {
-			static const char *const names[HAK_TCOUNT_N] = {
+			static const char *const names[HAK_TRACE_COUNT_N] = {
 				"malloc", "free", "calloc", "realloc", "realloc_moved", "memalign", "free_sized", "trim",
 				"thread_end", "fork", "threads", "untraced_frees", "failed"};
 			o += (size_t)snprintf(line + o, sizeof line - o, ",\"recorder\":{");
-			for (unsigned k = 0; k < HAK_TCOUNT_N; k++)
+			for (unsigned k = 0; k < HAK_TRACE_COUNT_N; k++)
 				o += (size_t)snprintf(line + o, sizeof line - o, "%s\"%s\":%llu", k ? "," : "", names[k],
 						      (unsigned long long)pi->end_counts[k]);
 			o += (size_t)snprintf(line + o, sizeof line - o, "}");

@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case HAK_TREC_END: {
-			uint64_t c[HAK_TCOUNT_N];
+			uint64_t c[HAK_TRACE_COUNT_N];
 			unsigned n;
 			prc = hak__trace_parse_end(&rec, c, &n, err, sizeof err);
 			break;

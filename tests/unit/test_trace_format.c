@@ -135,8 +135,8 @@ static size_t sample_trace(unsigned char *out)
 	w = put_record(w, HAK_TREC_EXITED, p, (size_t)(q - p));
 	q = hak__trace_put_string(hak__trace_put_varint(p, PKEY), "disk full", 9);
 	w = put_record(w, HAK_TREC_STOPPED, p, (size_t)(q - p));
-	q = hak__trace_put_varint(hak__trace_put_varint(p, PKEY), HAK_TCOUNT_N + 2);
-	for (unsigned i = 0; i < HAK_TCOUNT_N + 2; i++)
+	q = hak__trace_put_varint(hak__trace_put_varint(p, PKEY), HAK_TRACE_COUNT_N + 2);
+	for (unsigned i = 0; i < HAK_TRACE_COUNT_N + 2; i++)
 		q = hak__trace_put_varint(q, 1000 + i);
 	w = put_record(w, HAK_TREC_END, p, (size_t)(q - p));
 	return (size_t)(w - out);
@@ -279,11 +279,11 @@ static void round_trip(void **state)
 		assert_int_equal(hak__trace_parse_stopped(&rec, &why, &wl, err, sizeof err), 0);
 		assert_int_equal(wl, 9);
 		assert_int_equal(hak__trace_next(&f->r, &rec), 1);
-		uint64_t counts[HAK_TCOUNT_N];
+		uint64_t counts[HAK_TRACE_COUNT_N];
 		unsigned present;
 		assert_int_equal(hak__trace_parse_end(&rec, counts, &present, err, sizeof err), 0);
-		assert_int_equal(present, HAK_TCOUNT_N);
-		assert_int_equal(counts[HAK_TCOUNT_FAILED], 1000 + HAK_TCOUNT_FAILED);
+		assert_int_equal(present, HAK_TRACE_COUNT_N);
+		assert_int_equal(counts[HAK_TRACE_COUNT_FAILED], 1000 + HAK_TRACE_COUNT_FAILED);
 		assert_int_equal(hak__trace_next(&f->r, &rec), 0);
 		assert_int_equal(hak__trace_next(&f->r, &rec), 0);
 	}
