@@ -48,10 +48,11 @@ $(BUILD)/core $(BUILD)/policies:
 	mkdir -p $@
 
 # Debian packages the build, the tests and the demo need: installed when run as root,
-# otherwise the exact apt-get line is printed. Checked once per build folder.
-DEB_PKGS := gcc make pkg-config libinih-dev libcmocka-dev python3 git
+# otherwise the exact apt-get line is printed. Checked once per build folder (again when this
+# file changes). elfutils: eu-stack, which the test runners use to save a hung test's stacks.
+DEB_PKGS := gcc make pkg-config libinih-dev libcmocka-dev python3 git elfutils procps
 deps: $(BUILD)/.deps
-$(BUILD)/.deps: tools/need-packages | $(BUILD)/core
+$(BUILD)/.deps: tools/need-packages Makefile | $(BUILD)/core
 	@./tools/need-packages $(DEB_PKGS)
 	@touch $@
 

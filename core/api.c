@@ -6,9 +6,17 @@
  * trace.c's wrappers: the lines marked "recording". */
 #include "alloc_fast.h"
 #include "hakmem.h"
+#include "large.h"
+#include "os.h"
+#include "policy_call.h"
+#include "pool.h"
+#include "services.h"
+#include "slab.h"
 #include "startup.h"
+#include "stats.h"
 #include "trace.h"
 #include "trace_format.h"
+#include "trim.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -55,10 +63,12 @@ HAK_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 	return hak__realloc(p, bytes);
 }
 
-/* glibc's memalign: a non-power-of-two alignment is rounded up to the next power of two. */
+/* glibc's memalign (and aligned_alloc, the same function in glibc 2.36): EINVAL only for an
+ * alignment above SIZE_MAX / 2 + 1; any other is rounded up to the next power of two, and one
+ * that cannot be served (up to 2^63) fails with ENOMEM like any size that cannot. */
 static void *memalign_glibc(size_t align, size_t n, unsigned kind)
 {
-	if (align > ((size_t)1 << 62)) {
+	if (align > SIZE_MAX / 2 + 1) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -83,11 +93,10 @@ HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
 	if (align < sizeof(void *) || (align & (align - 1)))
 		return EINVAL;
-	int saved = errno;
 	void *p = hak__tracing() ? hak__trace_memalign(HAK_TALIGN_POSIX_MEMALIGN, align, n) /* recording */
 				 : hak__memalign(align, n);
 	if (!p) {
-		errno = saved;
+		errno = ENOMEM; /* as glibc's: programs look at errno after a failed call */
 		return ENOMEM;
 	}
 	*out = p;
@@ -137,16 +146,23 @@ HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 	hak__free_fast(p);
 }
 
-HAK_EXPORT int malloc_trim(size_t pad)
+/* malloc_trim and hak_trim: the program asks, so everything that can go back goes back, whatever
+ * the trim policy (the composite pass with every flag, after the caller's own caches). */
+static struct hak_trim_result trim_everything(void)
 {
-	(void)pad;
-	if (hak__tracing()) /* recording */
-		hak__trace_trim(pad);
+	hak__init_once();
 	struct hak_thread *t = hak__tls;
 	if (t->state == HAK_THREAD_LIVE)
 		hak__thread_flush(t);
-	struct hak_trim_result r = hak__trim_pass(0, 1);
-	return r.superslabs_released > 0 || r.bytes_purged > 0;
+	return hak__trim_pass(0, HAK_TRIM_PURGE | HAK_TRIM_LARGE_ALL);
+}
+
+HAK_EXPORT int malloc_trim(size_t pad)
+{
+	if (hak__tracing()) /* recording */
+		hak__trace_trim(pad);
+	struct hak_trim_result r = trim_everything();
+	return r.superslabs_released > 0 || r.bytes_purged > 0 || r.large_released > 0;
 }
 
 HAK_EXPORT int mallopt(int param, int value)
@@ -158,15 +174,15 @@ HAK_EXPORT int mallopt(int param, int value)
 
 HAK_EXPORT struct mallinfo2 mallinfo2(void)
 {
-	struct hak_stats s;
-	hak__stats_collect(&s);
+	struct hak_heap_facts f = {.size = sizeof f};
+	hak__trim_facts(&f);
 	struct mallinfo2 mi;
 	memset(&mi, 0, sizeof mi);
-	mi.arena = s.ss_live * s.ss_size_bytes;
-	mi.ordblks = s.ss_empty;
-	mi.hblks = s.large_live;
+	mi.arena = f.mapped_bytes;
+	mi.ordblks = f.superslabs_empty;
+	mi.hblks = f.large_live;
 	mi.uordblks = mi.arena;
-	mi.keepcost = s.ss_empty * s.ss_size_bytes;
+	mi.keepcost = f.free_unit_bytes;
 	return mi;
 }
 
@@ -202,31 +218,24 @@ HAK_EXPORT void hak_stats_print(FILE *out, int json)
 {
 	if (!out)
 		return;
-	char buf[2048]; /* called by the program, not inside malloc: stdio is fine here */
+	char buf[8192]; /* called by the program, not inside malloc: stdio is fine here */
 	hak__stats_format(buf, sizeof buf, json);
 	fputs(buf, out);
 }
 
 HAK_EXPORT size_t hak_trim(void)
 {
-	struct hak_thread *t = hak__tls;
-	if (t->state == HAK_THREAD_LIVE)
-		hak__thread_flush(t);
-	return hak__trim_pass(0, 1).superslabs_released;
+	return trim_everything().superslabs_released;
 }
 
 static const struct hak_policy_desc *desc_of(const char *kind)
 {
 	if (!kind)
 		return NULL;
-	hak__init();
-	if (!strcmp(kind, "trim"))
-		return hak__trim_policy.desc;
-	if (!strcmp(kind, "superslab"))
-		return hak__size_policy.desc;
-	if (!strcmp(kind, "ownership"))
-		return atomic_load(&hak__model_current)->desc;
-	return NULL;
+	hak__init_once();
+	int k = hak__kind_index(kind);
+	const struct hak_policy *p = k >= 0 ? hak__policy_current((uint32_t)k + 1) : NULL;
+	return p ? p->desc : NULL;
 }
 
 HAK_EXPORT const char *hak_policy_name(const char *kind)
@@ -243,7 +252,7 @@ HAK_EXPORT const char *hak_policy_version(const char *kind)
 
 HAK_EXPORT long long hak_active_blocks(void)
 {
-	return (long long)hak__superslab_active_total();
+	return (long long)hak__pool_active_total();
 }
 
 /* ---- Process hooks ----------------------------------------------------------------------------- */
@@ -259,9 +268,9 @@ static void fork_prepare(void)
 		fork_skipped_locks = 1;
 		return;
 	}
-	hak__heap_fork_prepare();
-	hak__policies_fork_prepare();
-	hak__superslab_fork_prepare();
+	hak__thread_fork_prepare();
+	hak__pcall_fork_prepare_all();
+	hak__slab_fork_prepare();
 	hak__large_fork_prepare();
 	hak__os_fork_prepare();
 }
@@ -274,9 +283,9 @@ static void fork_parent(void)
 	}
 	hak__os_fork_parent();
 	hak__large_fork_parent();
-	hak__superslab_fork_parent();
-	hak__policies_fork_parent();
-	hak__heap_fork_parent();
+	hak__slab_fork_parent();
+	hak__pcall_fork_parent_all();
+	hak__thread_fork_parent();
 }
 
 static void fork_child(void)
@@ -286,9 +295,9 @@ static void fork_child(void)
 	hak__busy = 0; /* the child starts outside any slow path it may have been forked from */
 	hak__os_fork_child();
 	hak__large_fork_child();
-	hak__superslab_fork_child();
-	hak__policies_fork_child();
-	hak__heap_fork_child(!interrupted);
+	hak__slab_fork_child();
+	hak__pcall_fork_child_all();
+	hak__thread_fork_child(!interrupted);
 }
 
 __attribute__((constructor)) static void hakmem_start(void)
@@ -301,6 +310,7 @@ __attribute__((constructor)) static void hakmem_start(void)
 __attribute__((destructor)) static void hakmem_stop(void)
 {
 	hak__trace_finish(); /* recording: what the threads recorded, and the END record */
+	hak__policies_stop_all();
 	if (hak__stats_mode)
 		hak__stats_fd(hak__stats_exit_fd(), hak__stats_mode == HAK_STATS_JSON);
 }

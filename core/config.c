@@ -9,6 +9,7 @@
  * errors itself so that every mistake is reported once, with its line.
  */
 #include "config.h"
+#include "trusted_dir.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,21 +26,6 @@
 _Static_assert(sizeof(HAK_PLUGIN_DIR) <= HAK_CONFIG_PATH_MAX, "HAK_PLUGIN_DIR is too long");
 
 /* ---- Small shared helpers ------------------------------------------------------------------ */
-
-static const char *const kind_names[HAK_KIND_COUNT] = {"trim", "superslab", "ownership"};
-
-int hak__kind_index(const char *name)
-{
-	for (int i = 0; i < HAK_KIND_COUNT; i++)
-		if (strcasecmp(name, kind_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-const char *hak__kind_name(uint32_t kind)
-{
-	return kind >= 1 && kind <= HAK_KIND_COUNT ? kind_names[kind - 1] : "?";
-}
 
 char *hak__log_quote(char *dst, size_t size, const char *src, bool keep_tail)
 {
@@ -115,17 +101,24 @@ const char *hak__config_path_from_env(void)
 
 int hak__open_trusted(const char *path, int *err, char *why, size_t whylen)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	/* Every folder from / down to the file first (trusted_dir.h); the file relative to the last. */
+	const char *base;
+	int dirfd = hak__trusted_parent_open(path, &base, err, why, whylen);
+	if (dirfd < 0)
+		return -1;
+	int fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		struct stat st;
-		if (e == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		if (e == ELOOP && fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
 			snprintf(why, whylen, "is a symbolic link (refused: the file itself is checked)");
 		else
 			snprintf(why, whylen, "cannot open: %s", errno_text(e));
+		close(dirfd);
 		*err = e;
 		return -1;
 	}
+	close(dirfd);
 	struct stat st;
 	const char *what = NULL;
 	int e = 0;
@@ -407,12 +400,12 @@ static void policy_set(struct parse *p, int kind, const char *key, const char *v
 	if (strcasecmp(key, "policy") == 0) {
 		char *name = strdup(value);
 		if (!name) {
-			report(p, p->line, "out of memory; [%s] policy ignored", kind_names[kind]);
+			report(p, p->line, "out of memory; [%s] policy ignored", hak__kinds[kind].name);
 			return;
 		}
 		if (c->line)
 			report(p, p->line, "[%s] policy was already set at line %d; using this line",
-			       kind_names[kind], c->line);
+			       hak__kinds[kind].name, c->line);
 		free(c->name);
 		c->name = name;
 		c->line = p->line;
@@ -422,14 +415,14 @@ static void policy_set(struct parse *p, int kind, const char *key, const char *v
 	for (size_t i = 0; i < c->count; i++)
 		if (strcmp(c->items[i].key, key) == 0) {
 			item = &c->items[i];
-			report(p, p->line, "[%s] %s was already set at line %d; using this line", kind_names[kind],
+			report(p, p->line, "[%s] %s was already set at line %d; using this line", hak__kinds[kind].name,
 			       hak__log_quote(q, sizeof q, key, false), item->line);
 			break;
 		}
 	char *v = strdup(value);
 	if (item) {
 		if (!v) {
-			report(p, p->line, "out of memory; [%s] %s ignored", kind_names[kind],
+			report(p, p->line, "out of memory; [%s] %s ignored", hak__kinds[kind].name,
 			       hak__log_quote(q, sizeof q, key, false));
 			return;
 		}
@@ -441,7 +434,7 @@ static void policy_set(struct parse *p, int kind, const char *key, const char *v
 	if (c->count == HAK_CONFIG_MAX_KEYS) {
 		free(v);
 		report(p, p->line, "more than %d keys in [%s]; '%s' ignored", HAK_CONFIG_MAX_KEYS,
-		       kind_names[kind], hak__log_quote(q, sizeof q, key, false));
+		       hak__kinds[kind].name, hak__log_quote(q, sizeof q, key, false));
 		return;
 	}
 	char *k = strdup(key);
@@ -456,7 +449,7 @@ static void policy_set(struct parse *p, int kind, const char *key, const char *v
 	if (!k || !v || c->count == c->capacity) {
 		free(k);
 		free(v);
-		report(p, p->line, "out of memory; [%s] %s ignored", kind_names[kind],
+		report(p, p->line, "out of memory; [%s] %s ignored", hak__kinds[kind].name,
 		       hak__log_quote(q, sizeof q, key, false));
 		return;
 	}
@@ -730,7 +723,7 @@ int hak__config_load(const char *path, struct hak_config *cfg)
 		return *path ? ENAMETOOLONG : ENOENT;
 	}
 	set_file(cfg, path);
-	char why[160];
+	char why[256];
 	int err;
 	int fd = hak__open_trusted(path, &err, why, sizeof why);
 	if (fd < 0) {
@@ -818,11 +811,16 @@ void hak__config_doc(FILE *out)
 		fprintf(out, "| `%s` | %s | `%s` | %s |\n", k->key, type,
 			core_format(&defaults, k, buf, sizeof buf), k->help);
 	}
-	fprintf(out, "\n### `[trim]`, `[superslab]`, `[ownership]`\n\n"
-		     "| key | value | default | meaning |\n|---|---|---|---|\n"
-		     "| `policy` | bare name (letters, digits, `_`, `-`) | built-in: `idle`, `fixed`, `tls` | "
-		     "The plugin `<policy_dir>/<kind>_<name>.so`, e.g. `ownership_central.so`. "
+	/* The policy sections, from the kinds table. */
+	fprintf(out, "\n### ");
+	for (int i = 0; i < HAK_KIND_COUNT; i++)
+		fprintf(out, "%s`[%s]`", i == 0 ? "" : i + 1 < HAK_KIND_COUNT ? ", " : " and ", hak__kinds[i].name);
+	fprintf(out, "\n\n| key | value | default | meaning |\n|---|---|---|---|\n"
+		     "| `policy` | bare name (letters, digits, `_`, `-`) | built-in: ");
+	for (int i = 0; i < HAK_KIND_COUNT; i++)
+		fprintf(out, "%s`%s`", i ? ", " : "", hak__kinds[i].builtin->name);
+	fprintf(out, " | The plugin `<policy_dir>/<kind>_<name>.so`, e.g. `ownership_central.so`. "
 		     "The built-in's own name uses the copy compiled into hakmem. |\n"
 		     "| any other key | text | | Passed with its line to the plugin's `init`, which "
-		     "validates it. |\n");
+		     "validates it (`hakmem policies --keys` lists each plugin's keys). |\n");
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "hakmem_policy.h"
+#include "kinds.h"
 #include "log.h"
 
 /* The installed plugin folder; the Makefile passes the real one. */
@@ -74,14 +75,6 @@ struct hak_core_settings {
 #define HAK__X(key, type, def, lo, hi, help) HAK__CFG_FIELD_##type(key);
 	HAK_CORE_SETTINGS(HAK__X)
 #undef HAK__X
-};
-
-/* Index of a policy kind in hak_config.policy[]: enum hak_policy_kind minus one. */
-enum {
-	HAK_KIND_INDEX_TRIM = HAK_POLICY_TRIM - 1,
-	HAK_KIND_INDEX_SUPERSLAB = HAK_POLICY_SUPERSLAB - 1,
-	HAK_KIND_INDEX_OWNERSHIP = HAK_POLICY_OWNERSHIP - 1,
-	HAK_KIND_COUNT = 3,
 };
 
 /* What one [trim] / [superslab] / [ownership] section asked for. */
@@ -154,10 +147,12 @@ HAK_HIDDEN const char *hak__getenv(const char *name);
 extern int hak__test_secure_mode; /* -1: ask the kernel (default); 0 or 1: forced */
 #endif
 
-/* Opens a file hakmem is about to trust (a configuration or a plugin): O_RDONLY, O_NOFOLLOW,
- * O_CLOEXEC, O_NONBLOCK (a FIFO must not hang start-up), then fstat on the descriptor. Refuses
- * anything but a regular file, a file writable by group or others, or one owned by someone other
- * than root or the real user (only root in secure mode). Returns the descriptor, or -1 with
+/* Opens a file hakmem is about to trust (a configuration or a plugin): first every folder from /
+ * down to it is checked by hak__trusted_parent_open (owned by root or the real user, not writable
+ * by group or others: trusted_dir.h), then the file is opened relative to the last one: O_RDONLY,
+ * O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK (a FIFO must not hang start-up), then fstat on the
+ * descriptor. Refuses anything but a regular file, a file writable by group or others, or one
+ * owned by someone other than root or the real user (only root in secure mode). Returns the descriptor, or -1 with
  * *err set to an errno value and `why` holding the reason ("is group-writable (mode 0664)",
  * "cannot open: No such file or directory"). */
 HAK_HIDDEN int hak__open_trusted(const char *path, int *err, char *why, size_t whylen);
@@ -165,11 +160,6 @@ HAK_HIDDEN int hak__open_trusted(const char *path, int *err, char *why, size_t w
 /* Copies untrusted text for a log line: control bytes become '?', anything past `size`
  * becomes "...". keep_tail keeps the end instead of the start (for paths). Returns dst. */
 HAK_HIDDEN char *hak__log_quote(char *dst, size_t size, const char *src, bool keep_tail);
-
-/* Index of a kind name ("trim", "superslab", "ownership"), or -1. */
-HAK_HIDDEN int hak__kind_index(const char *name);
-/* "trim", "superslab", "ownership", or "?" for anything else; takes enum hak_policy_kind. */
-HAK_HIDDEN const char *hak__kind_name(uint32_t kind);
 
 /* Markdown reference of every setting, generated from HAK_CORE_SETTINGS (for the README and
  * `hakmem check`). Uses stdio: never call it inside the allocator. */

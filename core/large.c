@@ -1,14 +1,18 @@
-/* large.c: blocks above HAK_SMALL_MAX (and over-aligned ones): one mapping each, found through
- * an open-addressing table keyed by the block's address (16 shards, each with its own lock), so
- * an unknown pointer is recognised.
- * Freed mappings wait in a small cache for reuse (realloc chains, repeated 5-25 MB blocks).
- * They age: a mapping no allocation took between two of the trim policy's passes goes back to
- * the OS at the second one; an explicit trim or the cache limit sends them back at once. */
-#include "hakmem_internal.h"
+/* large.c: layer 3, blocks above HAK_SMALL_MAX (and over-aligned ones): one mapping each, found
+ * through an open-addressing table keyed by the block's address (16 shards, each with its own
+ * lock), so an unknown pointer is recognised.
+ * Freed mappings wait in a cache for reuse (realloc chains, repeated 5-25 MB blocks), within the
+ * limits the trim policy sets (hak__large_set_limits); the trim policy also decides when they go
+ * back (hak__large_release, by idle time); the core never sends them back on its own, except to
+ * make room within the limits. */
+#include "large.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include "os.h"
 
 struct large_entry {
 	uintptr_t user; /* block address handed out; 0 empty, 1 deleted */
@@ -16,10 +20,7 @@ struct large_entry {
 	size_t len;     /* mapping length */
 };
 
-#define LARGE_CACHE_SLOTS 16
-#define LARGE_CACHE_MAX_BYTES ((size_t)96 << 20)
-#define LARGE_CACHE_MAX_ONE ((size_t)32 << 20)
-
+#define LARGE_CACHE_SLOTS_MAX 64 /* the most struct hak_large_limits.slots may ask */
 #define LARGE_SHARDS 16
 
 struct shard {
@@ -31,21 +32,33 @@ struct shard {
 static struct shard shards[LARGE_SHARDS] = {
 	[0 ... LARGE_SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
+
+/* The defaults, until the trim policy says otherwise (trim policies' large_cache_* keys). */
+#define LARGE_DEFAULT_LIMITS HAK_LARGE_LIMITS_DEFAULT
+
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_large_limits limits = LARGE_DEFAULT_LIMITS; /* cache lock */
 static struct {
 	char *base;
 	size_t len;
-	bool aged; /* already cached at the previous aging pass: the next one sends it back */
-} cache[LARGE_CACHE_SLOTS];
+	uint64_t since_ns; /* when it was cached */
+} cache[LARGE_CACHE_SLOTS_MAX];
 static size_t cache_n, cache_bytes;
-static _Atomic uint64_t live_n;
+static _Atomic uint64_t live_n, xmapped_total, xreleased_total;
 
-/* Whether the trim policy knows that cached mappings wait for aging passes: a free that caches
- * a mapping while PASS_NONE makes it PASS_WANTED; hak__large_after_free turns that into one
- * tick (PASS_ASKED); every aging pass starts over at PASS_NONE. So a stream of large frees
- * costs the policy one tick per pass, not one per free. */
-enum { PASS_NONE, PASS_WANTED, PASS_ASKED };
+/* Whether the trim policy knows that cached mappings wait: a free that caches a mapping while
+ * PASS_NONE makes it PASS_ASKED and tells its caller to tick the trim policy; every release
+ * pass starts over at PASS_NONE. So a stream of large frees costs the policy one tick per pass,
+ * not one per free. */
+enum { PASS_NONE, PASS_ASKED };
 static _Atomic int xpass_request;
+
+/* The one way a large mapping goes back. */
+static void large_unmap(void *base, size_t len)
+{
+	hak__os_unmap(base, len);
+	hak_add_relaxed(&xreleased_total, 1);
+}
 
 static uint64_t hash_of(uintptr_t user)
 {
@@ -130,9 +143,9 @@ static void erase(struct shard *sh, struct large_entry *e)
  * extension is new). false when the cache is empty. */
 static bool cache_take(size_t need, char **base, size_t *len)
 {
-	size_t best = LARGE_CACHE_SLOTS;
+	size_t best = LARGE_CACHE_SLOTS_MAX;
 	for (size_t i = 0; i < cache_n; i++) {
-		if (best == LARGE_CACHE_SLOTS) {
+		if (best == LARGE_CACHE_SLOTS_MAX) {
 			best = i;
 			continue;
 		}
@@ -141,7 +154,7 @@ static bool cache_take(size_t need, char **base, size_t *len)
 		    (!fits && !best_fits && cache[i].len > cache[best].len))
 			best = i;
 	}
-	if (best == LARGE_CACHE_SLOTS)
+	if (best == LARGE_CACHE_SLOTS_MAX)
 		return false;
 	*base = cache[best].base;
 	*len = cache[best].len;
@@ -174,8 +187,7 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 				char *q = mremap(base, len, need, MREMAP_MAYMOVE);
 				errno = saved;
 				if (q == MAP_FAILED) {
-					hak__os_unmap(base, len);
-					hak_add_relaxed(&hak__g.large_released, 1);
+					large_unmap(base, len);
 					base = NULL;
 				} else {
 					base = q;
@@ -188,11 +200,9 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 		len = need;
 		used = 0;
 		base = hak__os_map(need, align > 4096 ? align : 4096);
-		if (!base && hak__large_trim(0)) /* cached mappings count against the budget */
-			base = hak__os_map(need, align > 4096 ? align : 4096);
 		if (!base)
-			return NULL;
-		hak_add_relaxed(&hak__g.large_mapped, 1);
+			return NULL; /* the caller asks the trim policy (out_of_memory) and retries */
+		hak_add_relaxed(&xmapped_total, 1);
 	}
 	if (zero && used)
 		memset(base, 0, used); /* fresh pages are already zero */
@@ -207,8 +217,9 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 	return base;
 }
 
-bool hak__large_free(void *p)
+bool hak__large_free(void *p, bool *wants_pass)
 {
+	*wants_pass = false;
 	struct shard *sh = shard_lock((uintptr_t)p);
 	struct large_entry *e = find(sh, (uintptr_t)p);
 	if (!e) {
@@ -219,35 +230,31 @@ bool hak__large_free(void *p)
 	size_t len = e->len, evict_len = 0;
 	erase(sh, e);
 	pthread_mutex_unlock(&sh->lock);
-	if (len <= LARGE_CACHE_MAX_ONE) {
-		pthread_mutex_lock(&cache_lock);
-		if (cache_n && (cache_n == LARGE_CACHE_SLOTS || cache_bytes + len > LARGE_CACHE_MAX_BYTES)) {
+	pthread_mutex_lock(&cache_lock);
+	if (len <= limits.max_one && len <= limits.max_bytes && limits.slots) {
+		if (cache_n && (cache_n >= limits.slots || cache_bytes + len > limits.max_bytes)) {
 			/* make room: send the oldest (slot 0) back */
 			evict_base = cache[0].base;
 			evict_len = cache[0].len;
 			cache_bytes -= evict_len;
 			cache[0] = cache[--cache_n];
 		}
-		if (cache_n < LARGE_CACHE_SLOTS && cache_bytes + len <= LARGE_CACHE_MAX_BYTES) {
+		if (cache_n < limits.slots && cache_bytes + len <= limits.max_bytes) {
 			cache[cache_n].base = base;
 			cache[cache_n].len = len;
-			cache[cache_n++].aged = false;
+			cache[cache_n++].since_ns = hak__now_ns();
 			cache_bytes += len;
 			base = NULL;
 		}
-		pthread_mutex_unlock(&cache_lock);
-		int none = PASS_NONE;
-		if (!base && hak_load_relaxed(&xpass_request) == PASS_NONE)
-			hak_cas_strong(&xpass_request, &none, PASS_WANTED);
 	}
-	if (evict_base) {
-		hak__os_unmap(evict_base, evict_len);
-		hak_add_relaxed(&hak__g.large_released, 1);
-	}
-	if (base) {
-		hak__os_unmap(base, len);
-		hak_add_relaxed(&hak__g.large_released, 1);
-	}
+	pthread_mutex_unlock(&cache_lock);
+	int none = PASS_NONE;
+	if (!base && hak_load_relaxed(&xpass_request) == PASS_NONE && hak_cas_strong(&xpass_request, &none, PASS_ASKED))
+		*wants_pass = true;
+	if (evict_base)
+		large_unmap(evict_base, evict_len);
+	if (base)
+		large_unmap(base, len);
 	return true;
 }
 
@@ -312,82 +319,96 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	return q;
 }
 
-/* After a large free, outside the allocator's guard (the policy may start its helper thread,
- * which allocates): the first mapping cached since the last aging pass tells the trim policy
- * there is work, and so does every 64th large free of a thread (a policy that rate-limits its
- * ticks, like eager, may have dropped the first). Budget when nothing is due: one relaxed
- * load, one thread-local increment. */
-void hak__large_after_free(void)
-{
-	static __thread unsigned frees __attribute__((tls_model("initial-exec")));
-	bool first = hak_load_relaxed(&xpass_request) == PASS_WANTED;
-	if (likely(!first && (++frees & 63) != 0))
-		return;
-	if (hak__tls->state == HAK_THREAD_GONE) /* past its exit hook: leave it to another thread */
-		return;
-	int wanted = PASS_WANTED;
-	if (!first || hak_cas_strong(&xpass_request, &wanted, PASS_ASKED))
-		hak__trim_tick();
-}
-
-/* One aging pass (the trim policy's periodic pass): cached mappings already aged at the previous
- * pass go back to the OS, the others are marked aged. Returns how many stay cached, so the
- * caller can ask for the pass that will send them back. */
-unsigned hak__large_age(void)
+unsigned hak__large_release(uint64_t min_idle_ns, uint64_t keep_bytes, uint64_t now)
 {
 	struct {
 		char *base;
 		size_t len;
-	} out[LARGE_CACHE_SLOTS];
+	} out[LARGE_CACHE_SLOTS_MAX];
 	unsigned n = 0;
 	pthread_mutex_lock(&cache_lock);
-	for (size_t i = 0; i < cache_n;) {
-		if (!cache[i].aged) {
-			cache[i++].aged = true;
-			continue;
-		}
-		out[n].base = cache[i].base;
-		out[n++].len = cache[i].len;
-		cache_bytes -= cache[i].len;
-		cache[i] = cache[--cache_n];
-	}
-	unsigned left = (unsigned)cache_n;
 	hak_store_relaxed(&xpass_request, PASS_NONE);
+	while (cache_n && cache_bytes > keep_bytes) {
+		size_t oldest = 0;
+		for (size_t i = 1; i < cache_n; i++)
+			if (cache[i].since_ns < cache[oldest].since_ns)
+				oldest = i;
+		if (now - cache[oldest].since_ns < min_idle_ns)
+			break;
+		out[n].base = cache[oldest].base;
+		out[n++].len = cache[oldest].len;
+		cache_bytes -= cache[oldest].len;
+		cache[oldest] = cache[--cache_n];
+	}
 	pthread_mutex_unlock(&cache_lock);
-	for (unsigned i = 0; i < n; i++) {
-		hak__os_unmap(out[i].base, out[i].len);
-		hak_add_relaxed(&hak__g.large_released, 1);
-	}
-	return left;
+	for (unsigned i = 0; i < n; i++)
+		large_unmap(out[i].base, out[i].len);
+	return n;
 }
 
-/* Send cached mappings back until at most keep_bytes stay cached. */
-unsigned hak__large_trim(size_t keep_bytes)
+void hak__large_default_limits(struct hak_large_limits *out)
 {
-	unsigned n = 0;
+	*out = (struct hak_large_limits)LARGE_DEFAULT_LIMITS;
+}
+
+/* New limits; what no longer fits goes back at once, oldest first. */
+void hak__large_set_limits(const struct hak_large_limits *l)
+{
+	struct hak_large_limits v = LARGE_DEFAULT_LIMITS;
+	if (HAK_STRUCT_HAS(l, max_bytes))
+		v.max_bytes = l->max_bytes;
+	if (HAK_STRUCT_HAS(l, max_one))
+		v.max_one = l->max_one;
+	if (HAK_STRUCT_HAS(l, slots))
+		v.slots = l->slots < LARGE_CACHE_SLOTS_MAX ? l->slots : LARGE_CACHE_SLOTS_MAX;
+	pthread_mutex_lock(&cache_lock);
+	limits = v;
+	pthread_mutex_unlock(&cache_lock);
 	for (;;) {
+		char *base = NULL;
+		size_t len = 0;
 		pthread_mutex_lock(&cache_lock);
-		if (cache_n == 0 || cache_bytes <= keep_bytes) {
-			pthread_mutex_unlock(&cache_lock);
-			return n;
-		}
-		char *base = cache[0].base;
-		size_t len = cache[0].len;
-		cache_bytes -= len;
-		cache[0] = cache[--cache_n];
+		for (size_t i = 0; i < cache_n; i++)
+			if (cache_n > limits.slots || cache_bytes > limits.max_bytes || cache[i].len > limits.max_one) {
+				base = cache[i].base;
+				len = cache[i].len;
+				cache_bytes -= len;
+				cache[i] = cache[--cache_n];
+				break;
+			}
 		pthread_mutex_unlock(&cache_lock);
-		hak__os_unmap(base, len);
-		hak_add_relaxed(&hak__g.large_released, 1);
-		n++;
+		if (!base)
+			return;
+		large_unmap(base, len);
 	}
 }
 
-void hak__large_stats(uint64_t *live, uint64_t *cached)
+void hak__large_facts(struct hak_heap_facts *out)
+{
+	uint64_t oldest = 0;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < cache_n; i++)
+		if (!oldest || cache[i].since_ns < oldest)
+			oldest = cache[i].since_ns;
+	if (HAK_STRUCT_HAS(out, large_cached))
+		out->large_cached = cache_n;
+	if (HAK_STRUCT_HAS(out, large_cached_bytes))
+		out->large_cached_bytes = cache_bytes;
+	pthread_mutex_unlock(&cache_lock);
+	if (HAK_STRUCT_HAS(out, oldest_large_ns))
+		out->oldest_large_ns = oldest;
+	if (HAK_STRUCT_HAS(out, large_live))
+		out->large_live = hak_load_relaxed(&live_n);
+}
+
+void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total, uint64_t *released_total)
 {
 	*live = hak_load_relaxed(&live_n);
 	pthread_mutex_lock(&cache_lock);
 	*cached = cache_n;
 	pthread_mutex_unlock(&cache_lock);
+	*mapped_total = hak_load_relaxed(&xmapped_total);
+	*released_total = hak_load_relaxed(&xreleased_total);
 }
 
 void hak__large_fork_prepare(void)
@@ -407,7 +428,7 @@ void hak__large_fork_parent(void)
 void hak__large_fork_child(void)
 {
 	/* The parent's trim helper did not come along: the child's next large free asks anew. */
-	hak_store_relaxed(&xpass_request, cache_n ? PASS_WANTED : PASS_NONE);
+	hak_store_relaxed(&xpass_request, PASS_NONE);
 	pthread_mutex_init(&cache_lock, NULL);
 	for (unsigned i = 0; i < LARGE_SHARDS; i++)
 		pthread_mutex_init(&shards[i].lock, NULL);

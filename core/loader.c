@@ -3,6 +3,9 @@
  * descriptor from hak__open_trusted, through /proc/self/fd/N, so nobody can swap the file between
  * the check and the load. */
 #include "loader.h"
+#include "elf_check.h"
+
+#include "policy_call.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -15,13 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *const builtin_names[] = {HAK_BUILTIN_TRIM, HAK_BUILTIN_SUPERSLAB, HAK_BUILTIN_OWNERSHIP};
-
-const char *hak__builtin_name(uint32_t kind)
-{
-	return kind >= 1 && kind <= HAK_KIND_COUNT ? builtin_names[kind - 1] : NULL;
-}
 
 static const char *errno_name(int e)
 {
@@ -92,37 +88,17 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 /* Does the symbol cover the bytes up to the end of `field`? */
 #define COVERS(avail, field) ((avail) >= offsetof(struct hak_policy_desc, field) + sizeof(((struct hak_policy_desc *)0)->field))
 
+/* The kind's ops table: present, as big as ABI 2.0's, its mandatory fields set. */
 static int validate_ops(const struct hak_policy_desc *d, char *err, size_t errlen)
 {
-	switch (d->kind) {
-	case HAK_POLICY_TRIM:
-		if (!d->trim)
-			return fail(err, errlen, "trim ops table is NULL, expected one");
-		return 0; /* every trim op is optional */
-	case HAK_POLICY_SUPERSLAB:
-		if (!d->superslab)
-			return fail(err, errlen, "superslab ops table is NULL, expected one");
-		if (!d->superslab->lg_size_for)
-			return fail(err, errlen, "superslab ops: lg_size_for is NULL, expected a function");
-		return 0;
-	case HAK_POLICY_OWNERSHIP: {
-		const struct hak_ownership_ops *o = d->ownership;
-		if (!o)
-			return fail(err, errlen, "ownership ops table is NULL, expected one");
-		const char *missing = !o->refill ? "refill" : !o->flush ? "flush" : !o->free_foreign ? "free_foreign"
-				    : !o->thread_exit ? "thread_exit" : NULL;
-		if (missing)
-			return fail(err, errlen, "ownership ops: %s is NULL, expected a function", missing);
-		if (!o->fork_prepare != !o->fork_parent)
-			return fail(err, errlen, "ownership ops: only one of fork_prepare and fork_parent is set, "
-				    "expected both or neither");
-		if (o->thread_state_size > HAK_POLICY_TSTATE_MAX)
-			return fail(err, errlen, "ownership ops: thread_state_size %zu, expected at most %d",
-				    o->thread_state_size, HAK_POLICY_TSTATE_MAX);
-		return 0;
-	}
-	}
-	return fail(err, errlen, "kind %u, expected 1..3", (unsigned)d->kind);
+	const struct hak_kind *k = hak__kind(d->kind);
+	if (!d->ops)
+		return fail(err, errlen, "%s ops table is NULL, expected one", k->name);
+	size_t size = *(const size_t *)d->ops; /* every ops table starts with its size */
+	if (size < k->ops_size)
+		return fail(err, errlen, "%s ops table of %zu bytes, expected at least %zu (ABI 2.0)", k->name, size,
+			    k->ops_size);
+	return k->validate_ops(d->ops, err, errlen) ? EINVAL : 0;
 }
 
 int hak__policy_validate(const struct hak_policy_desc *d, size_t avail, uint32_t want_kind,
@@ -134,22 +110,26 @@ int hak__policy_validate(const struct hak_policy_desc *d, size_t avail, uint32_t
 		return fail(err, errlen, "NULL, expected a struct hak_policy_desc");
 	if (!COVERS(avail, magic))
 		return fail(err, errlen, "object of %zu bytes, expected a struct hak_policy_desc of at least %zu",
-			    avail, (size_t)HAK_POLICY_DESC_SIZE_1_0);
+			    avail, (size_t)HAK_POLICY_DESC_SIZE_2_0);
 	if (d->magic != HAK_POLICY_MAGIC)
 		return fail(err, errlen, "magic 0x%016llx, expected 0x%016llx", (unsigned long long)d->magic,
 			    (unsigned long long)HAK_POLICY_MAGIC);
 	if (!COVERS(avail, size))
 		return fail(err, errlen, "object of %zu bytes, expected at least %zu", avail,
-			    (size_t)HAK_POLICY_DESC_SIZE_1_0);
+			    (size_t)HAK_POLICY_DESC_SIZE_2_0);
 	if (d->abi_major != HAK_POLICY_ABI_MAJOR)
 		return fail(err, errlen, "ABI major %u, expected %u", (unsigned)d->abi_major,
 			    (unsigned)HAK_POLICY_ABI_MAJOR);
-	if (d->size < HAK_POLICY_DESC_SIZE_1_0)
-		return fail(err, errlen, "struct size %zu, expected at least %zu (ABI 1.0)", d->size,
-			    (size_t)HAK_POLICY_DESC_SIZE_1_0);
-	if (avail < HAK_POLICY_DESC_SIZE_1_0)
-		return fail(err, errlen, "object of %zu bytes, expected at least %zu (ABI 1.0)", avail,
-			    (size_t)HAK_POLICY_DESC_SIZE_1_0);
+	if (d->size < HAK_POLICY_DESC_SIZE_2_0)
+		return fail(err, errlen, "struct size %zu, expected at least %zu (ABI 2.0)", d->size,
+			    (size_t)HAK_POLICY_DESC_SIZE_2_0);
+	if (avail < HAK_POLICY_DESC_SIZE_2_0)
+		return fail(err, errlen, "object of %zu bytes, expected at least %zu (ABI 2.0)", avail,
+			    (size_t)HAK_POLICY_DESC_SIZE_2_0);
+	if (d->min_core_minor > HAK_POLICY_ABI_MINOR)
+		return fail(err, errlen, "needs core ABI %u.%u, expected at most %u.%u (this core)",
+			    (unsigned)d->abi_major, (unsigned)d->min_core_minor, (unsigned)HAK_POLICY_ABI_MAJOR,
+			    (unsigned)HAK_POLICY_ABI_MINOR);
 	if (!d->signature)
 		return fail(err, errlen, "signature NULL, expected '%s'", expected_sig);
 	/* Bounded: a broken plugin's string may not end where it should. */
@@ -163,7 +143,7 @@ int hak__policy_validate(const struct hak_policy_desc *d, size_t avail, uint32_t
 		if (want_kind)
 			return fail(err, errlen, "kind %u (%s), expected %u (%s)", (unsigned)d->kind,
 				    hak__kind_name(d->kind), (unsigned)want_kind, hak__kind_name(want_kind));
-		return fail(err, errlen, "kind %u, expected 1..3", (unsigned)d->kind);
+		return fail(err, errlen, "kind %u, expected " HAK_KIND_RANGE, (unsigned)d->kind);
 	}
 	char why[120];
 	const char *expected_name = want_name ? want_name : "a bare name";
@@ -180,6 +160,10 @@ int hak__policy_validate(const struct hak_policy_desc *d, size_t avail, uint32_t
 		return fail(err, errlen, "name '%s', expected '%s'", d->name, want_name);
 	if (!d->init)
 		return fail(err, errlen, "init is NULL, expected a function");
+	if (!d->fork_prepare != !d->fork_parent)
+		return fail(err, errlen, "only one of fork_prepare and fork_parent is set, expected both or neither");
+	if (d->settings_count && !d->settings_spec)
+		return fail(err, errlen, "settings_count %zu with no settings_spec, expected a table", d->settings_count);
 	return validate_ops(d, err, errlen);
 }
 
@@ -246,11 +230,18 @@ static void *dlopen_fd(int fd, char *why, size_t whylen)
 static void *open_plugin(const char *path, uint32_t want_kind, const char *want_name,
 			 const struct hak_policy_desc **desc, int *errp, char *why, size_t whylen)
 {
-	char qpath[100], reason[200];
+	char qpath[100], reason[256];
 	hak__log_quote(qpath, sizeof qpath, path, true);
 	int fd = hak__open_trusted(path, errp, reason, sizeof reason);
 	if (fd < 0) {
 		snprintf(why, whylen, "%s: %s", qpath, reason);
+		return NULL;
+	}
+	/* A truncated or foreign file would be mapped past its end by dlopen: SIGBUS in the host. */
+	if (hak__elf_check_fd(fd, reason, sizeof reason) != 0) {
+		snprintf(why, whylen, "%s: %s", qpath, reason);
+		close(fd);
+		*errp = ENOEXEC;
 		return NULL;
 	}
 	void *handle = dlopen_fd(fd, reason, sizeof reason);
@@ -286,15 +277,15 @@ static void *open_plugin(const char *path, uint32_t want_kind, const char *want_
 }
 
 int hak__policy_load(uint32_t kind, const char *name, const struct hak_config *cfg,
-		     const struct hak_core_api *core, struct hak_policy_instance *out)
+		     const struct hak_core_api *core, hak_policy *self, struct hak_policy_instance *out)
 {
 	char where[240], why[400];
 	memset(out, 0, sizeof *out);
-	if (kind < 1 || kind > HAK_KIND_COUNT) {
-		hak__log("%s: policy kind %u, expected 1..3; ignored", cfg->file, (unsigned)kind);
+	if (!hak__kind(kind)) {
+		hak__log("%s: policy kind %u, expected " HAK_KIND_RANGE "; ignored", cfg->file, (unsigned)kind);
 		return EINVAL;
 	}
-	const char *fallback = builtin_names[kind - 1];
+	const char *fallback = hak__builtin_name(kind);
 	line_prefix(where, sizeof where, cfg, kind, name);
 	if (hak__policy_name_check(name, why, sizeof why) != 0) {
 		hak__log("%s: %s; using built-in '%s'", where, why, fallback);
@@ -316,8 +307,7 @@ int hak__policy_load(uint32_t kind, const char *name, const struct hak_config *c
 	struct hak_settings settings = hak__config_settings(cfg, (int)kind - 1);
 	char msg[200] = "";
 	void *state = NULL;
-	int rc = d->init(core, &settings, &state, msg, sizeof msg);
-	msg[sizeof msg - 1] = '\0';
+	int rc = hak__pcall_init(d, core, self, &settings, &state, msg, sizeof msg);
 	if (rc != 0) {
 		char qpath[100], qmsg[160];
 		hak__log("%s: %s: symbol %s: init failed (%s): %s; using built-in '%s'", where,
@@ -335,11 +325,12 @@ int hak__policy_load(uint32_t kind, const char *name, const struct hak_config *c
 }
 
 int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const struct hak_core_api *core,
-			 const struct hak_policy_desc *builtin, struct hak_policy_instance *out)
+			 const struct hak_policy_desc *builtin, bool builtin_running, hak_policy *self,
+			 struct hak_policy_instance *out)
 {
 	char err[200];
 	memset(out, 0, sizeof *out);
-	if (kind < 1 || kind > HAK_KIND_COUNT || !builtin)
+	if (!hak__kind(kind) || !builtin)
 		return EINVAL;
 	if (hak__policy_validate(builtin, sizeof *builtin, kind, NULL, err, sizeof err) != 0) {
 		hak__log("built-in %s policy: %s", hak__kind_name(kind), err);
@@ -348,7 +339,7 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 	const struct hak_policy_choice *c = &cfg->policy[kind - 1];
 	struct hak_settings settings = hak__config_settings(cfg, (int)kind - 1);
 	if (c->name && *c->name && strcmp(c->name, builtin->name) != 0) {
-		if (hak__policy_load(kind, c->name, cfg, core, out) == 0) {
+		if (hak__policy_load(kind, c->name, cfg, core, self, out) == 0) {
 			if (cfg->core.verbose) {
 				char qpath[120];
 				hak__log("%s policy '%s' %s from %s", hak__kind_name(kind), out->desc->name,
@@ -362,8 +353,10 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 		settings.count = 0;
 	}
 	void *state = NULL;
-	err[0] = '\0';
-	int rc = builtin->init(core, &settings, &state, err, sizeof err);
+	int rc = 0;
+	if (settings.count == 0 && builtin_running)
+		goto reuse; /* its default instance runs already: no second init of its static state */
+	rc = hak__pcall_init(builtin, core, self, &settings, &state, err, sizeof err);
 	if (rc != 0 && settings.count > 0) {
 		char qmsg[160], where[240];
 		err[sizeof err - 1] = '\0';
@@ -374,9 +367,9 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 		out->fallback = true;
 		settings.items = NULL;
 		settings.count = 0;
-		state = NULL;
-		err[0] = '\0';
-		rc = builtin->init(core, &settings, &state, err, sizeof err);
+		if (builtin_running)
+			goto reuse;
+		rc = hak__pcall_init(builtin, core, self, &settings, &state, err, sizeof err);
 	}
 	if (rc != 0) {
 		char qmsg[160];
@@ -385,6 +378,10 @@ int hak__policy_activate(uint32_t kind, const struct hak_config *cfg, const stru
 			 hak__kind_name(kind), builtin->name, rc > 0 ? errno_name(rc) : "negative",
 			 hak__log_quote(qmsg, sizeof qmsg, err, false));
 		return rc > 0 ? rc : EINVAL;
+	}
+	if (0) {
+reuse:
+		out->reused = true;
 	}
 	out->desc = builtin;
 	out->state = state;
@@ -477,6 +474,8 @@ int hak__policy_list(const char *dir, hak_policy_list_fn fn, void *ctx)
 		if (handle) {
 			info.version = desc->version;
 			info.summary = desc->summary;
+			info.spec = desc->settings_spec;
+			info.nspec = desc->settings_spec ? desc->settings_count : 0;
 		} else {
 			info.error = why;
 		}

@@ -1,14 +1,16 @@
-/* os.c: everything hakmem asks of the kernel: aligned single mappings, purges, the mapping
- * budget against vm.max_map_count, the metadata arena and the clock. errno is preserved
- * around munmap/madvise; a mapping failure is ENOMEM. */
-#include "hakmem_internal.h"
+/* os.c: layer 0, everything hakmem asks of the kernel: aligned single mappings, purges, the
+ * mapping budget against vm.max_map_count, the metadata arena, the clock and the process's RSS.
+ * errno is preserved around munmap/madvise; a mapping failure is ENOMEM. */
+#include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
-_Atomic long hak__mappings;
-_Atomic long hak__mappings_peak;
+static _Atomic long hak__mappings;
+static _Atomic long hak__mappings_peak;
 /* Until the constructor reads vm.max_map_count, assume the kernel default minus a margin
  * left for the program's own mappings. */
 static _Atomic unsigned long map_budget = 65530 - 4096;
@@ -87,6 +89,38 @@ void hak__os_purge(void *p, size_t size)
 	int saved = errno;
 	madvise(p, size, MADV_DONTNEED);
 	errno = saved;
+}
+
+long hak__os_mappings(void)
+{
+	return hak_load_relaxed(&hak__mappings);
+}
+
+long hak__os_mappings_peak(void)
+{
+	return hak_load_relaxed(&hak__mappings_peak);
+}
+
+/* Resident bytes: the second field of /proc/self/statm, in pages. No stdio, no allocation. */
+uint64_t hak__process_rss(void)
+{
+	int saved = errno;
+	char buf[96];
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = buf;
+	while (*p && *p != ' ')
+		p++;
+	uint64_t pages = 0;
+	for (p++; *p >= '0' && *p <= '9'; p++)
+		pages = pages * 10 + (uint64_t)(*p - '0');
+	return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 uint64_t hak__now_ns(void)

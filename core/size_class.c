@@ -1,6 +1,7 @@
-/* size_class.c: the size classes (16 B .. 128 KB, 8 per doubling above 128 B), the units per
- * slab of each class, refill batches and TLS cache limits. Filled once, before any allocation. */
-#include "hakmem_internal.h"
+/* size_class.c: layer 0, the size classes (16 B .. 128 KB, 8 per doubling above 128 B), the
+ * units per slab of each class, refill batches and TLS cache limits. Filled once, before any
+ * allocation. */
+#include "size_class.h"
 
 struct hak_class_info hak__classes[HAK_NCLASSES];
 uint8_t hak__class_of_small[1024 / 16 + 1];
@@ -62,7 +63,7 @@ void hak__size_classes_init(void)
 		ci->cache_max = (uint16_t)(batch * 2 < 4 ? 4 : batch * 2);
 		ci->div_shift = (uint8_t)__builtin_ctzll(size);
 		ci->div_inv = inverse_odd(size >> ci->div_shift);
-		ci->tc_off = (uint16_t)(offsetof(struct hak_thread, cache) + c * sizeof(struct hak_tcache));
+		ci->tc_off = (uint16_t)(c * sizeof(struct hak_tcache)); /* thread.h: caches at offset 0 */
 	}
 	for (unsigned i = 0; i <= 1024 / 16; i++) {
 		hak__class_of_small[i] = (uint8_t)hak__size_to_class_slow(i * 16);

@@ -1,14 +1,18 @@
 /* startup.c: the second half of start-up, run by the library constructor once the core already
  * serves allocations on its built-in policies: the mapping budget from vm.max_map_count, the
  * INI file, the plugins. Every failure here is reported and falls back; none is fatal. */
-#include "hakmem_internal.h"
-#include "loader.h"
 #include "startup.h"
+
+#include "loader.h"
+#include "os.h"
+#include "policy_call.h"
+#include "services.h"
 #include "trace.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 enum hak_stats_mode hak__stats_mode;
@@ -64,8 +68,40 @@ static bool same_as_running(const struct hak_policy_instance *inst, const struct
 {
 	if (!inst->builtin)
 		return false;
-	int k = (int)inst->desc->kind - 1;
-	return inst->fallback || cfg->policy[k].count == 0;
+	return inst->fallback || cfg->policy[inst->desc->kind - 1].count == 0;
+}
+
+/* One kind: the configured policy in a new record, made the active one; or nothing changes. */
+static void start_kind(uint32_t kind, const struct hak_config *cfg)
+{
+	/* The running built-in, asked for with no keys: nothing to do, and its init is not run
+	 * again (a built-in keeps its state in static storage). */
+	const struct hak_policy_choice *c = &cfg->policy[kind - 1];
+	const struct hak_policy *cur = hak__policy_current(kind);
+	if ((!c->name || !*c->name || !strcmp(c->name, cur->desc->name)) && c->count == 0 &&
+	    cur->desc == hak__builtin_desc(kind))
+		return;
+	struct hak_policy *p = hak__policy_reserve(kind);
+	if (!p) {
+		hak__log("%s: no room for another %s policy (%d were started); keeping the running one", cfg->file,
+			 hak__kind_name(kind), HAK_POLICY_SLOTS);
+		return;
+	}
+	struct hak_policy_instance inst;
+	bool builtin_running = cur->desc == hak__builtin_desc(kind) && cur->index == 0;
+	if (hak__policy_activate(kind, cfg, &hak__core_api, hak__builtin_desc(kind), builtin_running, p, &inst) != 0 ||
+	    !inst.desc) {
+		hak__policy_unreserve(p);
+		return;
+	}
+	if (inst.reused || same_as_running(&inst, cfg)) {
+		if (!inst.reused)
+			hak__pcall_fini(inst.desc, inst.state);
+		hak__policy_unreserve(p);
+		return;
+	}
+	hak__policy_fill(p, inst.desc, inst.state, inst.handle);
+	hak__policy_install(p);
 }
 
 void hak__startup(void)
@@ -87,22 +123,10 @@ void hak__startup(void)
 		budget = (unsigned long)cfg.core.map_budget;
 	hak__os_set_map_budget(budget);
 
-	static const uint32_t kinds[] = {HAK_POLICY_SUPERSLAB, HAK_POLICY_TRIM, HAK_POLICY_OWNERSHIP};
-	for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-		struct hak_policy_instance inst;
-		if (hak__policy_activate(kinds[i], &cfg, &hak__core_api, hak__builtin_desc(kinds[i]), &inst) != 0 ||
-		    !inst.desc)
-			continue;
-		if (same_as_running(&inst, &cfg)) {
-			if (inst.desc->fini)
-				inst.desc->fini(inst.state);
-			continue;
-		}
-		int err = hak__policy_install(inst.desc, inst.state);
-		if (err)
-			hak__log("%s: policy '%s' could not be installed (%d); keeping the running one",
-				 cfg.file, inst.desc->name, err);
-	}
+	/* The SuperSlab size first (the others may map), ownership last (it restarts the thread). */
+	static const uint32_t order[] = {HAK_POLICY_SUPERSLAB, HAK_POLICY_TRIM, HAK_POLICY_OWNERSHIP};
+	for (unsigned i = 0; i < sizeof order / sizeof order[0]; i++)
+		start_kind(order[i], &cfg);
 	/* Recording (HAKMEM_TRACE, [core] trace) starts once the policies are in: trace.c. */
 	hak__trace_start(cfg.core.trace);
 	hak__config_free(&cfg);

@@ -1,138 +1,204 @@
-/* stats.c: the counters. Per-thread counts are summed on demand with the global ones;
- * printed as an aligned table or one JSON line, without stdio (safe at exit and in malloc). */
-#include "hakmem_internal.h"
+/* stats.c: layer 9, the counters (see stats.h): collected on demand from every layer and from the
+ * policies' named counters, printed as a table or one JSON line, without stdio (safe at exit and
+ * inside the allocator). */
+#include "stats.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-struct hak_global_counters hak__g;
+#include "large.h"
+#include "os.h"
+#include "policy_call.h"
+#include "pool.h"
+#include "thread.h"
+#include "trim.h"
 
-void hak__stats_collect(struct hak_stats *s)
+struct ctx {
+	struct hak_thread_sums t;
+	int64_t size_bytes;
+	uint64_t large_live, large_cached, large_mapped, large_released;
+};
+
+enum {
+#define HAK__X(group, key, src, help) STAT_##group##_##key,
+	HAK_STATS_FIELDS(HAK__X)
+#undef HAK__X
+	STAT_N
+};
+
+static const struct {
+	const char *group, *key;
+} names[STAT_N] = {
+#define HAK__X(group, key, src, help) {#group, #key},
+	HAK_STATS_FIELDS(HAK__X)
+#undef HAK__X
+};
+
+static void collect(int64_t *v)
 {
-	memset(s, 0, sizeof *s);
-	s->ss_mapped = hak_load_relaxed(&hak__g.ss_mapped);
-	s->ss_released = hak_load_relaxed(&hak__g.ss_released);
-	s->ss_live = hak__live_superslabs();
-	s->ss_peak_live = hak_load_relaxed(&hak__g.ss_peak_live);
-	/* The size the policy in force gives new SuperSlabs (the first ones of a process are made
-	 * by the built-in default before the configuration is read). */
-	unsigned lg = hak__size_policy.desc ? hak__size_policy.desc->superslab->lg_size_for(hak__size_policy.state, 0)
-					    : hak_load_relaxed(&hak__g.ss_last_lg);
-	s->ss_size_bytes = lg ? (uint64_t)1 << lg : 0;
-	s->ss_empty = hak__empty_count();
-	s->ss_live_1m = hak__live_superslabs_of(20);
-	s->ss_live_2m = hak__live_superslabs_of(21);
-	uint64_t counters[4] = {0};
-	s->frees_local = hak_load_relaxed(&hak__g.retired_local);
-	s->frees_remote = hak_load_relaxed(&hak__g.retired_remote);
-	for (unsigned i = 0; i < 4; i++)
-		counters[i] = hak_load_relaxed(&hak__g.retired_counters[i]);
-	hak__threads_sum(&s->frees_local, &s->frees_remote, counters);
-	s->adoptions = counters[HAK_COUNT_ADOPTIONS];
-	s->remote_drained = counters[HAK_COUNT_REMOTE_DRAINED];
-	s->central_pops = counters[HAK_COUNT_CENTRAL_POPS];
-	s->central_pushes = counters[HAK_COUNT_CENTRAL_PUSHES];
-	s->trim_passes = hak_load_relaxed(&hak__g.trim_passes);
-	s->bytes_purged = hak_load_relaxed(&hak__g.bytes_purged);
-	s->large_mapped = hak_load_relaxed(&hak__g.large_mapped);
-	s->large_released = hak_load_relaxed(&hak__g.large_released);
-	hak__large_stats(&s->large_live, &s->large_cached);
-	s->mappings = hak_load_relaxed(&hak__mappings);
-	s->mappings_peak = hak_load_relaxed(&hak__mappings_peak);
-	s->map_budget = hak__os_map_budget();
-	s->active_blocks = hak__superslab_active_total();
+	struct ctx cx, *c = &cx;
+	hak__threads_sum(&c->t);
+	hak__large_stats(&c->large_live, &c->large_cached, &c->large_mapped, &c->large_released);
+	/* The size the policy in force gives new SuperSlabs (cls 0). */
+	unsigned by;
+	c->size_bytes = hak__policy_current(HAK_POLICY_SUPERSLAB) ? (int64_t)1 << hak__size_lg_for(0, &by) : 0;
+#define HAK__X(group, key, src, help) v[STAT_##group##_##key] = (int64_t)(src);
+	HAK_STATS_FIELDS(HAK__X)
+#undef HAK__X
 }
 
-static const char *pname(const struct hak_active_policy *p)
+/* ---- An appending formatter over a fixed buffer ------------------------------------------------ */
+
+struct out {
+	char *buf;
+	size_t len, used; /* used may pass len: the total the full text would need */
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
 {
-	return p->desc ? p->desc->name : "?";
+	va_list ap;
+	va_start(ap, fmt);
+	size_t room = o->used < o->len ? o->len - o->used : 0;
+	int n = vsnprintf(room ? o->buf + o->used : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->used += (size_t)n;
 }
 
-static const char *pver(const struct hak_active_policy *p)
-{
-	return p->desc ? p->desc->version : "?";
-}
+/* ---- Plugin counters ------------------------------------------------------------------------------ */
 
-/* Human units: 1536 -> "1.5 KiB". */
-static const char *human(uint64_t b, char *buf, size_t len)
+struct counters_ctx {
+	struct out *o;
+	const struct hak_thread_sums *t;
+	int json, first;
+};
+
+static void one_counter(void *arg, const struct hak_counter_info *c, const int64_t *values)
 {
-	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)b;
-	unsigned u = 0;
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
+	struct counters_ctx *x = arg;
+	int64_t v0 = values[0] + (c->thread_slot >= 0 ? (int64_t)x->t->plugin_counters[c->thread_slot] : 0);
+	if (x->json) {
+		put(x->o, "%s\"%s\":", x->first ? "" : ",", c->name);
+		if (c->n == 1) {
+			put(x->o, "%lld", (long long)v0);
+		} else {
+			put(x->o, "[");
+			for (unsigned i = 0; i < c->n; i++)
+				put(x->o, "%s%lld", i ? "," : "", (long long)values[i]);
+			put(x->o, "]");
+		}
+	} else if (c->n == 1) {
+		put(x->o, " %s %lld", c->name, (long long)v0);
+	} else { /* arrays: the nonzero entries only */
+		put(x->o, " %s", c->name);
+		unsigned shown = 0;
+		for (unsigned i = 0; i < c->n; i++)
+			if (values[i])
+				put(x->o, "%s%u=%lld", shown++ ? "," : " [", i, (long long)values[i]);
+		put(x->o, shown ? "]" : " []");
 	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-	return buf;
+	x->first = 0;
+}
+
+/* The policy shown for a kind: the current one. */
+static void policy_json(struct out *o, const struct hak_thread_sums *t)
+{
+	put(o, "\"policies\":{");
+	for (uint32_t k = 1; k <= HAK_KIND_COUNT; k++) {
+		const struct hak_policy *p = hak__policy_current(k);
+		put(o, "%s\"%s\":{\"name\":\"%s\",\"version\":\"%s\"", k > 1 ? "," : "", hak__kind_name(k),
+		    p ? p->desc->name : "?", p && p->desc->version ? p->desc->version : "?");
+		if (p) {
+			struct counters_ctx x = {o, t, 1, 1};
+			put(o, ",\"counters\":{");
+			hak__counters_each(p, one_counter, &x);
+			put(o, "}");
+		}
+		put(o, "}");
+	}
+	put(o, "}");
+}
+
+static void policy_table(struct out *o, const struct hak_thread_sums *t)
+{
+	put(o, "hakmem: %-12s", "policies");
+	for (uint32_t k = 1; k <= HAK_KIND_COUNT; k++) {
+		const struct hak_policy *p = hak__policy_current(k);
+		put(o, "%s%s %s %s", k > 1 ? " | " : "", hak__kind_name(k), p ? p->desc->name : "?",
+		    p && p->desc->version ? p->desc->version : "?");
+	}
+	put(o, "\n");
+	for (uint32_t k = 1; k <= HAK_KIND_COUNT; k++) {
+		const struct hak_policy *p = hak__policy_current(k);
+		if (!p)
+			continue;
+		struct out line = {o->used < o->len ? o->buf + o->used : NULL, o->used < o->len ? o->len - o->used : 0, 0};
+		put(&line, "hakmem: %-12s", hak__kind_name(k));
+		size_t head = line.used;
+		struct counters_ctx x = {&line, t, 0, 1};
+		hak__counters_each(p, one_counter, &x);
+		if (line.used == head)
+			continue; /* no counters: no line (nothing was written past the buffer) */
+		put(&line, "\n");
+		o->used += line.used;
+	}
 }
 
 int hak__stats_format(char *buf, size_t len, int json)
 {
-	struct hak_stats s;
-	hak__stats_collect(&s);
-	struct hak_model *m = atomic_load(&hak__model_current);
-	struct hak_active_policy own = {m ? m->desc : NULL, NULL};
-	if (json)
-		return snprintf(buf, len,
-				"{\"policies\":{\"trim\":{\"name\":\"%s\",\"version\":\"%s\"},"
-				"\"superslab\":{\"name\":\"%s\",\"version\":\"%s\"},"
-				"\"ownership\":{\"name\":\"%s\",\"version\":\"%s\"}},"
-				"\"superslabs\":{\"mapped\":%llu,\"released\":%llu,\"live\":%llu,\"peak_live\":%llu,"
-				"\"size_bytes\":%llu,\"empty_kept\":%llu,"
-				"\"live_by_size\":{\"1048576\":%llu,\"2097152\":%llu}},"
-				"\"frees\":{\"local\":%llu,\"remote\":%llu},\"active_blocks\":%lld,"
-				"\"adoptions\":%llu,\"remote_drained\":%llu,"
-				"\"central\":{\"pops\":%llu,\"pushes\":%llu},"
-				"\"trim_passes\":%llu,\"bytes_purged\":%llu,"
-				"\"large\":{\"mapped\":%llu,\"released\":%llu,\"live\":%llu,\"cached\":%llu},"
-				"\"mappings\":%ld,\"peak_mappings\":%ld,\"map_budget\":%lu}\n",
-				pname(&hak__trim_policy), pver(&hak__trim_policy), pname(&hak__size_policy),
-				pver(&hak__size_policy), pname(&own), pver(&own),
-				(unsigned long long)s.ss_mapped, (unsigned long long)s.ss_released,
-				(unsigned long long)s.ss_live, (unsigned long long)s.ss_peak_live,
-				(unsigned long long)s.ss_size_bytes, (unsigned long long)s.ss_empty,
-				(unsigned long long)s.ss_live_1m, (unsigned long long)s.ss_live_2m,
-				(unsigned long long)s.frees_local, (unsigned long long)s.frees_remote,
-				(long long)s.active_blocks, (unsigned long long)s.adoptions,
-				(unsigned long long)s.remote_drained, (unsigned long long)s.central_pops,
-				(unsigned long long)s.central_pushes, (unsigned long long)s.trim_passes,
-				(unsigned long long)s.bytes_purged, (unsigned long long)s.large_mapped,
-				(unsigned long long)s.large_released, (unsigned long long)s.large_live,
-				(unsigned long long)s.large_cached, s.mappings, s.mappings_peak, s.map_budget);
-	char h1[32], h2[32];
-	uint64_t frees = s.frees_local + s.frees_remote;
-	return snprintf(buf, len,
-			"hakmem: policies     trim %s %s | superslab %s %s | ownership %s %s\n"
-			"hakmem: SuperSlabs   %10llu mapped %10llu released %6llu live %6llu peak  (%s new, %llu empty kept)\n"
-			"hakmem: live by size %10llu x 1 MiB %8llu x 2 MiB\n"
-			"hakmem: frees        %10llu local  %10llu remote   (%.1f%% remote)\n"
-			"hakmem: blocks       %10lld active %10llu adopted slabs %10llu drained remotely\n"
-			"hakmem: central (F)  %10llu pops   %10llu pushes\n"
-			"hakmem: trim         %10llu passes %10s purged\n"
-			"hakmem: large        %10llu mapped %10llu released %6llu live %6llu cached\n"
-			"hakmem: mappings     %10ld now    %10ld peak     (budget %lu)\n",
-			pname(&hak__trim_policy), pver(&hak__trim_policy), pname(&hak__size_policy),
-			pver(&hak__size_policy), pname(&own), pver(&own), (unsigned long long)s.ss_mapped,
-			(unsigned long long)s.ss_released, (unsigned long long)s.ss_live,
-			(unsigned long long)s.ss_peak_live, human(s.ss_size_bytes, h1, sizeof h1),
-			(unsigned long long)s.ss_empty, (unsigned long long)s.ss_live_1m,
-			(unsigned long long)s.ss_live_2m, (unsigned long long)s.frees_local,
-			(unsigned long long)s.frees_remote, frees ? 100.0 * (double)s.frees_remote / (double)frees : 0.0,
-			(long long)s.active_blocks, (unsigned long long)s.adoptions,
-			(unsigned long long)s.remote_drained, (unsigned long long)s.central_pops,
-			(unsigned long long)s.central_pushes, (unsigned long long)s.trim_passes,
-			human(s.bytes_purged, h2, sizeof h2), (unsigned long long)s.large_mapped,
-			(unsigned long long)s.large_released, (unsigned long long)s.large_live,
-			(unsigned long long)s.large_cached, s.mappings, s.mappings_peak, s.map_budget);
+	int64_t v[STAT_N];
+	collect(v);
+	struct hak_thread_sums t;
+	hak__threads_sum(&t);
+	struct out o = {buf, len, 0};
+	if (len)
+		buf[0] = '\0';
+	const char *group = "top";
+	if (json) {
+		put(&o, "{");
+		policy_json(&o, &t);
+		bool first = false;
+		for (unsigned i = 0; i < STAT_N; i++) {
+			const char *g = names[i].group;
+			bool top = !strcmp(g, "top");
+			if (strcmp(g, group)) {
+				if (strcmp(group, "top"))
+					put(&o, "}");
+				if (!top)
+					put(&o, ",\"%s\":{", g);
+				group = g;
+				first = true;
+			}
+			put(&o, "%s\"%s\":%lld", top || !first ? "," : "", names[i].key, (long long)v[i]);
+			first = false;
+		}
+		if (strcmp(group, "top"))
+			put(&o, "}");
+		put(&o, "}\n");
+	} else {
+		policy_table(&o, &t);
+		group = NULL;
+		for (unsigned i = 0; i < STAT_N; i++) {
+			if (!group || strcmp(group, names[i].group)) {
+				if (group)
+					put(&o, "\n");
+				put(&o, "hakmem: %-12s", strcmp(names[i].group, "top") ? names[i].group : "totals");
+				group = names[i].group;
+			}
+			put(&o, " %s %lld", names[i].key, (long long)v[i]);
+		}
+		put(&o, "\n");
+	}
+	return (int)o.used;
 }
 
 void hak__stats_fd(int fd, int json)
 {
 	int saved = errno;
-	char buf[2048];
+	char buf[8192];
 	int n = hak__stats_format(buf, sizeof buf, json);
 	if (n > (int)sizeof buf - 1)
 		n = (int)sizeof buf - 1;

@@ -456,19 +456,12 @@ static inline bool free_cached(void *p)
 	struct hak_slab *s = hak__slab_lookup_fast(p);
 	if (!s)
 		return false;
-	struct hak_thread *t = hak__tls;
-	void **b = p;
-	uintptr_t mark = hak__free_key ^ (uintptr_t)p;
-	if (hak_load_relaxed(&s->xowner) != hak__accept_real(t->accept) || !hak__block_is_aligned(s, p) ||
-	    (uintptr_t)b[1] == mark)
+	struct hak_tcache *tc = (struct hak_tcache *)((char *)hak__tls + s->tc_off);
+	uintptr_t mark = hak__block_mark(p);
+	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || !hak__block_is_aligned(s, p) ||
+	    ((uintptr_t *)p)[1] == mark || !hak__room_take(&tc->room))
 		return false;
-	struct hak_tcache *tc = (struct hak_tcache *)((char *)t + s->tc_off);
-	if (!hak__room_take(&tc->room))
-		return false;
-	b[0] = tc->head;
-	b[1] = (void *)mark;
-	tc->head = b;
-	t->local_frees++;
+	hak__tc_push_marked(tc, p, mark);
 	return true;
 }
 
@@ -650,7 +643,8 @@ static uint16_t saved_tc_off[1024 / 16 + 1];
 
 static void disguise(struct hak_thread *t)
 {
-	t->accept |= HAK_ACCEPT_TRACED;
+	for (unsigned c = 0; c < HAK_NCLASSES; c++)
+		t->cache[c].accept |= HAK_ACCEPT_TRACED;
 }
 
 void hak__trace_state_new(struct hak_thread *t)
@@ -907,23 +901,51 @@ static void out_stopped(void)
 }
 
 /* The main thread called pthread_exit and every other program thread has ended: only hakmem's
- * own threads keep the process alive. glibc ends a process whose last thread exits with
- * exit(0); the writer does that for it. */
+ * own threads (this writer, the policies' helpers, all named "hakmem-...") keep the process
+ * alive. glibc ends a process whose last thread exits with exit(0); the writer does that for it.
+ * No malloc here (no opendir): getdents64 into a stack buffer. */
 static bool only_hakmem_left(void)
 {
 	struct stat st;
-	if (stat("/proc/self/task", &st) != 0)
-		return false;
-	long threads = (long)st.st_nlink - 2; /* the main thread counts while it is a zombie */
-	long ours = 1 + hak_load_relaxed(&hak__helper_running);
-	if (threads > ours + 1)
-		return false;
+	if (stat("/proc/self/task", &st) != 0 || st.st_nlink > 2 + 8)
+		return false; /* the main thread counts while it is a zombie; many threads: not yet */
 	char path[64], buf[512];
 	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
 	size_t n = read_small(path, buf, sizeof buf - 1);
 	buf[n] = '\0';
 	const char *paren = strrchr(buf, ')');
-	return paren && paren[1] == ' ' && paren[2] == 'Z';
+	if (!paren || paren[1] != ' ' || paren[2] != 'Z')
+		return false;
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool only_ours = true;
+	char dents[2048];
+	long got;
+	while (only_ours && (got = syscall(SYS_getdents64, fd, dents, sizeof dents)) > 0) {
+		for (long off = 0; off < got;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(dents + off);
+			off += d->reclen;
+			if (d->name[0] == '.' || atoi(d->name) == getpid())
+				continue;
+			char comm[32];
+			snprintf(path, sizeof path, "/proc/self/task/%s/comm", d->name);
+			size_t len = read_small(path, comm, sizeof comm - 1);
+			comm[len] = '\0';
+			if (len && strncmp(comm, "hakmem-", 7) != 0) {
+				only_ours = false;
+				break;
+			}
+		}
+	}
+	close(fd);
+	return only_ours;
 }
 
 static void *writer_main(void *arg)

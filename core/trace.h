@@ -4,13 +4,13 @@
  *
  * Off costs nothing on the fast paths: they are not touched. On, every call misses them: the
  * constructor points malloc's size table (hak__tc_off_of_small) at a field that is always NULL,
- * so every small malloc finds an empty cache, and marks every thread state's `accept` with
+ * so every small malloc finds an empty cache, and marks every cache's `accept` with
  * HAK_ACCEPT_TRACED, a bit no slab owner has, so every free fails the owner test. The slow paths
- * then use the real caches (free_from unmasks accept) and call the hooks below. */
+ * then hand the call to trace.c, which uses the real caches (and free_from unmasks accept). */
 #ifndef HAK_TRACE_H
 #define HAK_TRACE_H
 
-#include "hakmem_internal.h"
+#include "alloc.h"
 
 /* Set in a thread state's accept while recording: no owner token has bit 63. */
 #define HAK_ACCEPT_TRACED ((uintptr_t)1 << 63)
@@ -26,6 +26,12 @@ HAK_HIDDEN extern _Atomic int hak__xtrace_on;
 HAK_INLINE bool hak__tracing(void)
 {
 	return unlikely(hak_load_relaxed(&hak__xtrace_on) != 0);
+}
+
+/* The accept a policy sets on a cache (services.c cache_accept), marked while recording. */
+HAK_INLINE uintptr_t hak__trace_accept(uintptr_t owner)
+{
+	return hak__tracing() ? owner | HAK_ACCEPT_TRACED : owner;
 }
 
 /* The constructor, after the configuration is read: starts recording into `path` (NULL or ""

@@ -39,6 +39,8 @@ struct central_class {
 
 struct central_state {
 	const struct hak_core_api *core;
+	hak_policy *self;       /* this policy's handle: slabs are acquired on its behalf */
+	int pops_id, pushes_id; /* its named counters */
 	unsigned nclasses;
 	struct central_class cls[];
 };
@@ -104,19 +106,9 @@ static void *queue_take(struct central_class *c)
 	return batch;
 }
 
-static struct hak_chain chain_of(void *head)
-{
-	struct hak_chain ch = {head, head, 1};
-	while (((void **)ch.tail)[0]) {
-		ch.tail = ((void **)ch.tail)[0];
-		ch.count++;
-	}
-	return ch;
-}
-
 /* ---- the class's slabs (class lock held) -------------------------------------------------- */
 
-static int carve(struct central_class *c, unsigned cls, unsigned n, struct hak_chain *ch)
+static int carve(struct central_state *st, struct central_class *c, unsigned cls, unsigned n, struct hak_chain *ch)
 {
 	for (;;) {
 		if (c->cur && core->slab_take(c->cur, n, ch))
@@ -134,7 +126,7 @@ static int carve(struct central_class *c, unsigned cls, unsigned n, struct hak_c
 			}
 			c->ring = hak_ring_next(core, c->ring);
 		}
-		if (!c->cur && !(c->cur = core->slab_acquire(cls, HAK_OWNER_ANY)))
+		if (!c->cur && !(c->cur = core->slab_acquire(st->self, cls, HAK_OWNER_ANY)))
 			return 12;
 	}
 }
@@ -144,17 +136,18 @@ static int carve(struct central_class *c, unsigned cls, unsigned n, struct hak_c
 static int central_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
 {
 	(void)tstate;
-	struct central_class *c = &((struct central_state *)state)->cls[cls];
+	struct central_state *st = state;
+	struct central_class *c = &st->cls[cls];
 	void *batch = queue_take(c);
 	if (batch) {
-		core->count(t, HAK_COUNT_CENTRAL_POPS, 1);
-		core->cache_fill(t, cls, chain_of(batch));
+		core->counter_add(t, st->pops_id, 1);
+		core->cache_fill(t, cls, hak_chain_of(batch));
 		return 0;
 	}
 	struct hak_chain ch;
 	unsigned n = core->refill_count(t, cls);
 	pthread_mutex_lock(&c->lock);
-	int err = carve(c, cls, n, &ch);
+	int err = carve(st, c, cls, n, &ch);
 	pthread_mutex_unlock(&c->lock);
 	if (!err)
 		core->cache_fill(t, cls, ch);
@@ -177,9 +170,10 @@ static void return_to_slabs(struct central_class *c, struct hak_chain chain)
 static void central_flush(void *state, hak_thread *t, void *tstate, unsigned cls, struct hak_chain chain)
 {
 	(void)tstate;
-	struct central_class *c = &((struct central_state *)state)->cls[cls];
+	struct central_state *st = state;
+	struct central_class *c = &st->cls[cls];
 	if (queue_put(c, chain.head)) {
-		core->count(t, HAK_COUNT_CENTRAL_PUSHES, 1);
+		core->counter_add(t, st->pushes_id, 1);
 		return;
 	}
 	pthread_mutex_lock(&c->lock); /* the queue is full: straight back to the slabs */
@@ -225,7 +219,7 @@ static void central_consolidate(void *state)
 			continue;
 		pthread_mutex_lock(&c->lock);
 		for (; batch; batch = queue_take(c))
-			return_to_slabs(c, chain_of(batch));
+			return_to_slabs(c, hak_chain_of(batch));
 		pthread_mutex_unlock(&c->lock);
 	}
 }
@@ -267,8 +261,8 @@ static void central_fork_child(void *state)
 	}
 }
 
-static int central_init(const struct hak_core_api *api, const struct hak_settings *settings, void **state,
-			char *err, size_t errlen)
+static int central_init(const struct hak_core_api *api, hak_policy *self, const struct hak_settings *settings,
+			void **state, char *err, size_t errlen)
 {
 	if (settings->count)
 		return hak_setting_unknown(&settings->items[0], "nothing", err, errlen);
@@ -281,6 +275,9 @@ static int central_init(const struct hak_core_api *api, const struct hak_setting
 	}
 	memset(st, 0, size);
 	st->core = api;
+	st->self = self;
+	st->pops_id = api->counter_register(self, "pops", HAK_COUNTER_COUNT, 1);     /* batches from a queue */
+	st->pushes_id = api->counter_register(self, "pushes", HAK_COUNTER_COUNT, 1); /* batches into one */
 	st->nclasses = n;
 	for (unsigned i = 0; i < n; i++) {
 		pthread_mutex_init(&st->cls[i].lock, NULL);
@@ -297,6 +294,7 @@ static void central_fini(void *state)
 }
 
 static const struct hak_ownership_ops central_ops = {
+	.size = sizeof(struct hak_ownership_ops),
 	.thread_state_size = 0,
 	.caches_any = 1,
 	.refill = central_refill,
@@ -304,15 +302,15 @@ static const struct hak_ownership_ops central_ops = {
 	.free_foreign = central_free_foreign,
 	.thread_exit = central_thread_exit,
 	.consolidate = central_consolidate,
-	.fork_child = central_fork_child,
-	.fork_prepare = central_fork_prepare,
-	.fork_parent = central_fork_parent,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_ownership_central) = {
-	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "central", "1.0.0",
+	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "central", "2.0.0",
 			     "Option F: no owner; per-class lock-free MPMC queues of batches, slabs carved under a class lock"),
 	.init = central_init,
 	.fini = central_fini,
-	.ownership = &central_ops,
+	.fork_prepare = central_fork_prepare,
+	.fork_parent = central_fork_parent,
+	.fork_child = central_fork_child,
+	.ops = &central_ops,
 };

@@ -21,6 +21,7 @@ struct tls_tstate {
 };
 
 static const struct hak_core_api *core;
+static hak_policy *self; /* this policy's handle: slabs are acquired and adopted on its behalf */
 
 /* ---- slow paths ---------------------------------------------------------------------------- */
 
@@ -29,9 +30,7 @@ static const struct hak_core_api *core;
 static int take_into_cache(hak_thread *t, hak_slab *s, unsigned cls, unsigned n)
 {
 	struct hak_chain ch;
-	unsigned drained = core->remote_drain(s);
-	if (drained)
-		core->count(t, HAK_COUNT_REMOTE_DRAINED, drained);
+	core->remote_drain(s); /* the core counts what it moves */
 	if (!core->slab_take(s, n, &ch))
 		return 0;
 	core->cache_fill(t, cls, ch);
@@ -68,13 +67,10 @@ static int tls_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
 			c->cur = NULL;
 		}
 		hak_slab *s = ring_find(c);
-		if (!s) {
-			s = core->slab_adopt(cls, me);
-			if (s)
-				core->count(t, HAK_COUNT_ADOPTIONS, 1);
-		}
 		if (!s)
-			s = core->slab_acquire(cls, me);
+			s = core->slab_adopt(self, cls, me);
+		if (!s)
+			s = core->slab_acquire(self, cls, me);
 		if (!s)
 			return 12; /* ENOMEM */
 		c->cur = s;
@@ -146,7 +142,7 @@ static void tls_thread_exit(void *state, hak_thread *t, void *tstate)
  * and give back those entirely free. The current slab of each class stays: refills use it. */
 static void tls_reclaim(void *state, hak_thread *t, void *tstate)
 {
-	(void)state;
+	(void)state, (void)t;
 	struct tls_tstate *ts = tstate;
 	unsigned n = core->class_count();
 	for (unsigned cls = 0; cls < n; cls++) {
@@ -157,7 +153,7 @@ static void tls_reclaim(void *state, hak_thread *t, void *tstate)
 			struct hak_slab_info info;
 			core->slab_get_info(s, &info);
 			if (info.remote_pending) {
-				core->count(t, HAK_COUNT_REMOTE_DRAINED, core->remote_drain(s));
+				core->remote_drain(s);
 				core->slab_get_info(s, &info);
 			}
 			if (info.used == 0) {
@@ -173,8 +169,8 @@ static void tls_reclaim(void *state, hak_thread *t, void *tstate)
 	}
 }
 
-static int tls_init(const struct hak_core_api *api, const struct hak_settings *settings, void **state,
-		    char *err, size_t errlen)
+static int tls_init(const struct hak_core_api *api, hak_policy *handle, const struct hak_settings *settings,
+		    void **state, char *err, size_t errlen)
 {
 	if (settings->count)
 		return hak_setting_unknown(&settings->items[0], "nothing", err, errlen);
@@ -183,11 +179,13 @@ static int tls_init(const struct hak_core_api *api, const struct hak_settings *s
 		return 22;
 	}
 	core = api;
+	self = handle;
 	*state = NULL;
 	return 0;
 }
 
 static const struct hak_ownership_ops tls_ops = {
+	.size = sizeof(struct hak_ownership_ops),
 	.thread_state_size = sizeof(struct tls_tstate),
 	.caches_any = 0,
 	.refill = tls_refill,
@@ -198,8 +196,8 @@ static const struct hak_ownership_ops tls_ops = {
 };
 
 HAK_POLICY_EXPORT(hak__builtin_ownership_tls) = {
-	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "tls", "1.1.0",
+	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "tls", "2.0.0",
 			     "Option G: thread-owned slabs, remote MPSC queues drained by the owner, adoption"),
 	.init = tls_init,
-	.ownership = &tls_ops,
+	.ops = &tls_ops,
 };

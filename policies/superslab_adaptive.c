@@ -12,18 +12,19 @@ struct adaptive_state {
 	unsigned long grow_after; /* live SuperSlabs before new ones are 2 MB */
 };
 
-static int adaptive_init(const struct hak_core_api *core, const struct hak_settings *settings, void **state,
-			 char *err, size_t errlen)
+static const struct hak_setting_spec adaptive_spec[] = {
+	{"grow_after", HAK_SETTING_UINT, 0, 1 << 20, offsetof(struct adaptive_state, grow_after), "4",
+	 "live SuperSlabs before new ones are 2 MB"},
+};
+
+static int adaptive_init(const struct hak_core_api *core, hak_policy *self, const struct hak_settings *settings,
+			 void **state, char *err, size_t errlen)
 {
+	(void)self;
 	struct adaptive_state st = {core, 4};
-	for (size_t i = 0; i < settings->count; i++) {
-		const struct hak_setting *it = &settings->items[i];
-		if (strcmp(it->key, "grow_after") != 0)
-			return hak_setting_unknown(it, "grow_after", err, errlen);
-		int e = hak_setting_uint(it, 0, 1u << 20, &st.grow_after, err, errlen);
-		if (e)
-			return e;
-	}
+	int e = hak_settings_parse(settings, adaptive_spec, 1, &st, err, errlen);
+	if (e)
+		return e;
 	struct adaptive_state *s = malloc(sizeof *s);
 	if (!s)
 		return 12;
@@ -46,13 +47,15 @@ static void adaptive_fini(void *state)
 }
 
 static const struct hak_superslab_ops adaptive_ops = {
+	.size = sizeof(struct hak_superslab_ops),
 	.lg_size_for = adaptive_lg_size_for,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_superslab_adaptive) = {
-	HAK_POLICY_DESC_INIT(HAK_POLICY_SUPERSLAB, "adaptive", "1.0.0",
+	HAK_POLICY_DESC_INIT(HAK_POLICY_SUPERSLAB, "adaptive", "2.0.0",
 			     "1 MB SuperSlabs for small heaps, 2 MB once grow_after are live"),
 	.init = adaptive_init,
 	.fini = adaptive_fini,
-	.superslab = &adaptive_ops,
+	.ops = &adaptive_ops,
+	HAK_SETTINGS_SPEC(adaptive_spec),
 };

@@ -1,22 +1,35 @@
 /* trim_eager.c: an empty SuperSlab goes back to the OS the moment it empties, and free units are
- * purged at the same time (`empty_reserve`, default 0, empty SuperSlabs may stay). The most
- * frugal setting, and the one that pays the most system calls under churn. */
+ * purged at the same time (`empty_reserve`, default 0, empty SuperSlabs may stay). Its passes
+ * (exited threads' slabs, cached large mappings) run from the program's own slow paths, at most
+ * every 10 ms; no helper thread. The most frugal setting, and the one that pays the most system
+ * calls under churn. */
 #include <hakmem_policy.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+struct eager_settings {
+	unsigned long empty_reserve;
+	struct hak_large_limits large;
+};
+
+static const struct hak_setting_spec eager_spec[] = {
+	{"empty_reserve", HAK_SETTING_UINT, 0, 1024, offsetof(struct eager_settings, empty_reserve), "0",
+	 "empty SuperSlabs kept mapped"},
+	HAK_LARGE_CACHE_SETTINGS(struct eager_settings, large),
+};
+
 struct eager_state {
 	const struct hak_core_api *core;
-	unsigned long empty_reserve;
+	struct eager_settings set;
 	_Atomic uint64_t last_pass_ns; /* ticks run a full pass at most every 10 ms */
 };
 
 static void eager_superslab_empty(void *state)
 {
 	struct eager_state *s = state;
-	s->core->release_empty((unsigned)s->empty_reserve);
-	s->core->purge_free(0);
+	s->core->release_empty((unsigned)s->set.empty_reserve, 0, ~0u);
+	s->core->purge(0, UINT64_MAX);
 }
 
 /* Slabs that threads left behind only empty through a pass: run one now and then. */
@@ -26,21 +39,31 @@ static void eager_tick(void *state)
 	uint64_t now = s->core->now_ns(), last = atomic_load(&s->last_pass_ns);
 	if (now - last < 10000000u || !atomic_compare_exchange_strong(&s->last_pass_ns, &last, now))
 		return;
-	s->core->trim_pass((unsigned)s->empty_reserve, 1);
+	s->core->trim_pass((unsigned)s->set.empty_reserve, HAK_TRIM_PURGE | HAK_TRIM_LARGE_AGE);
 }
 
-static int eager_init(const struct hak_core_api *core, const struct hak_settings *settings, void **state,
-		      char *err, size_t errlen)
+static int eager_out_of_memory(void *state, size_t bytes)
 {
-	struct eager_state st = {.core = core};
-	for (size_t i = 0; i < settings->count; i++) {
-		const struct hak_setting *it = &settings->items[i];
-		int e = strcmp(it->key, "empty_reserve")
-				? hak_setting_unknown(it, "empty_reserve", err, errlen)
-				: hak_setting_uint(it, 0, 1024, &st.empty_reserve, err, errlen);
-		if (e)
-			return e;
-	}
+	struct eager_state *s = state;
+	(void)bytes;
+	struct hak_trim_result r = s->core->trim_pass(0, HAK_TRIM_PURGE | HAK_TRIM_LARGE_ALL);
+	return r.superslabs_released || r.large_released || r.bytes_purged;
+}
+
+static void eager_start(void *state)
+{
+	struct eager_state *s = state;
+	s->core->large_limits(&s->set.large);
+}
+
+static int eager_init(const struct hak_core_api *core, hak_policy *self, const struct hak_settings *settings,
+		      void **state, char *err, size_t errlen)
+{
+	(void)self;
+	struct eager_state st = {.core = core, .set = {.empty_reserve = 0, .large = HAK_LARGE_LIMITS_DEFAULT}};
+	int e = hak_settings_parse(settings, eager_spec, sizeof eager_spec / sizeof eager_spec[0], &st.set, err, errlen);
+	if (e)
+		return e;
 	struct eager_state *s = malloc(sizeof *s);
 	if (!s)
 		return 12;
@@ -55,14 +78,18 @@ static void eager_fini(void *state)
 }
 
 static const struct hak_trim_ops eager_ops = {
+	.size = sizeof(struct hak_trim_ops),
 	.superslab_empty = eager_superslab_empty,
 	.tick = eager_tick,
+	.out_of_memory = eager_out_of_memory,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_trim_eager) = {
-	HAK_POLICY_DESC_INIT(HAK_POLICY_TRIM, "eager", "1.0.0",
+	HAK_POLICY_DESC_INIT(HAK_POLICY_TRIM, "eager", "2.0.0",
 			     "returns each SuperSlab the moment it empties and purges free units"),
 	.init = eager_init,
+	.start = eager_start,
 	.fini = eager_fini,
-	.trim = &eager_ops,
+	.ops = &eager_ops,
+	HAK_SETTINGS_SPEC(eager_spec),
 };

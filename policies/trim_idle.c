@@ -2,32 +2,52 @@
  * go back the moment they empty. A helper thread, started the first time a SuperSlab empties
  * or the allocator gets busy or a thread exits (the core ticks then; signals blocked), wakes
  * every `idle_ms` (default 100) while the allocator has been busy, and twice more once it goes
- * quiet, and runs a trim pass: retire the states exited threads left parked, drain what dead
- * threads left, return empty SuperSlabs beyond the reserve, and return what stayed free since
- * the previous pass (units are purged; empty SuperSlabs, reserve included, unmapped). While
- * it runs, the core parks exited threads' states for their successors.
- * After fork() it is restarted only when the child empties a SuperSlab or gets busy. */
+ * quiet, and runs the core's composite trim pass: retire the states exited threads left parked,
+ * drain what dead threads left, return empty SuperSlabs beyond the reserve, and return what
+ * stayed free since the previous pass (units are purged; empty SuperSlabs, reserve included,
+ * unmapped; cached large mappings unmapped). While the helper runs, exited threads' states are
+ * parked for their successors (set_parking). After fork() it is restarted only when the child
+ * empties a SuperSlab or gets busy. Out of memory: everything that can go back goes back. */
 #include <hakmem_policy.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-struct idle_state {
-	const struct hak_core_api *core;
+#define PARK_STATES 8 /* exited threads' states kept for successors */
+#define PARK_UNITS 64 /* 4 MB of slabs each at most */
+
+struct idle_settings {
 	unsigned long idle_ms;       /* pass interval */
 	unsigned long empty_reserve; /* empty SuperSlabs kept mapped */
-	_Atomic int started;         /* helper thread running */
-	_Atomic unsigned long work;  /* bumped by the allocator when a pass may help */
+	struct hak_large_limits large;
 };
+
+static const struct hak_setting_spec idle_spec[] = {
+	{"idle_ms", HAK_SETTING_UINT, 1, 60000, offsetof(struct idle_settings, idle_ms), "100",
+	 "milliseconds between the helper's trim passes while the allocator is busy"},
+	{"empty_reserve", HAK_SETTING_UINT, 0, 1024, offsetof(struct idle_settings, empty_reserve), "2",
+	 "empty SuperSlabs kept mapped while the allocator draws on them"},
+	HAK_LARGE_CACHE_SETTINGS(struct idle_settings, large),
+};
+
+struct idle_state {
+	const struct hak_core_api *core;
+	struct idle_settings set;
+	_Atomic int started;        /* helper thread running */
+	_Atomic int stopping;       /* stop ran: the helper ends at its next wake */
+	_Atomic unsigned long work; /* bumped by the allocator when a pass may help */
+};
+
+static struct idle_state builtin_state; /* with no settings: the built-in runs inside the first malloc */
 
 static void *idle_loop(void *arg)
 {
 	struct idle_state *s = arg;
-	struct timespec ts = {(time_t)(s->idle_ms / 1000), (long)(s->idle_ms % 1000) * 1000000L};
+	struct timespec ts = {(time_t)(s->set.idle_ms / 1000), (long)(s->set.idle_ms % 1000) * 1000000L};
 	unsigned long seen = 0;
 	unsigned quiet = 0;
-	for (;;) {
+	while (!atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
 		nanosleep(&ts, NULL);
 		unsigned long w = atomic_load_explicit(&s->work, memory_order_relaxed);
 		if (w != seen)
@@ -37,23 +57,26 @@ static void *idle_loop(void *arg)
 		seen = w;
 		/* Two passes after the last activity: the first marks what is free, the second
 		 * gives back what stayed free (aged units, an unused empty reserve). */
-		s->core->trim_pass((unsigned)s->empty_reserve, 1);
+		s->core->trim_pass((unsigned)s->set.empty_reserve, HAK_TRIM_PURGE | HAK_TRIM_LARGE_AGE);
 	}
+	atomic_store(&s->started, 0);
 	return NULL;
 }
 
-static void idle_start(struct idle_state *s)
+static void idle_start_helper(struct idle_state *s)
 {
 	int expect = 0;
-	if (atomic_load_explicit(&s->started, memory_order_relaxed) ||
+	if (atomic_load_explicit(&s->started, memory_order_relaxed) || atomic_load(&s->stopping) ||
 	    !atomic_compare_exchange_strong(&s->started, &expect, 1))
 		return;
 	int err = s->core->spawn_helper(idle_loop, s);
 	if (err) {
 		/* No thread (limits): trim inline instead, from the slow paths. */
 		atomic_store(&s->started, 0);
-		s->core->trim_pass((unsigned)s->empty_reserve, 1);
+		s->core->trim_pass((unsigned)s->set.empty_reserve, HAK_TRIM_PURGE | HAK_TRIM_LARGE_AGE);
+		return;
 	}
+	s->core->set_parking(PARK_STATES, PARK_UNITS); /* its passes retire what waits too long */
 }
 
 /* Empty SuperSlabs beyond the reserve go back at once (the reserve absorbs churn); what
@@ -62,10 +85,10 @@ static void idle_superslab_empty(void *state)
 {
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
-	if (s->core->empty_count() > s->empty_reserve)
-		s->core->release_empty((unsigned)s->empty_reserve);
+	if (s->core->empty_count() > s->set.empty_reserve)
+		s->core->release_empty((unsigned)s->set.empty_reserve, 0, ~0u);
 	if (!atomic_load(&s->started))
-		idle_start(s);
+		idle_start_helper(s);
 }
 
 /* The allocator is busy (a thread passed 256 slow paths, or one exited and its state may be
@@ -76,32 +99,46 @@ static void idle_tick(void *state)
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
 	if (!atomic_load_explicit(&s->started, memory_order_relaxed))
-		idle_start(s);
+		idle_start_helper(s);
+}
+
+static int idle_out_of_memory(void *state, size_t bytes)
+{
+	struct idle_state *s = state;
+	(void)bytes;
+	struct hak_trim_result r = s->core->trim_pass(0, HAK_TRIM_PURGE | HAK_TRIM_LARGE_ALL);
+	return r.superslabs_released || r.large_released || r.bytes_purged;
+}
+
+static void idle_start(void *state)
+{
+	struct idle_state *s = state;
+	s->core->large_limits(&s->set.large);
+}
+
+static void idle_stop(void *state)
+{
+	struct idle_state *s = state;
+	atomic_store(&s->stopping, 1);
+	s->core->set_parking(0, 0); /* nothing would retire them now */
 }
 
 static void idle_fork_child(void *state)
 {
 	struct idle_state *s = state;
 	atomic_store(&s->started, 0); /* the thread did not survive fork */
+	s->core->set_parking(0, 0);   /* until the child's own helper runs */
 }
 
-static int idle_init(const struct hak_core_api *core, const struct hak_settings *settings, void **state,
-		     char *err, size_t errlen)
+static int idle_init(const struct hak_core_api *core, hak_policy *self, const struct hak_settings *settings,
+		     void **state, char *err, size_t errlen)
 {
-	static struct idle_state builtin_state; /* the built-in runs inside the first malloc */
-	struct idle_state st = {.core = core, .idle_ms = 100, .empty_reserve = 2};
-	for (size_t i = 0; i < settings->count; i++) {
-		const struct hak_setting *it = &settings->items[i];
-		int e;
-		if (!strcmp(it->key, "idle_ms"))
-			e = hak_setting_uint(it, 1, 60000, &st.idle_ms, err, errlen);
-		else if (!strcmp(it->key, "empty_reserve"))
-			e = hak_setting_uint(it, 0, 1024, &st.empty_reserve, err, errlen);
-		else
-			e = hak_setting_unknown(it, "idle_ms, empty_reserve", err, errlen);
-		if (e)
-			return e;
-	}
+	(void)self;
+	struct idle_state st = {.core = core,
+				.set = {.idle_ms = 100, .empty_reserve = 2, .large = HAK_LARGE_LIMITS_DEFAULT}};
+	int e = hak_settings_parse(settings, idle_spec, sizeof idle_spec / sizeof idle_spec[0], &st.set, err, errlen);
+	if (e)
+		return e;
 	struct idle_state *s = settings->count ? malloc(sizeof *s) : &builtin_state;
 	if (!s)
 		return 12;
@@ -110,15 +147,27 @@ static int idle_init(const struct hak_core_api *core, const struct hak_settings 
 	return 0;
 }
 
+static void idle_fini(void *state)
+{
+	if (state != &builtin_state)
+		free(state);
+}
+
 static const struct hak_trim_ops idle_ops = {
+	.size = sizeof(struct hak_trim_ops),
 	.superslab_empty = idle_superslab_empty,
 	.tick = idle_tick,
-	.fork_child = idle_fork_child,
+	.out_of_memory = idle_out_of_memory,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_trim_idle) = {
-	HAK_POLICY_DESC_INIT(HAK_POLICY_TRIM, "idle", "1.0.0",
+	HAK_POLICY_DESC_INIT(HAK_POLICY_TRIM, "idle", "2.0.0",
 			     "helper thread trims every idle_ms while busy; keeps empty_reserve empty SuperSlabs"),
 	.init = idle_init,
-	.trim = &idle_ops,
+	.start = idle_start,
+	.stop = idle_stop,
+	.fini = idle_fini,
+	.fork_child = idle_fork_child,
+	.ops = &idle_ops,
+	HAK_SETTINGS_SPEC(idle_spec),
 };

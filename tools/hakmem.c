@@ -20,7 +20,7 @@ static const char usage_text[] =
 	"       hakmem record [-o TRACE] [-c FILE] [--lib PATH] [--] PROGRAM [ARGS...]\n"
 	"       hakmem replay TRACE [--config FILE.ini]... [--alloc NAME|PATH.so]... [--runs N]\n"
 	"                     [--timed] [--out DIR]\n"
-	"       hakmem policies [DIR]\n"
+	"       hakmem policies [--keys] [DIR]\n"
 	"       hakmem check [FILE]\n"
 	"       hakmem --help | --version\n";
 
@@ -59,9 +59,10 @@ static void help(void)
 	       "  NAME is glibc, mimalloc, jemalloc or tcmalloc; --config FILE.ini is hakmem with that\n"
 	       "  file. Without either: glibc and hakmem as configured now. --help lists the rest.\n"
 	       "\n"
-	       "hakmem policies [DIR]\n"
+	       "hakmem policies [--keys] [DIR]\n"
 	       "  Lists the policy plugins (<kind>_<name>.so) of DIR with kind, name, version and the\n"
 	       "  summary each plugin carries, after the checks the loader makes (refused ones say why).\n"
+	       "  --keys also lists the INI keys each plugin declares, with type, range and default.\n"
 	       "  DIR defaults to the policy_dir of -c FILE, else the installed folder beside this\n"
 	       "  command (<bin>/%s), else <bin>/../policies in a build folder,\n"
 	       "  else %s. Exit status 1 when a plugin is refused.\n"
@@ -377,12 +378,15 @@ int main(int argc, char **argv)
 		bool check = argv[i][0] == 'c';
 		if (stats || lib)
 			return usage_error("--stats and --lib are for running a program, not for '%s'", argv[i]);
+		bool keys = !check && argc - i >= 2 && !strcmp(argv[i + 1], "--keys");
+		if (keys)
+			i++;
 		if (argc - i > 2)
 			return usage_error("too many arguments to '%s'", argv[i]);
 		const char *arg = argc - i == 2 ? argv[i + 1] : NULL;
 		if (check)
 			return hak__tool_check(arg ? arg : config);
-		return hak__tool_policies(arg, config);
+		return hak__tool_policies(arg, config, keys);
 	}
 	return launch(argv + i, config, stats, lib);
 }

@@ -11,13 +11,17 @@
 #include <time.h>
 
 #include "config.h"
-#include "hakmem_internal.h" /* the size classes only: hak__classes, hak__size_classes_init */
+#include "core_services.h"
 #include "hakmem_tool.h"
 #include "loader.h"
+#include "policy.h" /* scratch policy records: the handle each init gets */
+#include "policy_call.h"
+#include "size_class.h" /* the real size classes for the plugins' init */
 
 /* ---- Inert core services ------------------------------------------------------------------ */
 /* What a plugin's init may ask about (classes, clock, logging) is real; everything that would
- * touch memory or start something answers "nothing", and spawn_helper refuses. */
+ * touch memory or start something answers "nothing", and spawn_helper refuses. Built from the
+ * core's own list of services, so a service added to the ABI must be added here too. */
 
 static uint64_t inert_now_ns(void)
 {
@@ -25,81 +29,75 @@ static uint64_t inert_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+#define inert_log hak__log
 static unsigned inert_class_count(void) { return HAK_NCLASSES; }
 static size_t inert_class_block_size(unsigned cls) { return cls < HAK_NCLASSES ? hak__classes[cls].block_size : 0; }
 static unsigned inert_class_batch(unsigned cls) { return cls < HAK_NCLASSES ? hak__classes[cls].batch : 0; }
+static int inert_counter_register(hak_policy *self, const char *name, enum hak_counter_type type, unsigned n)
+{
+	(void)self, (void)name, (void)type, (void)n;
+	return -1;
+}
+static void inert_counter_add(hak_thread *t, int id, uint64_t n) { (void)t, (void)id, (void)n; }
+static void inert_counter_set(int id, int64_t v) { (void)id, (void)v; }
+static int inert_spawn_helper(void *(*fn)(void *), void *arg) { (void)fn, (void)arg; return EPERM; }
 static uintptr_t inert_thread_token(hak_thread *t) { (void)t; return HAK_OWNER_NONE; }
-static void *inert_thread_policy_state(hak_thread *t, enum hak_policy_kind k) { (void)t; (void)k; return NULL; }
-static hak_slab *inert_slab_acquire(unsigned cls, uintptr_t owner) { (void)cls; (void)owner; return NULL; }
+static unsigned inert_refill_count(hak_thread *t, unsigned cls) { (void)t; return inert_class_batch(cls); }
+static void inert_cache_fill(hak_thread *t, unsigned cls, struct hak_chain c) { (void)t, (void)cls, (void)c; }
+static void inert_cache_accept(hak_thread *t, unsigned cls, uintptr_t o) { (void)t, (void)cls, (void)o; }
+static void inert_class_local_frees(uint64_t *out, unsigned n) { memset(out, 0, n * sizeof *out); }
+static hak_slab *inert_slab_acquire(hak_policy *p, unsigned cls, uintptr_t o) { (void)p, (void)cls, (void)o; return NULL; }
+#define inert_slab_adopt inert_slab_acquire
 static void inert_slab(hak_slab *s) { (void)s; }
-static hak_slab *inert_slab_of(const void *block) { (void)block; return NULL; }
+#define inert_slab_release inert_slab
+#define inert_slab_abandon inert_slab
 static unsigned inert_slab_take(hak_slab *s, unsigned max, struct hak_chain *out)
 {
-	(void)s; (void)max;
+	(void)s, (void)max;
 	*out = (struct hak_chain){0};
 	return 0;
 }
-static void inert_chain_return(struct hak_chain c, void (*fn)(void *, hak_slab *), void *ctx)
-{
-	(void)c; (void)fn; (void)ctx;
-}
+static void inert_chain_return(struct hak_chain c, void (*fn)(void *, hak_slab *), void *ctx) { (void)c, (void)fn, (void)ctx; }
 static void inert_slab_get_info(const hak_slab *s, struct hak_slab_info *out) { (void)s; *out = (struct hak_slab_info){0}; }
-static int inert_slab_claim(hak_slab *s, uintptr_t e, uintptr_t o) { (void)s; (void)e; (void)o; return 0; }
 static void **inert_slab_policy_links(hak_slab *s)
 {
 	static void *links[2];
 	(void)s;
 	return links;
 }
-static void inert_remote_push(hak_slab *s, void *b) { (void)s; (void)b; }
+static hak_slab *inert_slab_of(const void *b) { (void)b; return NULL; }
+static void inert_remote_push(hak_slab *s, void *b) { (void)s, (void)b; }
 static unsigned inert_remote_drain(hak_slab *s) { (void)s; return 0; }
-static hak_slab *inert_slab_adopt(unsigned cls, uintptr_t o) { (void)cls; (void)o; return NULL; }
-static void inert_cache_fill(hak_thread *t, unsigned cls, struct hak_chain c) { (void)t; (void)cls; (void)c; }
-static void inert_count(hak_thread *t, enum hak_counter w, uint64_t n) { (void)t; (void)w; (void)n; }
-static unsigned inert_release_empty(unsigned keep) { (void)keep; return 0; }
-static uint64_t inert_purge_free(int aged_only) { (void)aged_only; return 0; }
-static struct hak_trim_result inert_trim_pass(unsigned keep, int purge)
-{
-	(void)keep; (void)purge;
-	return (struct hak_trim_result){0, 0};
-}
 static unsigned inert_zero(void) { return 0; }
-static int inert_spawn_helper(void *(*fn)(void *), void *arg) { (void)fn; (void)arg; return EPERM; }
-static unsigned inert_refill_count(hak_thread *t, unsigned cls) { (void)t; return inert_class_batch(cls); }
+#define inert_reap_parked inert_zero
+#define inert_collect_abandoned inert_zero
+#define inert_reclaim_threads inert_zero
+#define inert_empty_count inert_zero
+#define inert_live_superslabs inert_zero
+static void inert_nothing(void) {}
+#define inert_consolidate inert_nothing
+#define inert_request_cache_flush inert_nothing
+static unsigned inert_release_empty(unsigned f, uint64_t m, unsigned x) { (void)f, (void)m, (void)x; return 0; }
+static uint64_t inert_purge(uint64_t m, uint64_t x) { (void)m, (void)x; return 0; }
+static unsigned inert_large_release(uint64_t m, uint64_t k) { (void)m, (void)k; return 0; }
+static void inert_large_limits(const struct hak_large_limits *l) { (void)l; }
+static void inert_set_parking(unsigned s, unsigned u) { (void)s, (void)u; }
+static void inert_heap_facts(struct hak_heap_facts *out)
+{
+	size_t size = out->size;
+	memset(out, 0, size < sizeof *out ? size : sizeof *out);
+	out->size = size;
+}
+static void inert_free_runs_each(void (*fn)(void *, const struct hak_free_run *), void *ctx) { (void)fn, (void)ctx; }
+static uint64_t inert_process_rss(void) { return 0; }
+static struct hak_trim_result inert_trim_pass(unsigned keep, unsigned flags)
+{
+	(void)keep, (void)flags;
+	return (struct hak_trim_result){0, 0, 0};
+}
 
-static const struct hak_core_api inert_core = {
-	.abi_major = HAK_POLICY_ABI_MAJOR,
-	.abi_minor = HAK_POLICY_ABI_MINOR,
-	.size = sizeof(struct hak_core_api),
-	.log = hak__log,
-	.now_ns = inert_now_ns,
-	.class_count = inert_class_count,
-	.class_block_size = inert_class_block_size,
-	.class_batch = inert_class_batch,
-	.thread_token = inert_thread_token,
-	.thread_policy_state = inert_thread_policy_state,
-	.slab_acquire = inert_slab_acquire,
-	.slab_release = inert_slab,
-	.slab_of = inert_slab_of,
-	.slab_take = inert_slab_take,
-	.chain_return = inert_chain_return,
-	.slab_get_info = inert_slab_get_info,
-	.slab_claim = inert_slab_claim,
-	.slab_policy_links = inert_slab_policy_links,
-	.remote_push = inert_remote_push,
-	.remote_drain = inert_remote_drain,
-	.slab_abandon = inert_slab,
-	.slab_adopt = inert_slab_adopt,
-	.cache_fill = inert_cache_fill,
-	.count = inert_count,
-	.release_empty = inert_release_empty,
-	.purge_free = inert_purge_free,
-	.trim_pass = inert_trim_pass,
-	.empty_count = inert_zero,
-	.live_superslabs = inert_zero,
-	.spawn_helper = inert_spawn_helper,
-	.refill_count = inert_refill_count,
-};
+#define INERT(name) .name = inert_##name,
+static const struct hak_core_api inert_core = {HAK_CORE_API_HEADER, HAK_CORE_SERVICES(INERT)};
 
 /* ---- Printing ------------------------------------------------------------------------------- */
 
@@ -205,10 +203,13 @@ int hak__tool_check(const char *file)
 	/* The start-up order (startup.c), so the lines come out as a program would print them. */
 	static const uint32_t order[] = {HAK_POLICY_SUPERSLAB, HAK_POLICY_TRIM, HAK_POLICY_OWNERSHIP};
 	struct hak_policy_instance inst[HAK_KIND_COUNT];
+	static struct hak_policy scratch[HAK_KIND_COUNT]; /* the handles the plugins' init get */
 	bool replaced = false;
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
 		struct hak_policy_instance *in = &inst[order[i] - 1];
-		if (hak__policy_activate(order[i], &cfg, &inert_core, hak__builtin_desc(order[i]), in) != 0)
+		scratch[order[i] - 1].kind = order[i];
+		if (hak__policy_activate(order[i], &cfg, &inert_core, hak__builtin_desc(order[i]), false,
+					 &scratch[order[i] - 1], in) != 0)
 			in->desc = NULL;
 		replaced |= !in->desc || in->fallback;
 	}
@@ -231,8 +232,8 @@ int hak__tool_check(const char *file)
 		print_policy(&cfg, kind, &inst[kind - 1]);
 
 	for (int k = 0; k < HAK_KIND_COUNT; k++)
-		if (inst[k].desc && inst[k].desc->fini)
-			inst[k].desc->fini(inst[k].state);
+		if (inst[k].desc)
+			hak__pcall_fini(inst[k].desc, inst[k].state);
 	bool failed = unusable || cfg.diagnostics || replaced;
 	hak__config_free(&cfg);
 	return failed ? HAK_TOOL_FAILED : HAK_TOOL_OK;

@@ -19,7 +19,29 @@ struct row {
 	char text[240]; /* the summary, or why the plugin is refused; control bytes made '?' */
 	bool refused;
 	bool builtin; /* same name as the kind's built-in: the compiled-in copy is what runs */
+	char keys[2048]; /* its settings spec, one indented line per key ("" when it declares none) */
 };
+
+static const char *const type_words[] = {"integer", "integer", "size", "on|off", "percent"};
+
+/* The spec rows as text, copied while the plugin is open. */
+static void format_keys(char *out, size_t size, const struct hak_setting_spec *spec, size_t n)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n && used + 1 < size; i++) {
+		const struct hak_setting_spec *k = &spec[i];
+		char key[48], help[160], def[24], range[48] = "";
+		if (k->type != HAK_SETTING_BOOL)
+			snprintf(range, sizeof range, " %lld..%lld", k->lo, k->hi);
+		int w = snprintf(out + used, size - used, "    %-20s %s%s, default %s: %s\n",
+				 hak__log_quote(key, sizeof key, k->key ? k->key : "?", false),
+				 (unsigned)k->type < 5 ? type_words[k->type] : "?", range,
+				 hak__log_quote(def, sizeof def, k->def ? k->def : "-", false),
+				 hak__log_quote(help, sizeof help, k->help ? k->help : "", false));
+		used += w > 0 ? (size_t)w : 0;
+	}
+}
 
 struct listing {
 	struct row *rows;
@@ -53,6 +75,7 @@ static void collect(void *ctx, const struct hak_policy_info *info)
 	} else {
 		hak__log_quote(r->version, sizeof r->version, info->version ? info->version : "?", false);
 		hak__log_quote(r->text, sizeof r->text, info->summary ? info->summary : "", false);
+		format_keys(r->keys, sizeof r->keys, info->spec, info->nspec);
 	}
 }
 
@@ -73,7 +96,7 @@ static bool default_dir(const char *config, char *buf, size_t size)
 	return true;
 }
 
-int hak__tool_policies(const char *dir, const char *config)
+int hak__tool_policies(const char *dir, const char *config, bool keys)
 {
 	char folder[PATH_MAX];
 	if (!dir) {
@@ -113,6 +136,8 @@ int hak__tool_policies(const char *dir, const char *config)
 		char name[sizeof r->name + 2];
 		snprintf(name, sizeof name, "%s%s", r->name, r->builtin ? "*" : "");
 		printf("%-*s  %-*s  %-*s  %s\n", wk, r->kind, wn, name, wv, r->version, r->text);
+		if (keys)
+			printf("%s", r->keys[0] ? r->keys : r->refused ? "" : "    (no keys declared)\n");
 		refused += r->refused;
 		builtins += r->builtin;
 	}

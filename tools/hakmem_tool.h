@@ -43,8 +43,9 @@ bool hak__tool_exe_dir(char *buf, size_t size);
  * existing folder (want_dir) or readable file. */
 bool hak__tool_near_exe(const char *rel, bool want_dir, char *buf, size_t size);
 
-/* hakmem policies [DIR]; config is -c FILE or NULL. Returns HAK_TOOL_*. */
-int hak__tool_policies(const char *dir, const char *config);
+/* hakmem policies [--keys] [DIR]; config is -c FILE or NULL; keys: list each plugin's keys.
+ * Returns HAK_TOOL_*. */
+int hak__tool_policies(const char *dir, const char *config, bool keys);
 
 /* hakmem check [FILE]; NULL checks the file the library would read. Returns HAK_TOOL_*. */
 int hak__tool_check(const char *file);

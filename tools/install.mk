@@ -67,7 +67,8 @@ $(CORE_OBJ): $(HAK_PATHS_STAMP)
 # size_class.c gives plugins the real size classes when `hakmem check` calls their init.
 HAK_TOOL := $(BUILD)/bin/hakmem
 HAK_TOOL_SRC := tools/hakmem.c $(wildcard tools/hakmem_*.c)
-HAK_TOOL_CORE := core/config.c core/loader.c core/log.c core/size_class.c core/builtin.c \
+HAK_TOOL_CORE := core/config.c core/trusted_dir.c core/loader.c core/elf_check.c core/log.c core/size_class.c \
+                core/kinds.c \
                  $(patsubst %,policies/%.c,$(BUILTIN_POLICIES))
 
 # `hakmem replay`'s replayer (tools/replayer.c): the program preloaded with each allocator under

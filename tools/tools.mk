@@ -2,10 +2,19 @@
 # reference generator behind `make docs` (and `make docs-check`, run by `make test`).
 TOOLS_DIR := $(BUILD)/tools
 
-$(TOOLS_DIR)/config-doc: tools/config_doc.c core/config.c core/log.c core/config.h | $(BUILD)/.deps
+# The configuration parser and the kinds table (which names the built-in policies, compiled in).
+TOOLS_CORE := core/config.c core/trusted_dir.c core/log.c core/kinds.c $(patsubst %,policies/%.c,$(BUILTIN_POLICIES))
+
+$(TOOLS_DIR)/config-doc: tools/config_doc.c $(TOOLS_CORE) $(wildcard core/*.h include/*.h) | $(BUILD)/.deps
 	@mkdir -p $(TOOLS_DIR)
-	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Icore -DHAK_PLUGIN_DIR='"$(PLUGIN_DIR)"' \
-		-o $@ tools/config_doc.c core/config.c core/log.c -linih
+	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Icore -DHAK_BUILTIN -DHAK_PLUGIN_DIR='"$(PLUGIN_DIR)"' \
+		-o $@ tools/config_doc.c $(TOOLS_CORE) -linih
+
+# The keys of the stats JSON, from the one list that declares them (core/stats.h): the e2e
+# stats test checks every one of them is printed.
+$(TOOLS_DIR)/stats-keys: tools/stats_keys.c core/stats.h | $(BUILD)/.deps
+	@mkdir -p $(TOOLS_DIR)
+	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Icore -o $@ tools/stats_keys.c
 
 .PHONY: docs docs-check
 docs: $(TOOLS_DIR)/config-doc

@@ -305,6 +305,79 @@ static void test_realloc(void)
     free(p);
 }
 
+/* ---- errno and alignment, glibc's semantics (2.36): for every power-of-two alignment up to
+ * 2^63 a request that cannot be served is NULL with errno ENOMEM (posix_memalign: returns ENOMEM
+ * and leaves errno == ENOMEM); EINVAL only for an alignment above SIZE_MAX / 2 + 1 (memalign,
+ * aligned_alloc) or, for posix_memalign, one that is not a power-of-two multiple of
+ * sizeof(void *), with errno untouched. ---- */
+static void test_alignment_errno(void)
+{
+    /* Sizes no alignment can serve, and, for the alignments no address space holds (2^48 and
+     * up, beyond any user address range), small sizes too. */
+    const size_t sizes[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX / 2 + 1, SIZE_MAX / 2, (size_t)PTRDIFF_MAX - 4096,
+                             (size_t)1 << 62, (size_t)1 << 56, ((size_t)1 << 48) + 1 };
+    const size_t small[] = { 0, 1, 64, 4096 };
+    for (int k = 0; k < 64; k++) {
+        size_t a = opaque((size_t)1 << k);
+        for (int pass = 0; pass < 2; pass++) {
+            const size_t *v = pass ? small : sizes;
+            size_t nv = pass ? sizeof small / sizeof small[0] : sizeof sizes / sizeof sizes[0];
+            if (pass && k < 48)
+                break;
+            for (size_t i = 0; i < nv; i++) {
+                size_t s = opaque(v[i]);
+                EXPECT_ENOMEM(memalign(a, s), "memalign(2^%d, %#zx)", k, s);
+                EXPECT_ENOMEM(aligned_alloc(a, s), "aligned_alloc(2^%d, %#zx)", k, s);
+                if (a < sizeof(void *))
+                    continue;
+                void *mp = (void *)0x2468;
+                errno = EDOM;
+                int rc = posix_memalign(&mp, a, s);
+                int e = errno;
+                CHECK(rc == ENOMEM, "posix_memalign(2^%d, %#zx) returned %d (%s), want ENOMEM", k, s, rc,
+                      strerror(rc));
+                CHECK(e == ENOMEM, "posix_memalign(2^%d, %#zx) failed with ENOMEM but left errno %d (%s), "
+                      "want ENOMEM (as glibc)", k, s, e, strerror(e));
+                CHECK(mp == (void *)0x2468, "posix_memalign(2^%d, %#zx) failed but changed *memptr", k, s);
+            }
+        }
+    }
+    /* Not a power of two: memalign and aligned_alloc round up to the next one (so just above 2^62
+     * means 2^63: ENOMEM); above SIZE_MAX / 2 + 1 nothing rounds: EINVAL. */
+    const size_t odd_nomem[] = { 3, 24, 100, 3 * 4096, ((size_t)1 << 62) + 1, SIZE_MAX / 2 };
+    for (size_t i = 0; i < sizeof odd_nomem / sizeof odd_nomem[0]; i++) {
+        size_t a = opaque(odd_nomem[i]);
+        EXPECT_ENOMEM(memalign(a, opaque(SIZE_MAX)), "memalign(%#zx, SIZE_MAX)", a);
+        EXPECT_ENOMEM(aligned_alloc(a, opaque(SIZE_MAX / 2)), "aligned_alloc(%#zx, SIZE_MAX / 2)", a);
+    }
+    const size_t inval[] = { SIZE_MAX / 2 + 2, ((size_t)1 << 63) | 4096, SIZE_MAX };
+    for (size_t i = 0; i < sizeof inval / sizeof inval[0]; i++) {
+        size_t a = opaque(inval[i]);
+        for (size_t s = 0; s < 3; s++) {
+            size_t n = opaque(s == 0 ? 1 : s == 1 ? 4096 : SIZE_MAX);
+            errno = 0;
+            void *p = memalign(a, n);
+            CHECK(!p && errno == EINVAL, "memalign(%#zx, %#zx): %p errno %d (%s), want NULL EINVAL", a, n, p, errno,
+                  strerror(errno));
+            errno = 0;
+            p = aligned_alloc(a, n);
+            CHECK(!p && errno == EINVAL, "aligned_alloc(%#zx, %#zx): %p errno %d (%s), want NULL EINVAL", a, n, p,
+                  errno, strerror(errno));
+            void *mp = (void *)0x2468;
+            errno = EDOM;
+            int rc = posix_memalign(&mp, a, n);
+            CHECK(rc == EINVAL && errno == EDOM && mp == (void *)0x2468,
+                  "posix_memalign(%#zx, %#zx) returned %d errno %d (%s), want EINVAL with errno and *memptr untouched",
+                  a, n, rc, errno, strerror(errno));
+        }
+    }
+    /* A success leaves errno alone. */
+    void *mp = NULL;
+    errno = EDOM;
+    CHECK(posix_memalign(&mp, 64, 100) == 0 && mp && errno == EDOM, "posix_memalign(64, 100) succeeded but changed errno");
+    free(mp);
+}
+
 /* ---- posix_memalign, aligned_alloc, memalign, valloc, pvalloc ---- */
 static void test_posix_memalign(void)
 {
@@ -674,6 +747,7 @@ int main(void)
     test_calloc();
     test_realloc();
     test_posix_memalign();
+    test_alignment_errno();
     test_aligned_family();
     test_free_errno();
     test_extensions();

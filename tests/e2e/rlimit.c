@@ -55,9 +55,14 @@ static void every_entry_point_fails(size_t n, unsigned char *small)
     EXPECT_ENOMEM(valloc(n), "valloc", n);
     EXPECT_ENOMEM(pvalloc(n), "pvalloc", n);
     void *mp = (void *)0x4321;
+    errno = 0;
     int rc = posix_memalign(&mp, 64, n);
+    int e = errno;
     CHECK(rc == ENOMEM, "posix_memalign(64, %zu MB) under RLIMIT_AS returned %d, want ENOMEM", n >> 20, rc);
     CHECK(mp == (void *)0x4321, "posix_memalign failed but changed *memptr");
+    /* glibc's leaves errno == ENOMEM too; programs print errno after a failed call. */
+    CHECK(e == ENOMEM, "posix_memalign(64, %zu MB) under RLIMIT_AS left errno %d (%s), want ENOMEM", n >> 20,
+          e, strerror(e));
 
     if (lm)
         EXPECT_ENOMEM(lm(n), "__libc_malloc", n);
@@ -136,8 +141,18 @@ int main(void)
     EXPECT_ENOMEM(malloc(opaque(8 * MiB)), "malloc when exhausted", 8 * MiB);
     EXPECT_ENOMEM(realloc(small, opaque(64 * MiB)), "realloc when exhausted", 64 * MiB);
     void *mp = (void *)0x4321;
+    errno = 0;
     CHECK(posix_memalign(&mp, 4096, 32 * MiB) == ENOMEM && mp == (void *)0x4321,
           "posix_memalign when exhausted must return ENOMEM and leave *memptr alone");
+    CHECK(errno == ENOMEM, "posix_memalign when exhausted left errno %d (%s), want ENOMEM", errno, strerror(errno));
+    /* The thread-failure test written for glibc: a small aligned block once memory is gone. */
+    errno = 0;
+    int rc2 = posix_memalign(&mp, 128, 512);
+    CHECK(rc2 == 0 || (rc2 == ENOMEM && errno == ENOMEM),
+          "posix_memalign(128, 512) when exhausted returned %d with errno %d (%s), want 0 or ENOMEM and errno ENOMEM",
+          rc2, errno, strerror(errno));
+    if (rc2 == 0)
+        free(mp);
     release(small_chain);
     release(big_chain);
     /* Freed memory can be had again (after a trim, if the allocator keeps a reserve). */

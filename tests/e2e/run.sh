@@ -115,14 +115,13 @@ run() {
     timeout -k 5 "$t" env -u HAKMEM_STATS "${PRE[@]}" "${envs[@]}" "$BIN/$prog" "$@" \
         >"$LOGS/$name.out" 2>"$LOGS/$name.err" </dev/null &
     local tpid=$! dog=
-    # A watchdog that saves every thread's stack shortly before the timeout kills a hung test.
-    if command -v gdb >/dev/null && command -v pgrep >/dev/null && ((t > 10)); then
+    # A watchdog that saves every thread's stack shortly before the timeout kills a hung test
+    # (tests/save-stacks.sh: eu-stack, gdb as the fallback, each attach at most 2 s).
+    if command -v pgrep >/dev/null && ((t > 10)); then
         (
             exec 2>/dev/null   # no "Terminated" noise when the watchdog is called off
-            sleep $((t - 4))
-            for c in $(pgrep -P $tpid); do
-                gdb -p "$c" -batch -ex "thread apply all bt 30" >"$LOGS/$name.stacks" 2>&1
-            done
+            sleep $((t - 6))
+            "$ROOT/tests/save-stacks.sh" "$LOGS/$name.stacks" $tpid 2
         ) &
         dog=$!
     fi
@@ -361,6 +360,41 @@ loaded() {
     run "$name" "$conf" 30 empty -- loaded "$own" "$ss" "$trim" && say_pass "$name" "$own, $ss, $trim"
 }
 
+# unsafe_dir: a plugin (itself 0644, owned by us) in a folder others may write to, or below such
+# a folder, is refused with exactly one line naming that folder, and the program runs on the
+# built-ins; the same layout with 0755 folders loads the plugin. Folders: 0777, 0775, 1777 (sticky,
+# like /tmp: refused too), a 0755 folder inside a 0777 one.
+unsafe_dir() {
+    local spec case mode pmode name own line base=$LOGS/unsafe-dir
+    if [[ $MODE != hakmem ]]; then wanted "unsafe_dir[glibc]" && say_skip "unsafe_dir[glibc]" "hakmem only; $why_glibc"; return 0; fi
+    for spec in w0777:0777:0755 g0775:0775:0755 sticky1777:1777:0755 parent0777:0755:0777 safe0755:0755:0755; do
+        IFS=: read -r case mode pmode <<<"$spec"
+        name="unsafe_dir[$case]"
+        wanted "$name" || continue
+        mkdir -p "$base/$case/parent/plugins"
+        cp "$SNAP/build/policies/ownership_central.so" "$base/$case/parent/plugins/"
+        chmod 644 "$base/$case/parent/plugins/ownership_central.so"
+        chmod "$mode" "$base/$case/parent/plugins"
+        chmod "$pmode" "$base/$case/parent"
+        printf '[core]\npolicy_dir = %s\n[ownership]\npolicy = central\n' "$base/$case/parent/plugins" >"$TESTCONF/unsafe-$case.ini"
+        chmod 600 "$TESTCONF/unsafe-$case.ini"
+        own=tls
+        [[ $case == safe* ]] && own=central
+        run "$name" "unsafe-$case" 30 any -- loaded "$own" fixed idle || continue
+        line=$(head -n1 "$LOGS/$name.err")
+        local folder=$base/$case/parent/plugins
+        [[ $case == parent* ]] && folder=$base/$case/parent
+        if [[ $case == safe* ]]; then
+            if [[ -s $LOGS/$name.err ]]; then say_fail "$name" "the plugin in 0755 folders did not load cleanly: $line"
+            else say_pass "$name" "central loaded from 0755 folders"; fi
+        elif [[ $(wc -l <"$LOGS/$name.err") != 1 ]]; then say_fail "$name" "$(wc -l <"$LOGS/$name.err") stderr lines, want exactly one"
+        elif [[ $line != "hakmem: "*"policy 'central': "*"folder "*"${folder: -40} is "*"-writable (mode "*"; using built-in 'tls'" ]]; then
+            say_fail "$name" "the line does not name the folder ${folder: -40} and its mode: $line"
+        else say_pass "$name" "${line##*ownership_central.so: }"
+        fi
+    done
+}
+
 # ---- real programs: the same commands under glibc and under hakmem give the same results ----
 REAL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-e2e.XXXXXX")
 trap 'rm -rf "$REAL_TMP"' EXIT
@@ -508,6 +542,7 @@ for c in $c_all; do
     if [[ $MODE == hakmem ]]; then simple accounting "$c" 60 -- accounting
     else wanted "accounting[$c]" && say_skip "accounting[$c]" "hakmem only; $why_glibc"; fi
 done
+unsafe_dir
 if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
 else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done

@@ -9,7 +9,10 @@
 #   KEEP=1 tests/e2e/tools.sh     keeps the temporary folder for a look
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-T=$(mktemp -d /tmp/hakmem-tools.XXXXXX)
+# Under build/, not /tmp: the installed plugins and INI files must sit in folders nobody else may
+# write to, up to / (/tmp, mode 1777, is refused like any world-writable folder).
+mkdir -p "$ROOT/build/tests"
+T=$(mktemp -d "$ROOT/build/tests/tools.XXXXXX")
 [ -n "${KEEP:-}" ] && echo "temporary folder: $T" || trap 'rm -rf "$T"' EXIT
 # This script may run inside another make: its own make must not inherit that one's goals or
 # variables. PREFIX and DESTDIR from the caller's environment would change the paths tested.
@@ -103,7 +106,7 @@ if cc -std=c11 -Wall -Wextra -Werror -o "$T/linked" "$T/linked.c" $(pkg-config -
 	-Wl,-rpath,"$(pkg-config --variable=libdir hakmem)" 2>"$T/linked.err"; then
 	ok "a program builds with \$(pkg-config --cflags --libs hakmem)"
 	out=$(HAKMEM_CONF= "$T/linked" 2>&1)
-	WHY="output: $out"; check "linked program: hak_policy_name/version answer" grep -q '^ownership=tls version=1.1.0 unknown=NULL' <<<"$out"
+	WHY="output: $out"; check "linked program: hak_policy_name/version answer" grep -q '^ownership=tls version=2.0.0 unknown=NULL' <<<"$out"
 	WHY="output: $out"; check "linked program: hak_stats_print(json) prints one JSON line" grep -q '^{"policies":' <<<"$out"
 	WHY="$(ldd "$T/linked" | grep hakmem)"; check "linked program loads the installed library" sh -c "ldd '$T/linked' | grep -q '$P/lib/libhakmem.so.0'"
 	printf '[ownership]\npolicy = central\n' >"$CONF_DIR/central.ini"
@@ -121,7 +124,7 @@ $err
 E
 ) = 1 ]"
 err=$("$HAK" --stats true 2>&1 >/dev/null)
-WHY="stderr: $err"; check "hakmem --stats true: the table" grep -q '^hakmem: SuperSlabs' <<<"$err"
+WHY="stderr: $err"; check "hakmem --stats true: the table" grep -q '^hakmem: superslabs' <<<"$err"
 out=$("$HAK" ls "$ROOT" 2>&1); rc=$?
 WHY="rc=$rc: $out"; check "hakmem ls runs ls" sh -c "[ $rc = 0 ] && grep -q '^Makefile\$' <<'E'
 $out
@@ -172,12 +175,49 @@ out=$("$HAK" policies "$T/plugins" 2>&1); rc=$?
 WHY="rc=$rc: $out"; check "a group-writable plugin is listed as REFUSED, exit 1" sh -c "[ $rc = 1 ] && grep -qE '^trim +none +- +REFUSED: .*group-writable' <<'E'
 $out
 E"
+# Damaged plugin files (cut short, empty, another machine, random bytes) are listed as REFUSED with
+# the reason; the tool itself never dlopens them (a cut file would kill it with SIGBUS).
+mkdir -p "$T/damaged"
+head -c 9000 "$P/lib/hakmem/trim_eager.so" >"$T/damaged/trim_cut.so"
+: >"$T/damaged/trim_empty.so"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[18:20] = (183 if b[18:20] != bytes([183, 0]) else 62).to_bytes(2, "little"); open(sys.argv[2], "wb").write(b)' \
+	"$P/lib/hakmem/trim_eager.so" "$T/damaged/trim_foreign.so"
+head -c 20000 /dev/urandom | tr '\177' x >"$T/damaged/trim_random.so"
+cp "$P/lib/hakmem/trim_none.so" "$T/damaged/trim_none.so"
+chmod 644 "$T"/damaged/*.so
+out=$("$HAK" policies "$T/damaged" 2>&1); rc=$?
+WHY="rc=$rc: $out"; check "damaged plugins are listed as REFUSED with the reason, exit 1, the good one usable" sh -c "[ $rc = 1 ] &&
+	grep -qE '^trim +cut +- +REFUSED: .*trim_cut.so: ELF file of 9000 bytes, expected at least [0-9]+ .*truncated' <<'E' &&
+$out
+E
+	grep -qE '^trim +empty +- +REFUSED: .*trim_empty.so: empty file' <<'E' &&
+$out
+E
+	grep -qE '^trim +foreign +- +REFUSED: .*trim_foreign.so: ELF machine [0-9]+ \([A-Za-z0-9-]+\), expected' <<'E' &&
+$out
+E
+	grep -qE '^trim +random +- +REFUSED: .*trim_random.so: not an ELF file' <<'E' &&
+$out
+E
+	grep -qE '^trim +none +2\.0\.0 ' <<'E' && grep -q '4 plugins in .* refused' <<'F'
+$out
+E
+$out
+F"
+# A good plugin in a folder others may write to is refused, naming the folder.
+mkdir -p "$T/open" && cp "$P/lib/hakmem/trim_none.so" "$T/open/" && chmod 644 "$T/open/trim_none.so" && chmod 777 "$T/open"
+out=$("$HAK" policies "$T/open" 2>&1); rc=$?
+WHY="rc=$rc: $out"; check "a plugin in a 0777 folder is listed as REFUSED naming the folder, exit 1" sh -c "[ $rc = 1 ] &&
+	grep -qE '^trim +none +- +REFUSED: .*folder .*/open is world-writable \(mode 0777\)' <<'E'
+$out
+E"
+chmod 755 "$T/open"
 
 # ---- hakmem check ---------------------------------------------------------------------------
 out=$("$ROOT/build/bin/hakmem" check "$ROOT/conf/option-f.ini" 2>"$T/check.err"); rc=$?
 WHY="rc=$rc $(cat "$T/check.err") $out"
 check "hakmem check conf/option-f.ini: clean, Option F from the plugin" sh -c "[ $rc = 0 ] && [ ! -s '$T/check.err' ] &&
-	grep -q '^policy = central\$' <<'E' && grep -q \"^; plugin 'central' 1.0.0 from $ROOT/build/policies/ownership_central.so\" <<'F'
+	grep -q '^policy = central\$' <<'E' && grep -q \"^; plugin 'central' 2.0.0 from $ROOT/build/policies/ownership_central.so\" <<'F'
 $out
 E
 $out
@@ -209,7 +249,7 @@ WHY="$errs"; check "  reports the unknown section" grep -qF "hakmem: $CONF_DIR/b
 WHY="$errs"; check "  reports the missing plugin and the fallback" grep -qE "^hakmem: $CONF_DIR/bad.ini:4: policy 'nosuch': .*trim_nosuch.so: cannot open: .*; using built-in 'idle'\$" <<<"$errs"
 WHY="$errs"; check "  reports the key the built-in refused" grep -qF "size = '3M': expected 1M or 2M; using built-in 'fixed' with default settings" <<<"$errs"
 WHY="$out"; check "  prints the effective policies (built-in instead of nosuch, central from the installed folder)" sh -c "
-	grep -q \"^; built-in 'idle' 1.0.0 INSTEAD of 'nosuch'\" <<'E' && grep -q \"^; plugin 'central' 1.0.0 from $P/lib/hakmem/ownership_central.so\" <<'F'
+	grep -q \"^; built-in 'idle' 2.0.0 INSTEAD of 'nosuch'\" <<'E' && grep -q \"^; plugin 'central' 2.0.0 from $P/lib/hakmem/ownership_central.so\" <<'F'
 $out
 E
 $out
@@ -228,7 +268,8 @@ WHY="rc=$rc $(cat "$T/ne.err")"; check "hakmem check of a missing file: exit 1 a
 # ---- the man pages render without warnings ----------------------------------------------------
 if command -v man >/dev/null; then
 	for m in "$P/share/man/man7/hakmem.7" "$P/share/man/man5/hakmem.ini.5"; do
-		w=$(MANWIDTH=80 man --warnings -l "$m" 2>&1 >/dev/null)
+		# wide: the test prefix puts long unbreakable paths into the page (a real PREFIX does not)
+		w=$(MANWIDTH=160 man --warnings -l "$m" 2>&1 >/dev/null)
 		WHY="$w"; check "man $(basename "$m") renders without warnings" test -z "$w"
 	done
 fi

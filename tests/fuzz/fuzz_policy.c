@@ -4,7 +4,8 @@
  *   a 56-byte head (little-endian, see struct head), then NUL-separated strings:
  *   signature, name, version, summary, want_name.
  * Every string lives in its own heap buffer of exactly its length + 1, the descriptor in one of
- * exactly min(avail, sizeof) bytes, each ops table in one of its exact size, so AddressSanitizer
+ * exactly min(avail, sizeof) bytes, the ops table in one of exactly the size its first field
+ * claims (at least that field's 8 bytes, at most the real struct), so AddressSanitizer
  * sees any read past what the plugin really exported (the validator promises to read only inside
  * `avail`, and only bounded reads of strings it does not trust yet).
  * Contract checks on top of the sanitizers (core/loader.h): the result is 0 or EINVAL; a refusal
@@ -29,7 +30,8 @@ struct head {
 	uint32_t flags;     /* F_* below: which pointers are set */
 	uint32_t tstate;    /* ownership thread_state_size */
 	uint32_t errlen;    /* reduced modulo 257 */
-	uint32_t reserved;
+	uint32_t extra;     /* bits 0-1: min_core_minor; bit 2: the ops table claims a short size;
+			     * bits 3-4: settings_count; bit 5: a settings spec */
 };
 
 enum {
@@ -56,6 +58,7 @@ enum {
 	F_AVAIL_UNKNOWN = 1u << 20,
 	F_TRIM_OPS = 1u << 21, /* the trim table's functions */
 };
+/* The ops table: ownership, else superslab, else trim (the descriptor carries one). */
 
 static void contract_broken(const char *what, const char *err)
 {
@@ -101,43 +104,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *summary = next_string(&p, end, f & F_SUMMARY);
 	char *want_name = next_string(&p, end, f & F_WANT_NAME);
 
-	struct hak_trim_ops *trim = NULL;
-	struct hak_superslab_ops *ss = NULL;
-	struct hak_ownership_ops *own = NULL;
-	if (f & F_TRIM) {
-		trim = calloc(1, sizeof *trim);
-		if (f & F_TRIM_OPS) {
-			trim->superslab_empty = FN(void (*)(void *));
-			trim->tick = FN(void (*)(void *));
-			trim->fork_child = FN(void (*)(void *));
-		}
+	struct hak_trim_ops trim = {.size = sizeof trim};
+	struct hak_superslab_ops ss = {.size = sizeof ss};
+	struct hak_ownership_ops own = {.size = sizeof own};
+	if (f & F_TRIM_OPS) {
+		trim.superslab_empty = FN(void (*)(void *));
+		trim.tick = FN(void (*)(void *));
+		trim.out_of_memory = FN(int (*)(void *, size_t));
 	}
-	if (f & F_SUPERSLAB) {
-		ss = calloc(1, sizeof *ss);
-		if (f & F_LG_SIZE_FOR)
-			ss->lg_size_for = FN(unsigned (*)(void *, unsigned));
+	if (f & F_LG_SIZE_FOR)
+		ss.lg_size_for = FN(unsigned (*)(void *, unsigned));
+	own.thread_state_size = h.tstate;
+	own.caches_any = (int)(h.tstate & 1);
+	if (f & F_REFILL)
+		own.refill = FN(int (*)(void *, hak_thread *, void *, unsigned));
+	if (f & F_FLUSH)
+		own.flush = FN(void (*)(void *, hak_thread *, void *, unsigned, struct hak_chain));
+	if (f & F_FREE_FOREIGN)
+		own.free_foreign = FN(void (*)(void *, hak_thread *, hak_slab *, void *));
+	if (f & F_THREAD_EXIT)
+		own.thread_exit = FN(void (*)(void *, hak_thread *, void *));
+	if (f & F_CONSOLIDATE)
+		own.consolidate = FN(void (*)(void *));
+	const void *table = (f & F_OWNERSHIP) ? (const void *)&own : (f & F_SUPERSLAB) ? (const void *)&ss
+			  : (f & F_TRIM) ? (const void *)&trim : NULL;
+	size_t table_size = (f & F_OWNERSHIP) ? sizeof own : (f & F_SUPERSLAB) ? sizeof ss : sizeof trim;
+	void *ops = NULL;
+	if (table) {
+		size_t claim = (h.extra & 4) ? sizeof(size_t) : table_size;
+		ops = malloc(claim);
+		if (!ops)
+			abort();
+		memcpy(ops, table, claim);
+		*(size_t *)ops = claim;
 	}
-	if (f & F_OWNERSHIP) {
-		own = calloc(1, sizeof *own);
-		own->thread_state_size = h.tstate;
-		own->caches_any = (int)(h.tstate & 1);
-		if (f & F_REFILL)
-			own->refill = FN(int (*)(void *, hak_thread *, void *, unsigned));
-		if (f & F_FLUSH)
-			own->flush = FN(void (*)(void *, hak_thread *, void *, unsigned, struct hak_chain));
-		if (f & F_FREE_FOREIGN)
-			own->free_foreign = FN(void (*)(void *, hak_thread *, hak_slab *, void *));
-		if (f & F_THREAD_EXIT)
-			own->thread_exit = FN(void (*)(void *, hak_thread *, void *));
-		if (f & F_CONSOLIDATE)
-			own->consolidate = FN(void (*)(void *));
-		if (f & F_FORK_CHILD)
-			own->fork_child = FN(void (*)(void *));
-		if (f & F_FORK_PREPARE)
-			own->fork_prepare = FN(void (*)(void *));
-		if (f & F_FORK_PARENT)
-			own->fork_parent = FN(void (*)(void *));
-	}
+	static const struct hak_setting_spec spec[1] = {{"k", HAK_SETTING_UINT, 0, 1, 0, "0", "a key"}};
 
 	struct hak_policy_desc full = {
 		.magic = h.magic,
@@ -146,16 +147,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.size = (size_t)h.size,
 		.signature = sig,
 		.kind = h.kind,
+		.min_core_minor = h.extra & 3,
 		.name = name,
 		.version = version,
 		.summary = summary,
-		.init = (f & F_INIT) ? FN(int (*)(const struct hak_core_api *, const struct hak_settings *, void **,
-					    char *, size_t))
+		.init = (f & F_INIT) ? FN(int (*)(const struct hak_core_api *, hak_policy *, const struct hak_settings *,
+					    void **, char *, size_t))
 				     : NULL,
 		.fini = (f & F_FINI) ? FN(void (*)(void *)) : NULL,
-		.trim = trim,
-		.superslab = ss,
-		.ownership = own,
+		.fork_prepare = (f & F_FORK_PREPARE) ? FN(void (*)(void *)) : NULL,
+		.fork_parent = (f & F_FORK_PARENT) ? FN(void (*)(void *)) : NULL,
+		.fork_child = (f & F_FORK_CHILD) ? FN(void (*)(void *)) : NULL,
+		.ops = ops,
+		.settings_spec = (h.extra & 32) ? spec : NULL,
+		.settings_count = (h.extra >> 3) & 3,
 	};
 	size_t avail = (f & F_AVAIL_UNKNOWN) ? SIZE_MAX : (size_t)(h.avail % (sizeof full + 64));
 	size_t have = avail < sizeof full ? avail : sizeof full;
@@ -181,14 +186,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char why[128];
 		if (f & F_DESC_NULL)
 			contract_broken("accepted a NULL descriptor", NULL);
-		if (avail < HAK_POLICY_DESC_SIZE_1_0)
-			contract_broken("accepted a descriptor shorter than ABI 1.0", NULL);
+		if (avail < HAK_POLICY_DESC_SIZE_2_0)
+			contract_broken("accepted a descriptor shorter than ABI 2.0", NULL);
 		if (full.magic != HAK_POLICY_MAGIC || full.abi_major != HAK_POLICY_ABI_MAJOR ||
-		    full.size < HAK_POLICY_DESC_SIZE_1_0)
-			contract_broken("accepted a wrong magic, ABI major or size", NULL);
+		    full.size < HAK_POLICY_DESC_SIZE_2_0 || full.min_core_minor > HAK_POLICY_ABI_MINOR)
+			contract_broken("accepted a wrong magic, ABI major, size or core minor", NULL);
+		if (!ops || *(size_t *)ops < table_size)
+			contract_broken("accepted a missing or short ops table", NULL);
+		if (!full.fork_prepare != !full.fork_parent)
+			contract_broken("accepted fork_prepare without fork_parent", NULL);
+		if (full.settings_count && !full.settings_spec)
+			contract_broken("accepted a settings count without a spec", NULL);
 		if (!sig || strcmp(sig, HAK_POLICY_SIGNATURE) != 0)
 			contract_broken("accepted a wrong signature", sig);
-		if (full.kind < 1 || full.kind > 3 || (h.want_kind && full.kind != h.want_kind))
+		if (full.kind < 1 || full.kind > HAK_KIND_COUNT || (h.want_kind && full.kind != h.want_kind))
 			contract_broken("accepted a wrong kind", NULL);
 		if (!name || hak__policy_name_check(name, why, sizeof why) != 0)
 			contract_broken("accepted a name that is not bare", name);
@@ -200,9 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	free(err);
 	free(d);
-	free(trim);
-	free(ss);
-	free(own);
+	free(ops);
 	free(sig);
 	free(name);
 	free(version);

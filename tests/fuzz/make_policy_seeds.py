@@ -5,8 +5,8 @@ import os
 import struct
 
 MAGIC = 0x314C4F50484B4148
-SIG = b"hakmem-abi-1/ptr8/1234/chain-next-at-0"
-SIZE_1_0 = 104
+SIG = b"hakmem-abi-2/ptr8/1234/link-word0-mark-word1"
+SIZE_2_0 = 144
 
 F = {n: 1 << i for i, n in enumerate(
     "signature name version summary init fini trim superslab ownership lg_size_for refill flush "
@@ -16,12 +16,12 @@ STRINGS = F["signature"] | F["name"] | F["version"] | F["summary"] | F["init"] |
 OWN = F["ownership"] | F["refill"] | F["flush"] | F["free_foreign"] | F["thread_exit"]
 
 
-def seed(kind, flags, name=b"x", want_kind=None, want_name=None, magic=MAGIC, major=1, minor=0,
-         size=SIZE_1_0, avail=SIZE_1_0, tstate=64, errlen=200, sig=SIG):
+def seed(kind, flags, name=b"x", want_kind=None, want_name=None, magic=MAGIC, major=2, minor=0,
+         size=SIZE_2_0, avail=SIZE_2_0, tstate=64, errlen=200, sig=SIG, extra=0):
     if want_name is not None:
         flags |= F["want_name"]
     head = struct.pack("<QIIQIIQIIII", magic, major, minor, size, kind,
-                       kind if want_kind is None else want_kind, avail, flags, tstate, errlen, 0)
+                       kind if want_kind is None else want_kind, avail, flags, tstate, errlen, extra)
     return head + b"\0".join([sig, name, b"1.0.0", b"a seed", want_name or b""]) + b"\0"
 
 
@@ -32,15 +32,20 @@ seeds = {
                          | F["consolidate"], b"central", want_name=b"central"),
     "ownership_any_kind": seed(3, STRINGS | OWN, b"tls", want_kind=0),
     "newer_minor_bigger": seed(2, STRINGS | F["superslab"] | F["lg_size_for"], b"fixed", minor=7,
-                               size=SIZE_1_0 + 48, avail=SIZE_1_0 + 48),
+                               size=SIZE_2_0 + 48, avail=SIZE_2_0 + 48),
     "avail_unknown": seed(1, STRINGS | F["trim"] | F["avail_unknown"], b"none"),
     "bad_magic": seed(1, STRINGS | F["trim"], b"none", magic=0x1122334455667788),
-    "abi2": seed(3, STRINGS | OWN, b"abi2", major=2),
+    "abi1": seed(3, STRINGS | OWN, b"abi1", major=1),
+    "abi3": seed(3, STRINGS | OWN, b"abi3", major=3),
+    "newer_core_needed": seed(3, STRINGS | OWN, b"tls", extra=1),
+    "short_ops_table": seed(3, STRINGS | OWN, b"tls", extra=4),
+    "settings_spec": seed(2, STRINGS | F["superslab"] | F["lg_size_for"], b"fixed", extra=32 | 8),
+    "settings_count_no_spec": seed(2, STRINGS | F["superslab"] | F["lg_size_for"], b"fixed", extra=16),
     "short_object": seed(3, STRINGS | OWN, b"small", avail=40),
     "tiny_object": seed(3, STRINGS | OWN, b"tiny", avail=4),
     "small_size_field": seed(3, STRINGS | OWN, b"small", size=64),
     "bad_signature": seed(2, STRINGS | F["superslab"] | F["lg_size_for"], b"fixed",
-                          sig=b"hakmem-abi-1/ptr4/4321/chain-next-at-8"),
+                          sig=b"hakmem-abi-2/ptr4/4321/link-word0-mark-word1"),
     "long_signature": seed(2, STRINGS | F["superslab"] | F["lg_size_for"], b"fixed", sig=SIG + b"/" + b"A" * 300),
     "no_signature": seed(2, (STRINGS & ~F["signature"]) | F["superslab"] | F["lg_size_for"], b"fixed"),
     "wrong_kind": seed(1, STRINGS | F["trim"], b"eager", want_kind=3),

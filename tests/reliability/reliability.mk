@@ -21,5 +21,6 @@ $(REL_DIR)/%: tests/reliability/%.c tests/reliability/rel.h | $(REL_DIR)
 $(REL_DIR):
 	mkdir -p $@
 
-test-reliability: lib plugins reliability-progs
+# The fixture plugins (tests/unit/unit.mk) are the damaged_plugin cases without a descriptor.
+test-reliability: lib plugins reliability-progs $(FIXTURE_PLUGINS)
 	tests/reliability/run.sh $(REL_DIR)

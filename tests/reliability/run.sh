@@ -2,8 +2,9 @@
 # Reliability runner: invalid frees must be caught (one "hakmem:" line naming the problem and the
 # address, then SIGABRT), and faults must be survived (fork from threads and from a signal handler,
 # malloc re-entered from a signal handler, RLIMIT_AS, a tiny map_budget, thread exit, free after
-# exit() started). Every program runs in its own process under LD_PRELOAD, under the built-in
-# configuration and every conf/*.ini. Prints PASS/FAIL/XFAIL/SKIP per case and a last line
+# exit() started, a damaged plugin file named by the INI file). Every program runs in its own
+# process under LD_PRELOAD, under the built-in configuration and every conf/*.ini (the damaged
+# plugins under INI files of their own). Last, the watchdog's stack saver on a deadlocked program. Prints PASS/FAIL/XFAIL/SKIP per case and a last line
 # "N passed, M failed, K skipped"; exits non-zero if anything failed.
 #
 # Usage: tests/reliability/run.sh [BINDIR]     (BINDIR defaults to build/tests/reliability)
@@ -15,7 +16,7 @@
 #   REL_STRICT=1      known gaps (XFAIL: invalid frees hakmem does not catch yet, children hurt by a
 #                     fork that interrupted a fast path) count as failures
 #   REL_KEEP=1        keep the logs of passing cases too
-# Only the program under test is preloaded; this script, timeout, env and gdb are not.
+# Only the program under test is preloaded; this script, timeout, env, eu-stack and gdb are not.
 
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,6 +28,7 @@ LIB=${HAKMEM_LIB:-build/libhakmem.so}
 [[ -f $LIB ]] || { echo "$LIB is not built: run make first" >&2; exit 2; }
 LOGS=$(mktemp -d "$BIN/logs.XXXXXX") || exit 2
 ulimit -c 0 # the aborts are expected: no core files
+PY=python3
 
 # A snapshot of the library, its plugins and the configurations, laid out as in the checkout
 # (conf/*.ini name ../build/policies), so a rebuild during the run changes nothing.
@@ -87,7 +89,8 @@ describe_rc() {
 
 # run NAME CONF TIMEOUT CONFFILE [VAR=VALUE...] -- PROGRAM ARGS...: runs the program under hakmem
 # with HAKMEM_CONF=CONFFILE; output in $OUT and $ERR, status in RC. A watchdog saves every
-# thread's stack (gdb) shortly before the timeout kills a hung program.
+# thread's stack (tests/save-stacks.sh: eu-stack, else gdb) shortly before the timeout kills a hung
+# program.
 run() {
     local name=$1 conf=$2 t=$3 cfile=$4; shift 4
     local envs=()
@@ -99,13 +102,11 @@ run() {
     timeout -k 5 "$t" env -u HAKMEM_STATS LD_PRELOAD="$LIB" HAKMEM_CONF="$cfile" "${envs[@]}" "$BIN/$prog" "$@" \
         >"$OUT" 2>"$ERR" </dev/null &
     local tpid=$! dog=
-    if command -v gdb >/dev/null && command -v pgrep >/dev/null && ((t > 10)); then
+    if command -v pgrep >/dev/null && ((t > 10)); then
         (
             exec 2>/dev/null
-            sleep $((t - 4))
-            for c in $(pgrep -P $tpid) $(pgrep -P "$(pgrep -P $tpid | head -n1)" 2>/dev/null); do
-                gdb -p "$c" -batch -ex "thread apply all bt 30" >>"$LOGS/$(logname "$name").stacks" 2>&1
-            done
+            sleep $((t - 6))
+            "$ROOT/tests/save-stacks.sh" "$LOGS/$(logname "$name").stacks" $tpid 2
         ) &
         dog=$!
     fi
@@ -257,6 +258,98 @@ exit_stats() { # free after exit() started, with the exit-time JSON stats printe
     fi
 }
 
+# ---- 3. damaged plugin files ----------------------------------------------------------------------
+# A plugin cut short (a partial install), empty, random bytes, for another machine, class, byte
+# order or type, without a descriptor symbol, with a descriptor smaller than its struct: the
+# program reaches main and runs on the built-in, with exactly one "hakmem:" line naming the file
+# and what is wrong (issue 14: a plain dlopen of the cut files dies of SIGBUS before main). The
+# damaged files are made here from the snapshot's real trim_eager.so (damage_plugin.py) and the
+# fixture plugins; the untouched copy must load. Each case has its own folder and INI file.
+damaged_one() { # NAME INI EXPECT-POLICIES WANT-REASON (empty: must load, stderr empty)
+    local name=$1 ini=$2 pols=$3 want=$4 lines line
+    wanted "$name" || return 0
+    # shellcheck disable=SC2086
+    run "$name" builtin 60 "$ini" -- plugin_fallback $pols
+    lines=$(wc -l <"$ERR")
+    line=$(head -n1 "$ERR")
+    if ((RC != 0)); then fail_run "$name" "$(describe_rc $RC 60), want exit 0 on the built-in"
+    elif ! grep -q "^plugin_fallback: ownership" "$OUT"; then fail_run "$name" "no summary line on stdout"
+    elif [[ -z $want ]] && ((lines != 0)); then fail_run "$name" "the undamaged plugin did not load cleanly"
+    elif [[ -n $want ]] && ((lines != 1)); then fail_run "$name" "$lines stderr lines, want exactly one 'hakmem:' line"
+    elif [[ -n $want && $line != "hakmem: "* ]]; then fail_run "$name" "the stderr line does not start with 'hakmem: '"
+    elif [[ -n $want && $line != *"$want"* ]]; then fail_run "$name" "the line does not say '$want'"
+    elif [[ -n $want && $line != *"; using built-in '"*"'" ]]; then fail_run "$name" "the line does not end with the fallback"
+    elif [[ -z $line ]]; then say_pass "$name" "loaded, no line"
+    else say_pass "$name" "${line##*.so: }"
+    fi
+}
+
+damaged_plugins() {
+    local dir=$SNAP/damaged case size why ini src=$SNAP/build/policies/trim_eager.so
+    if [[ ! -f $src ]]; then say_skip "damaged_plugin" "$src not built"; return 0; fi
+    mkdir -p "$dir" && chmod 755 "$dir"
+    if ! "$PY" "$ROOT/tests/reliability/damage_plugin.py" "$src" "$dir/trim" >"$LOGS/damaged.cases"; then
+        say_fail "damaged_plugin" "tests/reliability/damage_plugin.py failed"; return 0
+    fi
+    while read -r case size why; do
+        ini=$dir/trim/$case.ini
+        printf '[core]\npolicy_dir = %s\n[trim]\npolicy = eager\n' "$dir/trim/$case" >"$ini"
+        chmod 600 "$ini"
+        if [[ $case == whole ]]; then damaged_one "damaged_plugin/trim_$case[builtin]" "$ini" "tls fixed eager" ""
+        else damaged_one "damaged_plugin/trim_$case[builtin]" "$ini" "tls fixed idle" "trim_eager.so: $why"
+        fi
+    done <"$LOGS/damaged.cases"
+    # A damaged trim plugin beside a good ownership plugin: the good one still loads.
+    mkdir -p "$dir/mixed" && chmod 755 "$dir/mixed"
+    cp "$dir/trim/cut4096/trim_eager.so" "$SNAP/build/policies/ownership_central.so" "$dir/mixed/"
+    ini=$dir/mixed.ini
+    printf '[core]\npolicy_dir = %s\n[ownership]\npolicy = central\n[trim]\npolicy = eager\n' "$dir/mixed" >"$ini"
+    chmod 600 "$ini"
+    damaged_one "damaged_plugin/trim_cut4096_beside_central[builtin]" "$ini" "central fixed idle" \
+        "trim_eager.so: ELF file of 4096 bytes, expected at least"
+    # Well-formed shared objects that are not plugins: no descriptor, a descriptor symbol too small.
+    local fx=$ROOT/build/tests/fixtures
+    mkdir -p "$dir/own" && chmod 755 "$dir/own"
+    for case in "nodesc;symbol hak_policy_descriptor: not found, expected a struct hak_policy_desc" \
+                "tinysym;symbol hak_policy_descriptor: object of 8 bytes, expected at least"; do
+        local fname=${case%%;*}
+        if [[ ! -f $fx/ownership_$fname.so ]]; then say_skip "damaged_plugin/ownership_$fname[builtin]" "$fx/ownership_$fname.so not built (make unit-build)"; continue; fi
+        cp "$fx/ownership_$fname.so" "$dir/own/" && chmod 644 "$dir/own/ownership_$fname.so"
+        ini=$dir/own/$fname.ini
+        printf '[core]\npolicy_dir = %s\n[ownership]\npolicy = %s\n' "$dir/own" "$fname" >"$ini"
+        chmod 600 "$ini"
+        damaged_one "damaged_plugin/ownership_$fname[builtin]" "$ini" "tls fixed idle" "ownership_$fname.so: ${case#*;}"
+    done
+}
+
+# The watchdogs' stack saver itself, on a program deadlocked on purpose (tests/reliability/hang.c)
+# under hakmem: both deadlocked threads' functions must be in the saved stacks, within seconds.
+stacks() {
+    local name="stacks[builtin]" stk
+    wanted "$name" || return 0
+    OUT=$LOGS/$(logname "$name").out ERR=$LOGS/$(logname "$name").err stk=$LOGS/$(logname "$name").stacks
+    REPRO="timeout 30 env LD_PRELOAD=${HAKMEM_LIB:-build/libhakmem.so} ${BIN#"$ROOT"/}/hang & sleep 1; tests/save-stacks.sh /dev/stdout \$!"
+    timeout -k 5 30 env -u HAKMEM_STATS LD_PRELOAD="$LIB" HAKMEM_CONF= "$BIN/hang" >"$OUT" 2>"$ERR" </dev/null &
+    local tpid=$! i
+    for ((i = 0; i < 100; i++)); do grep -q '^hang: ready' "$OUT" && break; sleep 0.1; done
+    sleep 0.3 # the threads are a few instructions from their second lock
+    local t0=$SECONDS
+    "$ROOT/tests/save-stacks.sh" "$stk" $tpid 5
+    local rc=$? took=$((SECONDS - t0))
+    kill $tpid 2>/dev/null
+    wait $tpid 2>/dev/null
+    local tool
+    grep -q '^(eu-stack, exit' "$stk" 2>/dev/null && tool=eu-stack || tool=gdb
+    if ! grep -q '^hang: ready' "$OUT"; then fail_run "$name" "the deadlocked program never said it was ready"
+    elif ((rc != 0)); then fail_run "$name" "tests/save-stacks.sh saved no stack (exit $rc): $(grep -m1 failed "$stk")"
+    elif ! grep -q hang_take_a_then_b "$stk" || ! grep -q hang_take_b_then_a "$stk"; then
+        fail_run "$name" "the saved stacks lack the deadlocked threads' functions (see $stk)"
+    elif command -v eu-stack >/dev/null && [[ $tool != eu-stack ]]; then
+        fail_run "$name" "eu-stack is installed but the stacks came from gdb: $(grep -m1 'eu-stack failed' "$stk")"
+    else say_pass "$name" "both deadlocked threads' stacks saved by $tool in ${took}s"
+    fi
+}
+
 # ---- the plan ------------------------------------------------------------------------------------
 ALL="builtin $(for f in "$SNAP"/conf/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
 CONFS=${REL_CONFS:-$ALL}
@@ -277,6 +370,9 @@ for c in $CONFS; do
     simple exit_free "$c" 60 -- exit_free 20
     exit_stats "$c"
 done
+
+damaged_plugins
+stacks
 
 if ((xfailn > 0)); then
     echo "known gaps (XFAIL, not counted as failures; REL_STRICT=1 makes them fail): ${gaps[*]}"

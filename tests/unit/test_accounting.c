@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hakmem_internal.h"
+#include "core_test.h"
 
 /* Option F, compiled in here from the plugin's own source so the test needs no dlopen. */
 #include "../../policies/ownership_central.c"
@@ -76,7 +76,7 @@ static void quiescent_counts_are_exact(void)
 	const int keep = 400;
 	run_round(keep);
 	hak__thread_restart(); /* the main thread holds no cache either */
-	assert_int_equal(hak__superslab_active_total(), keep);
+	assert_int_equal(hak__pool_active_total(), keep);
 
 	for (int i = 0; i < THREADS * PER_THREAD; i++)
 		if (blocks[i]) {
@@ -84,13 +84,13 @@ static void quiescent_counts_are_exact(void)
 			blocks[i] = NULL;
 		}
 	hak__thread_restart();
-	assert_int_equal(hak__superslab_active_total(), 0);
+	assert_int_equal(hak__pool_active_total(), 0);
 
 	/* Nothing held: one trim pass returns every SuperSlab (the seed's freed=0 bug). */
-	uint64_t released = hak__g.ss_released;
-	hak__trim_pass(0, 1);
-	assert_int_equal(hak__live_superslabs(), 0);
-	assert_true(hak__g.ss_released > released);
+	uint64_t released = hak__pool_released_total();
+	test_trim(0);
+	assert_int_equal(hak__pool_live(), 0);
+	assert_true(hak__pool_released_total() > released);
 }
 
 static void option_g(void **state)
@@ -102,13 +102,8 @@ static void option_g(void **state)
 static void option_f(void **state)
 {
 	(void)state;
-	static const struct hak_settings none = {"(test)", NULL, 0};
-	void *st = NULL;
-	char err[128];
-	const struct hak_policy_desc *d = &hak__builtin_ownership_central;
-	assert_int_equal(d->init(&hak__core_api, &none, &st, err, sizeof err), 0);
-	assert_int_equal(hak__policy_install(d, st), 0);
-	assert_string_equal(atomic_load(&hak__model_current)->desc->name, "central");
+	test_install(&hak__builtin_ownership_central, NULL);
+	assert_string_equal(hak__policy_current(HAK_POLICY_OWNERSHIP)->desc->name, "central");
 	quiescent_counts_are_exact();
 }
 
@@ -117,14 +112,14 @@ static void option_f(void **state)
 static void handoff_does_not_accumulate(void **state)
 {
 	(void)state;
-	uint64_t released = hak__g.ss_released;
+	uint64_t released = hak__pool_released_total();
 	for (int round = 0; round < 20; round++) {
 		run_round(0);
-		hak__trim_pass(2, 1);
+		test_trim(2);
 	}
-	assert_true(hak__live_superslabs() <= 8);
-	assert_true(hak__g.ss_released >= released);
-	assert_int_equal(hak__superslab_active_total(), 0);
+	assert_true(hak__pool_live() <= 8);
+	assert_true(hak__pool_released_total() >= released);
+	assert_int_equal(hak__pool_active_total(), 0);
 }
 
 static int setup(void **state)

@@ -391,7 +391,7 @@ static void test_missing_file(void **state)
 	log_start();
 	assert_int_equal(hak__config_load("/nonexistent/hakmem.ini", &cfg), ENOENT);
 	assert_log_count(1);
-	EXPECT_LINE(0, "hakmem: /nonexistent/hakmem.ini: cannot open: No such file or directory; using built-in defaults");
+	EXPECT_LINE(0, "hakmem: /nonexistent/hakmem.ini: cannot open: No such file or directory (/nonexistent); using built-in defaults");
 	assert_defaults(&cfg);
 	hak__config_free(&cfg);
 	log_start();

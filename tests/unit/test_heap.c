@@ -1,9 +1,9 @@
-/* test_heap.c: per-thread states across thread exit (heap.c). An exited thread's state is parked
+/* test_heap.c: per-thread states across thread exit (thread.c). An exited thread's state is parked
  * with its slabs: the next new thread takes it over whole (the dead thread's blocks are its own
  * to free, nothing is adopted); a trim pass, a SuperSlab about to be mapped and the exit of a
  * thread that freed many of the parked state's blocks retire it instead, and a state holding
- * many slabs is not parked at all, so nothing stays stranded. States are parked only while a
- * trim helper thread runs: here the idle policy's, with a pass interval far beyond the test's
+ * many slabs is not parked at all, so nothing stays stranded. States are parked only while the
+ * trim policy allows it (idle: while its helper thread runs): here the idle policy's, with a pass interval far beyond the test's
  * run time so that no pass retires anything behind the test's back. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hakmem_internal.h"
+#include "core_test.h"
 
 static void run(void *(*fn)(void *), void *arg)
 {
@@ -27,8 +27,8 @@ static void run(void *(*fn)(void *), void *arg)
 static void quiesce(void)
 {
 	hak__thread_restart();
-	hak__trim_pass(0, 1);
-	assert_int_equal(hak__superslab_active_total(), 0);
+	test_trim(0);
+	assert_int_equal(hak__pool_active_total(), 0);
 }
 
 static int setup(void **state)
@@ -36,13 +36,10 @@ static int setup(void **state)
 	(void)state;
 	static const struct hak_setting slow = {"idle_ms", "60000", 1};
 	static const struct hak_settings one = {"(test)", &slow, 1};
-	void *st = NULL;
-	char err[128];
 	hak__init();
-	assert_int_equal(hak__builtin_trim_idle.init(&hak__core_api, &one, &st, err, sizeof err), 0);
-	assert_int_equal(hak__policy_install(&hak__builtin_trim_idle, st), 0);
-	hak__trim_tick(); /* starts the helper thread */
-	assert_true(hak_load_relaxed(&hak__helper_running));
+	test_install(hak__builtin_desc(HAK_POLICY_TRIM), &one);
+	hak__trim_tick(); /* starts the helper thread, which turns parking on */
+	assert_true(hak__threads_parking_enabled());
 	return 0;
 }
 
@@ -71,10 +68,10 @@ static void *free_the_dead_threads_block(void *arg)
 	hak__free(h->block); /* this thread's first call into hakmem */
 	struct hak_thread *t = hak__tls;
 	h->second_token = t->token;
-	h->local = t->local_frees;
-	h->remote = t->remote_frees;
+	h->local = test_local_frees(t);
+	h->remote = t->counters[HAK_TCOUNT_remote_frees];
 	h->again = hak__malloc(48);
-	h->adoptions = t->counters[HAK_COUNT_ADOPTIONS];
+	h->adoptions = t->counters[HAK_TCOUNT_adoptions];
 	hak__free(h->again);
 	return NULL;
 }
@@ -85,14 +82,14 @@ static void successor_takes_over_the_parked_state(void **state)
 	quiesce();
 	struct handover h = {0};
 	run(leave_one_block, &h);
-	assert_int_equal(hak__superslab_active_total(), 1); /* the block; the cache was flushed */
+	assert_int_equal(hak__pool_active_total(), 1); /* the block; the cache was flushed */
 	run(free_the_dead_threads_block, &h);
 	assert_int_equal(h.second_token, h.first_token); /* same state, same slabs */
 	assert_int_equal(h.local, 1);                    /* the dead thread's block was ours to cache */
 	assert_int_equal(h.remote, 0);
 	assert_ptr_equal(h.again, h.block);              /* and comes straight back from the cache */
 	assert_int_equal(h.adoptions, 0);
-	assert_int_equal(hak__superslab_active_total(), 0);
+	assert_int_equal(hak__pool_active_total(), 0);
 	quiesce();
 }
 
@@ -114,10 +111,10 @@ static void trim_pass_retires_parked_states(void **state)
 	(void)state;
 	quiesce();
 	run(churn_and_free_everything, NULL);
-	assert_int_equal(hak__superslab_active_total(), 0);
-	assert_true(hak__live_superslabs() > 0);
-	hak__trim_pass(0, 1);
-	assert_int_equal(hak__live_superslabs(), 0); /* nothing stranded in the parked state */
+	assert_int_equal(hak__pool_active_total(), 0);
+	assert_true(hak__pool_live() > 0);
+	test_trim(0);
+	assert_int_equal(hak__pool_live(), 0); /* nothing stranded in the parked state */
 }
 
 /* ---- parked states settle before a new SuperSlab is mapped ------------------------------------ */
@@ -147,13 +144,13 @@ static void parked_states_settle_before_mapping(void **state)
 	quiesce();
 	hak__free(hak__malloc(16)); /* the main thread has a state: it will not take the parked one */
 	run(one_block_of_small_classes_then_free, NULL);
-	uint64_t mapped = hak__g.ss_mapped;
+	uint64_t mapped = hak__pool_mapped_total();
 	void *p[SMALL_CLASSES];
 	for (unsigned i = 0; i < SMALL_CLASSES; i++)
 		p[i] = hak__malloc(hak__classes[small_class[i]].block_size);
 	/* The SuperSlab is full of the parked state's (free) slabs: before mapping another, the
 	 * parked state was retired and its units served the main thread. */
-	assert_int_equal(hak__g.ss_mapped, mapped);
+	assert_int_equal(hak__pool_mapped_total(), mapped);
 	for (unsigned i = 0; i < SMALL_CLASSES; i++)
 		hak__free(p[i]);
 	quiesce();
@@ -196,10 +193,10 @@ static void no_helper_no_parking(void **state)
 {
 	(void)state;
 	quiesce();
-	hak_store_relaxed(&hak__helper_running, 0); /* as in a fork child, or under trim eager/none */
+	hak__threads_set_parking(0, 0); /* as in a fork child, or under trim eager/none */
 	struct handover h = {0};
 	run(leave_one_block, &h);
-	hak_store_relaxed(&hak__helper_running, 1);
+	hak__threads_set_parking(8, 64); /* what the idle policy's helper set */
 	struct hak_slab *s = hak__slab_of_ss(hak__ss_lookup(h.block), h.block);
 	assert_int_equal(hak_load_relaxed(&s->xowner), HAK_OWNER_NONE); /* abandoned at exit */
 	hak__free(h.block);
@@ -255,7 +252,7 @@ static void consumer_exit_retires_parked_states(void **state)
 	assert_int_equal(pthread_join(c, NULL), 0);
 	/* The consumer's exit settled the producer's state: its drained slabs went back. */
 	assert_int_not_equal(hak_load_relaxed(&s->xowner), producer_token);
-	assert_int_equal(hak__superslab_active_total(), 0);
+	assert_int_equal(hak__pool_active_total(), 0);
 	quiesce();
 }
 

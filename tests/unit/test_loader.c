@@ -33,6 +33,10 @@ static const struct hak_core_api core = {
 	.log = core_log,
 };
 
+/* The handle each init gets: opaque to the loader, which only passes it on. */
+static char self_record[64];
+#define SELF ((hak_policy *)(void *)self_record)
+
 /* ---- A built-in stand-in: records what its init saw; refuses a key named `reject`. ------------ */
 
 static struct {
@@ -40,10 +44,11 @@ static struct {
 	size_t last_count;
 } builtin_seen;
 
-static int builtin_init(const struct hak_core_api *c, const struct hak_settings *s, void **state, char *err,
-			size_t errlen)
+static int builtin_init(const struct hak_core_api *c, hak_policy *self, const struct hak_settings *s, void **state,
+			char *err, size_t errlen)
 {
 	(void)c;
+	assert_ptr_equal(self, SELF);
 	builtin_seen.calls++;
 	builtin_seen.last_count = s->count;
 	for (size_t i = 0; i < s->count; i++)
@@ -77,6 +82,7 @@ static void builtin_noop(void *st)
 	(void)st;
 }
 static const struct hak_ownership_ops builtin_ops = {
+	.size = sizeof(struct hak_ownership_ops),
 	.refill = builtin_refill,
 	.flush = builtin_flush,
 	.free_foreign = builtin_free_foreign,
@@ -85,7 +91,7 @@ static const struct hak_ownership_ops builtin_ops = {
 static const struct hak_policy_desc builtin_tls = {
 	HAK_POLICY_DESC_INIT(HAK_POLICY_OWNERSHIP, "tls", "1.0.0", "test stand-in for the built-in"),
 	.init = builtin_init,
-	.ownership = &builtin_ops,
+	.ops = &builtin_ops,
 };
 
 
@@ -197,8 +203,10 @@ static void test_validate(void **state)
 
 	d = good, d.magic = 0x1122334455667788ull;
 	expect_invalid(&d, sizeof d, 3, "tls", "magic 0x1122334455667788", "expected 0x314c4f50484b4148");
-	d = good, d.abi_major = 2;
-	expect_invalid(&d, sizeof d, 3, "tls", "ABI major 2", "expected 1");
+	d = good, d.abi_major = 3;
+	expect_invalid(&d, sizeof d, 3, "tls", "ABI major 3", "expected 2");
+	d = good, d.min_core_minor = HAK_POLICY_ABI_MINOR + 1; /* needs services this core lacks */
+	expect_invalid(&d, sizeof d, 3, "tls", "needs core ABI 2.", "expected at most 2.");
 	d = good, d.abi_minor = 7; /* a newer minor only appended fields: fine */
 	d.size = sizeof d + 64;
 	assert_int_equal(hak__policy_validate(&d, SIZE_MAX, 3, "tls", err, sizeof err), 0);
@@ -209,6 +217,10 @@ static void test_validate(void **state)
 	d = good, d.signature = "hakmem-abi-1/ptr4/1234/chain-next-at-0";
 	expect_invalid(&d, sizeof d, 3, "tls", "signature 'hakmem-abi-1/ptr4/1234/chain-next-at-0'",
 		       "expected '" HAK_POLICY_SIGNATURE "'");
+	d = good, d.fork_prepare = builtin_noop;
+	expect_invalid(&d, sizeof d, 3, "tls", "only one of fork_prepare and fork_parent", "both or neither");
+	d = good, d.settings_count = 2;
+	expect_invalid(&d, sizeof d, 3, "tls", "settings_count 2 with no settings_spec", "expected a table");
 	d = good, d.signature = HAK_POLICY_SIGNATURE "-and-more";
 	expect_invalid(&d, sizeof d, 3, "tls", "signature '", "expected '");
 	expect_invalid(&good, sizeof good, HAK_POLICY_TRIM, "tls", "kind 3 (ownership)", "expected 1 (trim)");
@@ -223,29 +235,33 @@ static void test_validate(void **state)
 	expect_invalid(&good, sizeof good, 3, "central", "name 'tls'", "expected 'central'");
 	d = good, d.init = NULL;
 	expect_invalid(&d, sizeof d, 3, "tls", "init is NULL", "expected a function");
-	d = good, d.ownership = NULL;
+	d = good, d.ops = NULL;
 	expect_invalid(&d, sizeof d, 3, "tls", "ownership ops table is NULL", "expected one");
 
 	struct hak_ownership_ops ops = builtin_ops;
-	d = good, d.ownership = &ops;
+	d = good, d.ops = &ops;
 	ops.flush = NULL;
 	expect_invalid(&d, sizeof d, 3, "tls", "ownership ops: flush is NULL", "expected a function");
 	ops = builtin_ops, ops.thread_exit = NULL;
 	expect_invalid(&d, sizeof d, 3, "tls", "ownership ops: thread_exit is NULL", NULL);
-	ops = builtin_ops, ops.fork_prepare = builtin_noop;
-	expect_invalid(&d, sizeof d, 3, "tls", "only one of fork_prepare and fork_parent", "both or neither");
 	ops = builtin_ops, ops.thread_state_size = 1 << 20;
 	expect_invalid(&d, sizeof d, 3, "tls", "thread_state_size 1048576", "expected at most 4096");
+	ops = builtin_ops, ops.caches_any = 2;
+	expect_invalid(&d, sizeof d, 3, "tls", "caches_any 2", "expected 0 or 1");
+	ops = builtin_ops, ops.size = 16; /* a table from before its mandatory ops */
+	expect_invalid(&d, sizeof d, 3, "tls", "ownership ops table of 16 bytes", "expected at least");
+	ops = builtin_ops, ops.size = sizeof ops + 64; /* a newer plugin's longer table: fine */
+	assert_int_equal(hak__policy_validate(&d, sizeof d, 3, "tls", err, sizeof err), 0);
 
-	static const struct hak_superslab_ops no_size = {0};
-	d = good, d.kind = HAK_POLICY_SUPERSLAB, d.name = "fixed", d.ownership = NULL, d.superslab = NULL;
+	static const struct hak_superslab_ops no_fn = {.size = sizeof(struct hak_superslab_ops)};
+	d = good, d.kind = HAK_POLICY_SUPERSLAB, d.name = "fixed", d.ops = NULL;
 	expect_invalid(&d, sizeof d, 2, "fixed", "superslab ops table is NULL", NULL);
-	d.superslab = &no_size;
+	d.ops = &no_fn;
 	expect_invalid(&d, sizeof d, 2, "fixed", "superslab ops: lg_size_for is NULL", NULL);
-	static const struct hak_trim_ops all_null = {0}; /* every trim op is optional */
-	d = good, d.kind = HAK_POLICY_TRIM, d.name = "none", d.ownership = NULL, d.trim = NULL;
+	static const struct hak_trim_ops all_null = {.size = sizeof(struct hak_trim_ops)}; /* all optional */
+	d = good, d.kind = HAK_POLICY_TRIM, d.name = "none", d.ops = NULL;
 	expect_invalid(&d, sizeof d, 1, "none", "trim ops table is NULL", NULL);
-	d.trim = &all_null;
+	d.ops = &all_null;
 	assert_int_equal(hak__policy_validate(&d, sizeof d, 1, "none", err, sizeof err), 0);
 }
 
@@ -269,7 +285,7 @@ static void test_load_good_of_each_kind(void **state)
 	static const uint32_t kinds[] = {HAK_POLICY_TRIM, HAK_POLICY_SUPERSLAB, HAK_POLICY_OWNERSHIP};
 	for (int i = 0; i < 3; i++) {
 		struct hak_policy_instance inst;
-		assert_int_equal(hak__policy_load(kinds[i], "good", &cfg, &core, &inst), 0);
+		assert_int_equal(hak__policy_load(kinds[i], "good", &cfg, &core, SELF, &inst), 0);
 		assert_non_null(inst.desc);
 		assert_non_null(inst.handle);
 		assert_false(inst.builtin);
@@ -317,11 +333,11 @@ static void test_bad_plugins(void **state)
 		{"nodesc", ENOENT, "symbol hak_policy_descriptor: not found", "expected a struct hak_policy_desc"},
 		{"badmagic", EINVAL, "symbol hak_policy_descriptor: magic 0x1122334455667788",
 		 "expected 0x314c4f50484b4148"},
-		{"abi2", EINVAL, "symbol hak_policy_descriptor: ABI major 2", "expected 1"},
+		{"abi2", EINVAL, "symbol hak_policy_descriptor: ABI major 3", "expected 2"},
 		{"wrongkind", EINVAL, "symbol hak_policy_descriptor: kind 1 (trim)", "expected 3 (ownership)"},
 		{"misnamed", EINVAL, "symbol hak_policy_descriptor: name 'other'", "expected 'misnamed'"},
 		{"small", EINVAL, "symbol hak_policy_descriptor: struct size 40", "expected at least"},
-		{"badsig", EINVAL, "symbol hak_policy_descriptor: signature 'hakmem-abi-1/ptr4/1234/chain-next-at-0'",
+		{"badsig", EINVAL, "symbol hak_policy_descriptor: signature 'hakmem-abi-2/ptr4/1234/link-word0-mark-word1'",
 		 "expected '" HAK_POLICY_SIGNATURE "'"},
 		{"tinysym", EINVAL, "symbol hak_policy_descriptor: object of 8 bytes", "expected at least"},
 		{"norefill", EINVAL, "symbol hak_policy_descriptor: ownership ops: refill is NULL",
@@ -339,7 +355,7 @@ static void test_bad_plugins(void **state)
 		snprintf(policy, sizeof policy, "hakmem: /etc/hakmem.ini:7: policy '%s': ", cases[i].name);
 		int before = loaded_objects();
 		log_start();
-		int rc = hak__policy_load(HAK_POLICY_OWNERSHIP, cases[i].name, &cfg, &core, &inst);
+		int rc = hak__policy_load(HAK_POLICY_OWNERSHIP, cases[i].name, &cfg, &core, SELF, &inst);
 		if (rc != cases[i].err)
 			fail_msg("%s: returned %d, expected %d", cases[i].name, rc, cases[i].err);
 		assert_null(inst.desc);
@@ -360,7 +376,7 @@ static void test_missing_plugin(void **state)
 	struct hak_policy_instance inst;
 	config_for(&cfg, FIXTURE_SO_DIR, "nosuch");
 	log_start();
-	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "nosuch", &cfg, &core, &inst), ENOENT);
+	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "nosuch", &cfg, &core, SELF, &inst), ENOENT);
 	assert_log_count(1);
 	EXPECT_LINE(0, "hakmem: /etc/hakmem.ini:7: policy 'nosuch': ", "/ownership_nosuch.so: cannot open: No such file or directory; using built-in 'tls'");
 	hak__config_free(&cfg);
@@ -388,7 +404,7 @@ static void test_traversal_refused(void **state)
 		const char *name = cfg.policy[cases[i].kind - 1].name;
 		snprintf(where, sizeof where, "traversal.ini:%d: policy '%s': not a bare name", cases[i].line, name);
 		log_start();
-		assert_int_equal(hak__policy_load(cases[i].kind, name, &cfg, &core, &inst), EINVAL);
+		assert_int_equal(hak__policy_load(cases[i].kind, name, &cfg, &core, SELF, &inst), EINVAL);
 		assert_log_count(1);
 		EXPECT_LINE(0, where, cases[i].what, "; using built-in '");
 		assert_string_equal(inst.path, ""); /* no file was even named */
@@ -407,13 +423,13 @@ static void test_unsafe_plugin_files(void **state)
 	config_for(&cfg, sub, "good");
 	assert_non_null(tmp_copy(FIXTURE_SO_DIR "/ownership_good.so", "plugins/ownership_good.so", 0777));
 	log_start();
-	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, &inst), EPERM);
+	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), EPERM);
 	assert_log_count(1);
 	EXPECT_LINE(0, "policy 'good': ", "ownership_good.so: is world-writable (mode 0777)", "using built-in 'tls'");
 
 	assert_non_null(tmp_copy(FIXTURE_SO_DIR "/ownership_good.so", "plugins/ownership_good.so", 0775));
 	log_start();
-	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, &inst), EPERM);
+	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), EPERM);
 	EXPECT_LINE(0, "ownership_good.so: is group-writable (mode 0775)");
 
 	/* A symbolic link is refused even when it points at a good plugin. */
@@ -421,7 +437,7 @@ static void test_unsafe_plugin_files(void **state)
 	unlink(link);
 	assert_int_equal(symlink(FIXTURE_SO_DIR "/ownership_good.so", link), 0);
 	log_start();
-	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, &inst), ELOOP);
+	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), ELOOP);
 	EXPECT_LINE(0, "ownership_good.so: is a symbolic link", "using built-in 'tls'");
 
 	if (geteuid() == 0) {
@@ -429,16 +445,73 @@ static void test_unsafe_plugin_files(void **state)
 		const char *p = tmp_copy(FIXTURE_SO_DIR "/ownership_good.so", "plugins/ownership_good.so", 0755);
 		assert_int_equal(chown(p, 4242, 4242), 0);
 		log_start();
-		assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, &inst), EPERM);
+		assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), EPERM);
 		EXPECT_LINE(0, "ownership_good.so: is owned by uid 4242, expected root or uid 0");
 	}
 	/* Not a regular file: a folder with the plugin's name. */
 	unlink(link);
 	assert_int_equal(mkdir(link, 0755), 0);
 	log_start();
-	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, &inst), EISDIR);
+	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), EISDIR);
 	EXPECT_LINE(0, "ownership_good.so: is a directory, expected a regular file");
 	rmdir(link);
+	hak__config_free(&cfg);
+}
+
+/* A damaged copy of a good plugin (cut short, for another machine, not ELF at all) is refused by
+ * the ELF check before dlopen could map it: one line naming the file and what is wrong, the
+ * built-in instead, nothing loaded. */
+static void test_damaged_plugin_files(void **state)
+{
+	(void)state;
+	static char so[1 << 20];
+	int fd = open(FIXTURE_SO_DIR "/ownership_good.so", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t len = read(fd, so, sizeof so);
+	close(fd);
+	assert_true(len > 9000);
+	char sub[300];
+	snprintf(sub, sizeof sub, "%s/damaged", tmp_root);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	struct hak_config cfg;
+	config_for(&cfg, sub, "good");
+	static const struct {
+		size_t len;
+		int patch; /* 0: none, 1: e_machine = AArch64, 2: random bytes */
+		const char *what;
+	} cases[] = {
+		{0, 0, "ownership_good.so: empty file (0 bytes), expected an ELF shared object"},
+		{700, 0, "ownership_good.so: ELF file of 700 bytes, expected at least"},
+		{4096, 0, "ownership_good.so: ELF file of 4096 bytes, expected at least"},
+		{9000, 0, "ownership_good.so: ELF file of 9000 bytes, expected at least"},
+		{(size_t)-1, 0, "ownership_good.so: ELF file of"}, /* one byte short */
+		{(size_t)-2, 1, "ownership_good.so: ELF machine 183 (AArch64), expected 62 (x86-64, this process's)"},
+		{(size_t)-2, 2, "ownership_good.so: not an ELF file"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		static char copy[1 << 20];
+		size_t n = cases[i].len == (size_t)-1 ? (size_t)len - 1 : cases[i].len == (size_t)-2 ? (size_t)len : cases[i].len;
+		memcpy(copy, so, n);
+		if (cases[i].patch == 1)
+			copy[18] = (char)EM_AARCH64, copy[19] = 0;
+		for (size_t k = 0; cases[i].patch == 2 && k < n; k++)
+			copy[k] = (char)(k * 2654435761u >> 13);
+		tmp_file("damaged/ownership_good.so", copy, n, 0644);
+		struct hak_policy_instance inst;
+		int before = loaded_objects();
+		log_start();
+		assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), ENOEXEC);
+		assert_null(inst.desc);
+		assert_log_count(1);
+		EXPECT_LINE(0, "hakmem: /etc/hakmem.ini:7: policy 'good': ", cases[i].what, "; using built-in 'tls'");
+		assert_int_equal(loaded_objects(), before);
+	}
+	/* The same file, whole: loads. */
+	tmp_file("damaged/ownership_good.so", so, (size_t)len, 0644);
+	struct hak_policy_instance inst;
+	log_start();
+	assert_int_equal(hak__policy_load(HAK_POLICY_OWNERSHIP, "good", &cfg, &core, SELF, &inst), 0);
+	assert_log_count(0);
 	hak__config_free(&cfg);
 }
 
@@ -450,7 +523,7 @@ static void test_init_refuses_settings(void **state)
 	const char text[] = "[core]\npolicy_dir = " FIXTURE_SO_DIR "\n[trim]\npolicy = good\nidle = 1\nreject = -5banana\n";
 	assert_int_equal(hak__config_parse_string(text, "/etc/hakmem.ini", &cfg), 0);
 	log_start();
-	assert_int_equal(hak__policy_load(HAK_POLICY_TRIM, "good", &cfg, &core, &inst), EINVAL);
+	assert_int_equal(hak__policy_load(HAK_POLICY_TRIM, "good", &cfg, &core, SELF, &inst), EINVAL);
 	assert_log_count(1);
 	EXPECT_LINE(0, "/etc/hakmem.ini:4: policy 'good': ", "trim_good.so: symbol hak_policy_descriptor: init failed (EINVAL): line 6: reject = '-5banana' is refused on purpose; using built-in 'idle'");
 	assert_null(inst.desc);
@@ -469,7 +542,7 @@ static void test_activate(void **state)
 	config_for(&cfg, "/nonexistent", NULL);
 	builtin_seen.calls = 0;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_ptr_equal(inst.desc, &builtin_tls);
 	assert_true(inst.builtin);
 	assert_false(inst.fallback);
@@ -479,10 +552,23 @@ static void test_activate(void **state)
 	assert_log_count(0);
 	hak__config_free(&cfg);
 
+	/* The built-in's default instance already runs (start-up): a plugin that cannot load
+	 * falls back to it, and its init is not run a second time (its state is static). */
+	config_for(&cfg, "/nonexistent", "nosuch");
+	builtin_seen.calls = 0;
+	log_start();
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, true, SELF, &inst), 0);
+	assert_ptr_equal(inst.desc, &builtin_tls);
+	assert_true(inst.builtin && inst.fallback && inst.reused);
+	assert_null(inst.state);
+	assert_int_equal(builtin_seen.calls, 0);
+	assert_log_count(1);
+	hak__config_free(&cfg);
+
 	/* The built-in's own name: the compiled copy, even though no .so exists anywhere. */
 	config_for(&cfg, "/nonexistent", "tls");
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_true(inst.builtin);
 	assert_false(inst.fallback);
 	assert_log_count(0);
@@ -491,14 +577,14 @@ static void test_activate(void **state)
 	/* A plugin that loads. */
 	config_for(&cfg, FIXTURE_SO_DIR, "good");
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_false(inst.builtin);
 	assert_string_equal(inst.desc->name, "good");
 	assert_log_count(0);
 	/* ...and says so when verbose. */
 	cfg.core.verbose = true;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_log_count(1);
 	EXPECT_LINE(0, "hakmem: ownership policy 'good' 9.8.7 from ", "ownership_good.so");
 	hak__config_free(&cfg);
@@ -510,13 +596,13 @@ static void test_activate(void **state)
 	cfg.policy[HAK_KIND_INDEX_OWNERSHIP].count = 1;
 	builtin_seen.calls = 0;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_true(inst.builtin);
 	assert_true(inst.fallback);
 	assert_int_equal(builtin_seen.calls, 1);
 	assert_int_equal(builtin_seen.last_count, 0);
 	assert_log_count(1);
-	EXPECT_LINE(0, "/etc/hakmem.ini:7: policy 'abi2': ", "ABI major 2, expected 1; using built-in 'tls'");
+	EXPECT_LINE(0, "/etc/hakmem.ini:7: policy 'abi2': ", "ABI major 3, expected 2; using built-in 'tls'");
 	cfg.policy[HAK_KIND_INDEX_OWNERSHIP].items = NULL;
 	cfg.policy[HAK_KIND_INDEX_OWNERSHIP].count = 0;
 	hak__config_free(&cfg);
@@ -528,7 +614,7 @@ static void test_activate(void **state)
 	cfg.policy[HAK_KIND_INDEX_OWNERSHIP].count = 1;
 	builtin_seen.calls = 0;
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, &inst), 0);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &builtin_tls, false, SELF, &inst), 0);
 	assert_true(inst.builtin);
 	assert_true(inst.fallback);
 	assert_int_equal(builtin_seen.calls, 2);
@@ -544,7 +630,7 @@ static void test_activate(void **state)
 	broken.kind = HAK_POLICY_TRIM;
 	config_for(&cfg, "/nonexistent", NULL);
 	log_start();
-	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &broken, &inst), EINVAL);
+	assert_int_equal(hak__policy_activate(HAK_POLICY_OWNERSHIP, &cfg, &core, &broken, false, SELF, &inst), EINVAL);
 	assert_null(inst.desc);
 	assert_log_count(1);
 	EXPECT_LINE(0, "built-in ownership policy: kind 1 (trim), expected 3 (ownership)");
@@ -587,7 +673,7 @@ static void test_list(void **state)
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		if (strncmp(l.line[i], want[i], strlen(want[i])) != 0)
 			fail_msg("listing %zu: '%s', expected it to start with '%s'", i, l.line[i], want[i]);
-	assert_non_null(strstr(l.line[0], "ABI major 2, expected 1"));
+	assert_non_null(strstr(l.line[0], "ABI major 3, expected 2"));
 	/* Other files are skipped; a missing folder is an error. */
 	char sub[300];
 	snprintf(sub, sizeof sub, "%s/list", tmp_root);
@@ -600,7 +686,21 @@ static void test_list(void **state)
 	assert_int_equal(hak__policy_list(sub, list_cb, &l), 0);
 	assert_int_equal(l.n, 1);
 	assert_non_null(strstr(l.line[0], "trim junk - - | "));
-	assert_non_null(strstr(l.line[0], "dlopen failed"));
+	assert_non_null(strstr(l.line[0], "trim_junk.so: not an ELF file (starts with 6e 6f 74 20)"));
+	/* A cut copy of a good plugin is listed as refused with the reason, never dlopened. */
+	static char so[1 << 20];
+	int fd = open(FIXTURE_SO_DIR "/trim_good.so", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, so, sizeof so);
+	close(fd);
+	assert_true(n > 9000);
+	tmp_file("list/trim_cut.so", so, 9000, 0644);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(hak__policy_list(sub, list_cb, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_non_null(strstr(l.line[0], "trim cut - - | "));
+	assert_non_null(strstr(l.line[0], "trim_cut.so: ELF file of 9000 bytes, expected at least"));
+	assert_non_null(strstr(l.line[0], "truncated"));
 	assert_int_equal(hak__policy_list("/nonexistent/dir", list_cb, &l), ENOENT);
 }
 
@@ -615,6 +715,7 @@ int main(void)
 		cmocka_unit_test(test_missing_plugin),
 		cmocka_unit_test(test_traversal_refused),
 		cmocka_unit_test(test_unsafe_plugin_files),
+		cmocka_unit_test(test_damaged_plugin_files),
 		cmocka_unit_test(test_init_refuses_settings),
 		cmocka_unit_test(test_activate),
 		cmocka_unit_test(test_list),

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hakmem_internal.h"
+#include "core_test.h"
 
 static int setup(void **state)
 {
@@ -22,7 +22,7 @@ static int setup(void **state)
 static void drain_moves_blocks_to_the_free_list(void **state)
 {
 	(void)state;
-	struct hak_slab *s = hak__slab_acquire(hak__size_to_class(64), 0x1000, 0);
+	struct hak_slab *s = test_slab_acquire(hak__size_to_class(64), 0x1000, 0);
 	assert_non_null(s);
 	struct hak_chain ch;
 	assert_int_equal(hak__slab_take(s, 10, &ch), 10);
@@ -42,7 +42,7 @@ static void drain_moves_blocks_to_the_free_list(void **state)
 	assert_false(info.remote_pending);
 	assert_int_equal(info.used, 0);
 	hak__slab_release(s);
-	hak__release_empty(0);
+	test_release_empty(0);
 }
 
 enum { PUSHERS = 4, PER_PUSHER = 20000 };
@@ -73,7 +73,7 @@ static void concurrent_pushes_lose_nothing(void **state)
 	void **all = calloc(PUSHERS * PER_PUSHER, sizeof *all);
 	unsigned got = 0;
 	while (got < PUSHERS * PER_PUSHER) {
-		struct hak_slab *s = hak__slab_acquire(cls, 0x1000, 0);
+		struct hak_slab *s = test_slab_acquire(cls, 0x1000, 0);
 		assert_non_null(s);
 		slabs[nslabs++] = s;
 		struct hak_chain ch;
@@ -105,7 +105,7 @@ static void concurrent_pushes_lose_nothing(void **state)
 		assert_int_equal(info.used, 0); /* every block came back exactly once */
 		hak__slab_release(slabs[k]);
 	}
-	hak__release_empty(0);
+	test_release_empty(0);
 	free(all);
 }
 

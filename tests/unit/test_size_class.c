@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "hakmem_internal.h"
+#include "core_test.h"
 
 static int setup(void **state)
 {

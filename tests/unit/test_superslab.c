@@ -9,8 +9,9 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "hakmem_internal.h"
+#include "core_test.h"
 
 static int setup(void **state)
 {
@@ -46,8 +47,8 @@ static void slab_carves_and_comes_back(void **state)
 {
 	(void)state;
 	unsigned cls = hak__size_to_class(48);
-	long maps_before = hak__mappings;
-	struct hak_slab *s = hak__slab_acquire(cls, HAK_OWNER_ANY, 0);
+	long maps_before = hak__os_mappings();
+	struct hak_slab *s = test_slab_acquire(cls, HAK_OWNER_ANY, 0);
 	assert_non_null(s);
 	struct hak_superslab *ss = s->ss;
 	size_t size = (size_t)1 << ss->lg_size;
@@ -66,7 +67,7 @@ static void slab_carves_and_comes_back(void **state)
 	}
 	assert_ptr_equal(hak__slab_lookup(s->start), s);
 	/* the SuperSlab is one mapping; the first one may also bring a metadata chunk (map leaf) */
-	assert_true(hak__mappings <= maps_before + 2);
+	assert_true(hak__os_mappings() <= maps_before + 2);
 
 	/* Take everything: capacity blocks, all distinct, all inside the slab and aligned. */
 	struct hak_chain all = {0}, part;
@@ -98,11 +99,11 @@ static void slab_carves_and_comes_back(void **state)
 	assert_int_equal(info.used, 0);
 
 	/* Release: the SuperSlab empties; releasing beyond a reserve of 0 unmaps it. */
-	uint64_t released = hak__g.ss_released;
+	uint64_t released = hak__pool_released_total();
 	hak__slab_release(s);
-	assert_true(hak__empty_count() >= 1);
-	assert_true(hak__release_empty(0) >= 1);
-	assert_true(hak__g.ss_released > released);
+	assert_true(hak__pool_empty_count() >= 1);
+	assert_true(test_release_empty(0) >= 1);
+	assert_true(hak__pool_released_total() > released);
 	assert_null(hak__ss_lookup(ss));
 	assert_null(hak__slab_lookup(ss));
 	assert_null(hak__slab_lookup_fast((char *)ss + size - 16));
@@ -113,9 +114,9 @@ static void many_slabs_share_superslabs(void **state)
 	(void)state;
 	enum { N = 40 };
 	struct hak_slab *slabs[N];
-	uint64_t mapped = hak__g.ss_mapped;
+	uint64_t mapped = hak__pool_mapped_total();
 	for (int i = 0; i < N; i++) {
-		slabs[i] = hak__slab_acquire(hak__size_to_class(16 + 16 * (i % 8)), HAK_OWNER_ANY, 0);
+		slabs[i] = test_slab_acquire(hak__size_to_class(16 + 16 * (i % 8)), HAK_OWNER_ANY, 0);
 		assert_non_null(slabs[i]);
 		for (int j = 0; j < i; j++) /* no two slabs overlap */
 			if (slabs[j]->ss == slabs[i]->ss) {
@@ -125,19 +126,19 @@ static void many_slabs_share_superslabs(void **state)
 			}
 	}
 	/* 40 one-unit slabs need at least two SuperSlabs of 32 units, and not many more. */
-	uint64_t used = hak__g.ss_mapped - mapped + hak__empty_count();
+	uint64_t used = hak__pool_mapped_total() - mapped + hak__pool_empty_count();
 	assert_true(used >= 1 && used <= 4);
 	for (int i = 0; i < N; i++)
 		hak__slab_release(slabs[i]);
-	hak__release_empty(0);
-	assert_int_equal(hak__empty_count(), 0);
+	test_release_empty(0);
+	assert_int_equal(hak__pool_empty_count(), 0);
 }
 
 static void purge_counts_free_units(void **state)
 {
 	(void)state;
-	struct hak_slab *a = hak__slab_acquire(hak__size_to_class(1024), HAK_OWNER_ANY, 0);
-	struct hak_slab *b = hak__slab_acquire(hak__size_to_class(1024), HAK_OWNER_ANY, 0);
+	struct hak_slab *a = test_slab_acquire(hak__size_to_class(1024), HAK_OWNER_ANY, 0);
+	struct hak_slab *b = test_slab_acquire(hak__size_to_class(1024), HAK_OWNER_ANY, 0);
 	assert_non_null(a);
 	assert_non_null(b);
 	struct hak_chain ch;
@@ -145,21 +146,26 @@ static void purge_counts_free_units(void **state)
 	memset((char *)ch.head + 16, 0xab, 1024 - 16); /* touch it, keeping the chain links */
 	hak__chain_return(ch, NULL, NULL);
 	hak__slab_release(a); /* its units are dirty now; b keeps the SuperSlab alive */
-	/* A unit freed just now is only aged by the first pass, purged by the second. */
-	assert_int_equal(hak__purge_free(1), 0);
-	uint64_t purged = hak__purge_free(1);
-	assert_true(purged >= HAK_UNIT_SIZE - HAK_SS_HEADER);
-	assert_int_equal(hak__purge_free(1), 0); /* nothing dirty any more */
+	/* A unit freed just now is too young for a purge that wants a second of age. */
+	assert_int_equal(hak__trim_purge(1000000000u, UINT64_MAX), 0);
+	struct timespec ms20 = {0, 20000000};
+	nanosleep(&ms20, NULL);
+	/* 20 ms old: purged by a purge that wants 10 ms, one unit within a budget of one byte. */
+	uint64_t purged = hak__trim_purge(10000000u, 1);
+	assert_true(purged >= HAK_UNIT_SIZE - HAK_SS_HEADER && purged <= HAK_UNIT_SIZE); /* one unit */
+	purged += hak__trim_purge(10000000u, UINT64_MAX);
+	assert_true(purged >= HAK_UNIT_SIZE * hak__classes[hak__size_to_class(1024)].slab_units - HAK_SS_HEADER);
+	assert_int_equal(hak__trim_purge(0, UINT64_MAX), 0); /* nothing dirty any more */
 	/* purge everything at once (the eager policy) */
 	struct hak_chain ch2;
-	struct hak_slab *c = hak__slab_acquire(hak__size_to_class(1024), HAK_OWNER_ANY, 0);
+	struct hak_slab *c = test_slab_acquire(hak__size_to_class(1024), HAK_OWNER_ANY, 0);
 	hak__slab_take(c, 4, &ch2);
 	memset((char *)ch2.head + 16, 0xcd, 1024 - 16);
 	hak__chain_return(ch2, NULL, NULL);
 	hak__slab_release(c);
-	assert_true(hak__purge_free(0) >= HAK_UNIT_SIZE - HAK_SS_HEADER);
+	assert_true(hak__trim_purge(0, UINT64_MAX) >= HAK_UNIT_SIZE - HAK_SS_HEADER);
 	hak__slab_release(b);
-	hak__release_empty(0);
+	test_release_empty(0);
 }
 
 int main(void)

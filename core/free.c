@@ -1,0 +1,140 @@
+/* free.c: layer 8, the free slow path (cache overflow, foreign frees, large blocks), the one
+ * pointer check free, realloc and malloc_usable_size share, and malloc_usable_size itself.
+ * The call tree is at the top of malloc.c. */
+#include "alloc.h"
+
+#include <errno.h>
+
+#include "alloc_fast.h"
+#include "large.h"
+#include "policy_call.h"
+#include "slab.h"
+#include "trace.h"
+
+struct hak_slab *hak__ptr_check(const void *p, const char *what, bool check_freed)
+{
+	struct hak_superslab *ss = hak__ss_lookup(p);
+	if (!ss)
+		return NULL;
+	struct hak_slab *s = hak__slab_of_ss(ss, p);
+	HAK_CHECK(s->nunits != 0 && hak__block_is_aligned(s, p), "%s(): invalid pointer %p (not the start of a block)",
+		  what, p);
+	if (check_freed && unlikely(hak__block_is_free(p))) {
+		if (what[0] == 'f')
+			hak__fatal("%s(): double free of %p", what, p);
+		hak__fatal("%s(): invalid pointer %p (already freed)", what, p);
+	}
+	return s;
+}
+
+/* Keep the hot top half of an overflowing cache, hand the colder bottom half to the policy. */
+static void cache_overflow(struct hak_thread *t, unsigned cls)
+{
+	struct hak_tcache *tc = &t->cache[cls];
+	uint32_t keep = tc->max / 2;
+	void *b = tc->head;
+	for (uint32_t i = 1; i < keep && b; i++)
+		b = hak__block_next(b);
+	if (!b || !hak__block_next(b)) { /* the count was wrong (a fork from a signal handler): recount */
+		uint32_t n = hak__chain_of(tc->head).count;
+		tc->room = n < tc->max ? tc->max - n : 0;
+		return;
+	}
+	struct hak_chain chain = hak__chain_of(hak__block_next(b));
+	hak__block_set_next(b, NULL);
+	tc->room = tc->max - keep;
+	hak__account_chain(chain, -1);
+	hak__policy_enter(t);
+	hak__own_flush_locked(t, cls, chain);
+	hak__policy_leave(t);
+}
+
+static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p)
+{
+	uintptr_t owner = hak_load_acquire(&s->xowner);
+	struct hak_tcache *tc = &t->cache[s->cls];
+	if (owner == hak__accept_real(tc->accept)) { /* recording marks accept (trace.h) */
+		if (hak__tc_full(tc))
+			cache_overflow(t, s->cls);
+		if (!hak__tc_full(tc)) {
+			tc->room--;
+			hak__tc_push(tc, p);
+			return;
+		}
+	}
+	/* Not ours to cache (or the cache could not take it): the block is free from now on,
+	 * whoever drains it later. */
+	hak_add_relaxed(&ss->xactive, -1);
+	if (owner == HAK_OWNER_NONE)
+		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
+	hak__own_free_foreign(hak__policy_at(HAK_POLICY_OWNERSHIP, ss->model), t, s, p);
+	hak__thread_count(t, HAK_TCOUNT_remote_frees, 1);
+}
+
+static void free_slow(void *p)
+{
+	if (!p)
+		return;
+	struct hak_slab *s = hak__ptr_check(p, "free", true);
+	if (!s) {
+		bool wants_pass = false;
+		hak__enter("free");
+		bool large = hak__large_free(p, &wants_pass);
+		hak__leave();
+		HAK_CHECK(large, "free(): invalid pointer %p (not allocated by hakmem, or already freed)", p);
+		/* The first mapping cached since the last pass tells the trim policy there is work,
+		 * and so does every 64th large free of a thread (a policy that rate-limits its ticks,
+		 * like eager, may have dropped the first). */
+		static __thread unsigned large_frees __attribute__((tls_model("initial-exec")));
+		if ((wants_pass || (++large_frees & 63) == 0) && hak__tls->state != HAK_THREAD_GONE)
+			hak__trim_tick();
+		return;
+	}
+	struct hak_superslab *ss = hak__ss_of_slab(s);
+	struct hak_thread *t = hak__current();
+	hak__enter("free");
+	if (likely(t != NULL)) {
+		free_from(t, ss, s, p);
+	} else {
+		hak__orphan_lock();
+		t = hak__orphan();
+		/* no memory even for the orphan state: a state with no cache that accepts nothing */
+		free_from(t ? t : hak__thread_sentinel_gone(), ss, s, p);
+		hak__orphan_unlock();
+	}
+	hak__leave();
+	hak__after_slow();
+}
+
+void hak__free_untraced(void *p)
+{
+	int saved = errno;
+	free_slow(p);
+	errno = saved;
+}
+
+void hak__free_slow(void *p)
+{
+	if (hak__tracing()) /* recording: every free comes here, trace.c makes it (trace.h) */
+		return hak__trace_free(p);
+	hak__free_untraced(p);
+}
+
+void hak__free(void *p)
+{
+	hak__free_fast(p);
+}
+
+size_t hak__usable_size(const void *p)
+{
+	if (!p)
+		return 0;
+	struct hak_slab *s = hak__ptr_check(p, "malloc_usable_size", false);
+	if (s)
+		return s->block_size;
+	hak__enter("malloc_usable_size");
+	size_t n = hak__large_usable(p);
+	hak__leave();
+	HAK_CHECK(n, "malloc_usable_size(): invalid pointer %p (not allocated by hakmem)", p);
+	return n;
+}

@@ -1,0 +1,29 @@
+/* init.c: layer 8, bringing the core up on its built-in policies: no file I/O, no dlopen, safe
+ * from any thread's first malloc (another library's constructor may run before ours). */
+#include "alloc.h"
+
+#include "block.h"
+#include "pool.h"
+#include "services.h"
+
+_Atomic int hak__inited;
+static _Atomic int init_claimed;
+
+void hak__init(void)
+{
+	if (likely(hak_load_acquire(&hak__inited)))
+		return;
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&init_claimed, &expect, 1)) {
+		while (!hak_load_acquire(&hak__inited))
+			sched_yield();
+		return;
+	}
+	hak__size_classes_init();
+	hak__block_key_init();
+	/* The pool retires exited threads' parked states before it maps more (layer 5 below 2
+	 * only through this hook). */
+	hak__pool_set_before_map(hak__threads_reap_parked_try);
+	hak__policies_boot();
+	hak_store_release(&hak__inited, 1);
+}

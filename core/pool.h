@@ -1,0 +1,51 @@
+/* pool.h: layer 2, the SuperSlab pool (pool.c): mapping SuperSlabs (one mapping each,
+ * registered in the address map), handing out runs of free units to slabs and taking them back,
+ * the lists (partly used per ownership policy, empty, all), and the trim primitives that work
+ * on SuperSlabs: releasing empties, purging free units, the facts trim policies decide on.
+ * Nothing here decides *when*: the trim policy does, through layer 6. */
+#ifndef HAK_POOL_H
+#define HAK_POOL_H
+
+#include "superslab.h"
+
+/* A run of `units` free units for a slab of ownership policy `model`: from a partly used
+ * SuperSlab of that model, else an empty one of 2^lg bytes, else a new mapping (recording
+ * `model` and `size_by`, the SuperSlab size policy's index). The units are reserved (in
+ * unit_mask) when it returns; *first is the first of them. NULL with errno ENOMEM when nothing
+ * could be mapped. Before mapping it calls the hook of hak__pool_set_before_map once, and
+ * searches again if the hook says it freed something. */
+HAK_HIDDEN struct hak_superslab *hak__pool_units_take(unsigned units, unsigned lg, unsigned model,
+						      unsigned size_by, unsigned *first);
+/* The run goes back (its slab record is already unused). true when ss became empty. */
+HAK_HIDDEN bool hak__pool_units_give(struct hak_superslab *ss, unsigned first, unsigned units);
+/* The layer above retires exited threads' parked states when the pool is about to map: fn
+ * returns how many it retired (their slabs may free the units wanted). */
+HAK_HIDDEN void hak__pool_set_before_map(unsigned (*fn)(void));
+/* SuperSlabs that became empty since the previous call (coalesced). */
+HAK_HIDDEN unsigned hak__pool_empties_take(void);
+
+/* Trim primitives (see hak_core_api). `now` is hak__now_ns() read by the caller. */
+HAK_HIDDEN unsigned hak__pool_release_empty(unsigned floor, uint64_t min_empty_ns, unsigned max, uint64_t now);
+HAK_HIDDEN uint64_t hak__pool_purge(uint64_t min_free_ns, uint64_t max_bytes, uint64_t now);
+HAK_HIDDEN void hak__pool_free_runs_each(void (*fn)(void *ctx, const struct hak_free_run *run), void *ctx);
+HAK_HIDDEN void hak__pool_facts(struct hak_heap_facts *out); /* the SuperSlab fields */
+
+/* Counts, read unlocked as hints. */
+HAK_HIDDEN unsigned hak__pool_empty_count(void);
+HAK_HIDDEN uint64_t hak__pool_live(void);
+HAK_HIDDEN uint64_t hak__pool_live_of(unsigned lg); /* live SuperSlabs of 2^lg bytes */
+HAK_HIDDEN uint64_t hak__pool_mapped_total(void);   /* since start */
+HAK_HIDDEN uint64_t hak__pool_released_total(void);
+HAK_HIDDEN uint64_t hak__pool_peak_live(void);
+HAK_HIDDEN uint64_t hak__pool_purged_total(void);   /* bytes */
+/* Expensive invariant check for tests: the active counts summed over every SuperSlab. */
+HAK_HIDDEN int64_t hak__pool_active_total(void);
+/* Every SuperSlab walked: slabs and units agree, lists are linked both ways (HAK_DEBUG >= 2
+ * callers); returns the number of SuperSlabs. */
+HAK_HIDDEN uint64_t hak__pool_check(void);
+
+HAK_HIDDEN void hak__pool_fork_prepare(void);
+HAK_HIDDEN void hak__pool_fork_parent(void);
+HAK_HIDDEN void hak__pool_fork_child(void);
+
+#endif

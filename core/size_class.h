@@ -1,0 +1,34 @@
+/* size_class.h: layer 0, the size classes (size_class.c): 16 B .. 128 KB, 8 per doubling
+ * above 128 B, the units per slab of each, refill batches, cache limits, and the tables the
+ * malloc fast path reads. Filled once by hak__size_classes_init, before any allocation. */
+#ifndef HAK_SIZE_CLASS_H
+#define HAK_SIZE_CLASS_H
+
+#include "tcache.h"
+
+struct hak_class_info {
+	uint32_t block_size; /* bytes per block, multiple of 16 */
+	uint8_t slab_units;  /* units per slab: 1 to 8 */
+	uint16_t batch;      /* blocks per refill */
+	uint16_t cache_max;  /* TLS cache limit before a flush */
+	uint8_t div_shift;   /* block_size = 2^div_shift * m, m odd */
+	uint64_t div_inv;    /* m^-1 mod 2^64 (hak__block_is_aligned) */
+	uint16_t tc_off;     /* offset of the class's cache in a thread state (caches come first) */
+};
+HAK_HIDDEN extern struct hak_class_info hak__classes[HAK_NCLASSES];
+HAK_HIDDEN extern uint8_t hak__class_of_small[1024 / 16 + 1]; /* index (n + 15) >> 4 */
+HAK_HIDDEN extern uint16_t hak__tc_off_of_small[1024 / 16 + 1]; /* that class's tc_off */
+_Static_assert(HAK_NCLASSES * sizeof(struct hak_tcache) < 65536, "tc_off is 16 bits");
+
+HAK_HIDDEN void hak__size_classes_init(void);
+HAK_HIDDEN unsigned hak__size_to_class_slow(size_t n); /* n <= HAK_SMALL_MAX */
+
+/* Class of a request of n bytes, n <= HAK_SMALL_MAX. Budget: one load for n <= 1 KB. */
+HAK_INLINE unsigned hak__size_to_class(size_t n)
+{
+	if (likely(n <= 1024))
+		return hak__class_of_small[(n + 15) >> 4];
+	return hak__size_to_class_slow(n);
+}
+
+#endif

@@ -1,0 +1,293 @@
+/* slab.c: layer 3, slabs inside SuperSlabs (see slab.h): carving and giving back, remote
+ * queues, the abandoned lists (per ownership policy and class, under the abandoned lock, which
+ * is taken before the pool lock), and the active counts of chains. */
+#include "slab.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include "size_class.h"
+
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_slab *abandoned[HAK_POLICY_SLOTS][HAK_NCLASSES];
+static _Atomic int xabandoned_dirty; /* a block was freed into an abandoned slab */
+
+/* ---- Slabs ------------------------------------------------------------------------------------------- */
+
+static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, uintptr_t owner)
+{
+	const struct hak_class_info *ci = &hak__classes[cls];
+	unsigned units = ci->slab_units;
+	struct hak_slab *s = &ss->slabs[first];
+	char *start = (char *)ss + ((size_t)first << HAK_UNIT_SHIFT) + (first == 0 ? HAK_SS_HEADER : 0);
+	size_t bytes = ((size_t)units << HAK_UNIT_SHIFT) - (first == 0 ? HAK_SS_HEADER : 0);
+	s->free = NULL;
+	s->nfree = 0;
+	s->carved = 0;
+	s->block_size = ci->block_size;
+	s->div_inv = ci->div_inv;
+	s->div_shift = ci->div_shift;
+	s->tc_off = ci->tc_off;
+	s->capacity = (uint32_t)(bytes / ci->block_size);
+	hak_store_relaxed(&s->xcarved, 0);
+	s->start = start;
+	s->cls = (uint16_t)cls;
+	s->first_unit = (uint8_t)first;
+	s->ss = ss;
+	s->links[0] = s->links[1] = NULL;
+	s->abandon_next = NULL;
+	hak_store_relaxed(&s->xremote, NULL);
+	hak_store_release(&s->xowner, owner);
+	for (unsigned u = first; u < first + units; u++)
+		ss->unit_slab[u] = s;
+	s->nunits = (uint8_t)units;
+	/* The leaf exists: it was made when ss was mapped. */
+	hak__map_set((uintptr_t)ss + ((uintptr_t)first << HAK_UNIT_SHIFT), units, &ss->unit_slab[first]);
+}
+
+struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model, unsigned lg, unsigned size_by)
+{
+	HAK_ASSERT(cls < HAK_NCLASSES);
+	unsigned first;
+	struct hak_superslab *ss = hak__pool_units_take(hak__classes[cls].slab_units, lg, model, size_by, &first);
+	if (!ss)
+		return NULL;
+	slab_init(ss, first, cls, owner);
+	return &ss->slabs[first];
+}
+
+/* Every block of s is back in its free list: give its units to the SuperSlab. */
+void hak__slab_release(struct hak_slab *s)
+{
+	struct hak_superslab *ss = s->ss;
+	HAK_CHECK(s->nunits && s->nfree == s->carved,
+		  "internal: slab %p released with %u of %u blocks free", (void *)s, s->nfree, s->carved);
+	HAK_ASSERT(!hak_load_relaxed(&s->xremote));
+	unsigned first = s->first_unit, units = s->nunits;
+	hak_store_release(&s->xowner, HAK_OWNER_NONE);
+	s->nunits = 0;
+	hak__pool_units_give(ss, first, units);
+}
+
+/* Append a free block (marked free) to a chain under construction. */
+static inline void chain_append(struct hak_chain *ch, void *b)
+{
+	if (ch->tail)
+		hak__block_set_next(ch->tail, b);
+	else
+		ch->head = b;
+	ch->tail = b;
+	hak__block_set_free(b);
+	ch->count++;
+}
+
+/* Up to max blocks from the free list, then from the never-carved tail. */
+unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
+{
+	*out = (struct hak_chain){NULL, NULL, 0};
+	while (out->count < max && s->free) {
+		void *b = s->free;
+		HAK_INVARIANT(hak__block_is_free(b));
+		s->free = hak__block_next(b);
+		chain_append(out, b);
+	}
+	s->nfree -= out->count;
+	unsigned k = max - out->count, left = s->capacity - s->carved;
+	if (k > left)
+		k = left;
+	char *p = s->start + (size_t)s->carved * s->block_size;
+	for (unsigned i = 0; i < k; i++, p += s->block_size)
+		chain_append(out, p);
+	s->carved += k;
+	hak_store_relaxed(&s->xcarved, s->carved);
+	if (out->tail)
+		hak__block_set_next(out->tail, NULL);
+	return out->count;
+}
+
+/* Each block back to its own slab's free list; report slabs that became entirely free. */
+void hak__chain_return(struct hak_chain chain, void (*on_slab_free)(void *, hak_slab *), void *ctx)
+{
+	void *b = chain.head;
+	while (b) {
+		void *next = hak__block_next(b);
+		struct hak_superslab *ss = hak__ss_lookup(b);
+		HAK_CHECK(ss, "internal: a chain holds %p, which is not hakmem's", b);
+		struct hak_slab *s = hak__slab_of_ss(ss, b);
+		HAK_INVARIANT(s->nunits && hak__block_is_aligned(s, b));
+		hak__block_set_next(b, s->free);
+		hak__block_set_free(b);
+		s->free = b;
+		HAK_CHECK(++s->nfree <= s->carved, "internal: slab %p has more free blocks (%u) than it carved (%u)",
+			  (void *)s, s->nfree, s->carved);
+		if (s->nfree == s->carved && on_slab_free)
+			on_slab_free(ctx, s);
+		b = next;
+	}
+}
+
+void hak__slab_info(const struct hak_slab *s, struct hak_slab_info *out)
+{
+	out->cls = s->cls;
+	out->capacity = s->capacity;
+	out->free = s->nfree + (s->capacity - s->carved);
+	out->used = s->capacity - out->free;
+	out->owner = hak_load_acquire(&s->xowner);
+	out->remote_pending = hak_load_relaxed(&s->xremote) != NULL;
+}
+
+struct hak_slab *hak__slab_of_block(const void *block)
+{
+	struct hak_superslab *ss = hak__ss_lookup(block);
+	if (!ss)
+		return NULL;
+	struct hak_slab *s = hak__slab_of_ss(ss, block);
+	return s->nunits ? s : NULL;
+}
+
+/* ---- Remote queues ---------------------------------------------------------------------------------- */
+
+/* Lock-free push of a block freed by a non-owner. The caller already took it off the active
+ * count: the block is free from this moment, whoever drains it later (the seed's bug). */
+void hak__remote_push(struct hak_slab *s, void *block)
+{
+	hak__block_set_free(block);
+	void *head = hak_load_relaxed(&s->xremote);
+	do
+		hak__block_set_next(block, head);
+	while (!atomic_compare_exchange_weak_explicit(&s->xremote, &head, block, memory_order_release,
+						      memory_order_relaxed));
+}
+
+/* Take the whole queue with one exchange and append it to the private free list. */
+unsigned hak__remote_drain(struct hak_slab *s)
+{
+	if (!hak_load_relaxed(&s->xremote))
+		return 0;
+	void *b = hak_xchg_acq_rel(&s->xremote, NULL);
+	unsigned n = 0;
+	while (b) {
+		void *next = hak__block_next(b);
+		hak__block_set_next(b, s->free);
+		s->free = b;
+		n++;
+		b = next;
+	}
+	s->nfree += n;
+	HAK_CHECK(s->nfree <= s->carved, "internal: slab %p drained to %u free blocks of %u carved", (void *)s,
+		  s->nfree, s->carved);
+	return n;
+}
+
+/* ---- Abandoned slabs ------------------------------------------------------------------------------- */
+
+void hak__slab_abandon(struct hak_slab *s)
+{
+	unsigned model = s->ss->model;
+	pthread_mutex_lock(&abandoned_lock);
+	hak_store_release(&s->xowner, HAK_OWNER_NONE);
+	s->abandon_next = abandoned[model][s->cls];
+	__atomic_store_n(&abandoned[model][s->cls], s, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner, unsigned model)
+{
+	if (!__atomic_load_n(&abandoned[model][cls], __ATOMIC_RELAXED)) /* a stale miss maps a bit sooner */
+		return NULL;
+	pthread_mutex_lock(&abandoned_lock);
+	struct hak_slab *s = abandoned[model][cls];
+	if (s) {
+		__atomic_store_n(&abandoned[model][cls], s->abandon_next, __ATOMIC_RELAXED);
+		s->abandon_next = NULL;
+		hak_store_release(&s->xowner, owner);
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+	return s;
+}
+
+bool hak__abandoned_dirty(void)
+{
+	return hak_load_relaxed(&xabandoned_dirty) != 0;
+}
+
+void hak__abandoned_note_free(void)
+{
+	if (!hak_load_relaxed(&xabandoned_dirty))
+		hak_store_relaxed(&xabandoned_dirty, 1);
+}
+
+unsigned hak__abandoned_collect(void)
+{
+	hak_store_relaxed(&xabandoned_dirty, 0);
+	struct hak_slab *to_release = NULL;
+	unsigned released = 0;
+	pthread_mutex_lock(&abandoned_lock);
+	for (unsigned m = 0; m < HAK_POLICY_SLOTS; m++)
+		for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+			struct hak_slab **pp = &abandoned[m][c];
+			while (*pp) {
+				struct hak_slab *s = *pp;
+				hak__remote_drain(s);
+				if (s->nfree == s->carved) {
+					__atomic_store_n(pp, s->abandon_next, __ATOMIC_RELAXED);
+					s->abandon_next = to_release;
+					to_release = s;
+				} else {
+					pp = &s->abandon_next;
+				}
+			}
+		}
+	pthread_mutex_unlock(&abandoned_lock);
+	while (to_release) {
+		struct hak_slab *s = to_release;
+		to_release = s->abandon_next;
+		s->abandon_next = NULL;
+		hak__slab_release(s);
+		released++;
+	}
+	return released;
+}
+
+/* ---- Accounting -------------------------------------------------------------------------------------- */
+
+void hak__account_chain(struct hak_chain chain, int sign)
+{
+	struct hak_superslab *cur = NULL;
+	uintptr_t lo = 0, size = 0;
+	int64_t run = 0;
+	for (void *b = chain.head; b; b = hak__block_next(b)) {
+		if ((uintptr_t)b - lo >= size) {
+			if (cur)
+				hak_add_relaxed(&cur->xactive, run * sign);
+			cur = hak__ss_lookup(b);
+			HAK_CHECK(cur, "internal: a chain holds %p, which is not hakmem's", b);
+			lo = (uintptr_t)cur;
+			size = (uintptr_t)1 << cur->lg_size;
+			run = 0;
+		}
+		run++;
+	}
+	if (cur)
+		hak_add_relaxed(&cur->xactive, run * sign);
+}
+
+/* ---- fork ---------------------------------------------------------------------------------------------- */
+
+void hak__slab_fork_prepare(void)
+{
+	pthread_mutex_lock(&abandoned_lock);
+	hak__pool_fork_prepare();
+}
+
+void hak__slab_fork_parent(void)
+{
+	hak__pool_fork_parent();
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+void hak__slab_fork_child(void)
+{
+	hak__pool_fork_child();
+	pthread_mutex_init(&abandoned_lock, NULL);
+}

@@ -1,0 +1,461 @@
+/* thread.c: layer 5, per-thread state (see thread.h). Creation on a thread's first slow path, the
+ * exit hook that flushes the caches and parks the state with its slabs for the next thread (when
+ * the trim policy allows parking) or lets the ownership policy settle them, recycling of the
+ * structs (thousands of short-lived threads), the orphan state used by threads whose state is
+ * gone (other libraries' TLS destructors), the sums for the stats, and what fork() does to them.
+ * Lock order: the orphan lock, then the thread lock; a policy lock may be taken under the thread
+ * lock, never the other way round (reap_parked_try exists for that). */
+#include "thread.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "os.h"
+#include "policy_call.h"
+#include "slab.h"
+#include "trace.h"
+
+/* Sentinels: every cache empty with max 0 and an `accept` no slab has, so both fast paths fall
+ * into the slow ones. Their tokens are never a slab owner. */
+#define SENTINEL(tok)                                                                          \
+	{                                                                                      \
+		.cache = {[0 ... HAK_NCLASSES - 1] = {.accept = (tok)}}, .token = (tok),        \
+		.state = (tok) == 2 ? HAK_THREAD_BOOT : HAK_THREAD_GONE                        \
+	}
+static struct hak_thread boot_thread = SENTINEL(2);
+static struct hak_thread gone_thread = SENTINEL(3);
+
+__thread struct hak_thread *hak__tls __attribute__((tls_model("initial-exec"))) = &boot_thread;
+
+static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_thread *live_threads; /* registry, for stats, reclaim and fork */
+static struct hak_thread *free_threads; /* recycled structs */
+/* Counters of states retired and of counting without a live state: atomics, since counting may
+ * happen under the thread lock (a parked state settling from inside a reap). */
+static _Atomic uint64_t retired[HAK_TCOUNT_N];
+static uint64_t retired_plugin[HAK_THREAD_PLUGIN_COUNTERS];
+static uint64_t retired_local, retired_class[HAK_NCLASSES];
+static uint64_t live_n;
+/* Parked states: threads that exited with their caches flushed but their slabs still owned by
+ * their token. A new thread takes one over whole (no adoption, no fresh slabs, and the blocks
+ * the dead thread left are its own to free). The trim policy enables parking (set_parking) and
+ * retires parked states in its passes; a SuperSlab about to be mapped and the exit of a thread
+ * that freed many other threads' blocks retire them too (nothing stays stranded); a state that
+ * took many slabs, or one beyond the limit, is settled at once. */
+#define REAP_AFTER_REMOTE_FREES 1024
+static struct hak_thread *parked_threads; /* linked through next_free (thread lock) */
+static unsigned parked_n;                 /* read unlocked as a hint */
+static _Atomic unsigned xpark_max_states, xpark_max_units;
+static _Atomic unsigned xflush_epoch;     /* request_cache_flush rounds */
+static pthread_key_t exit_key;
+static _Atomic int exit_key_ready;
+
+static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_thread *orphan_thread;
+
+static void thread_exit_hook(void *arg);
+
+struct hak_thread *hak__thread_sentinel_gone(void)
+{
+	return &gone_thread;
+}
+
+/* thread lock held */
+static void register_live(struct hak_thread *t)
+{
+	t->prev_live = NULL;
+	t->next_live = live_threads;
+	if (live_threads)
+		live_threads->prev_live = t;
+	live_threads = t;
+	live_n++;
+}
+
+static void unregister(struct hak_thread *t)
+{
+	if (t->prev_live)
+		t->prev_live->next_live = t->next_live;
+	else
+		live_threads = t->next_live;
+	if (t->next_live)
+		t->next_live->prev_live = t->prev_live;
+	t->next_live = t->prev_live = NULL;
+	live_n--;
+}
+
+/* A state for a new thread: a parked one of the current model when take_parked allows (same
+ * token, same slabs: it carries on where the dead thread stopped), else a zeroed one. */
+static struct hak_thread *thread_new(bool take_parked)
+{
+	struct hak_policy *m = hak__policy_current(HAK_POLICY_OWNERSHIP);
+	size_t size = sizeof(struct hak_thread) + ((hak__own_tstate_size(m) + 15) & ~(size_t)15);
+	struct hak_thread *t = NULL;
+	pthread_mutex_lock(&thread_lock);
+	for (struct hak_thread **pp = &parked_threads; take_parked && *pp; pp = &(*pp)->next_free)
+		if ((*pp)->model == m) {
+			t = *pp;
+			*pp = t->next_free;
+			__atomic_store_n(&parked_n, parked_n - 1, __ATOMIC_RELAXED);
+			t->next_free = NULL;
+			t->state = HAK_THREAD_LIVE;
+			t->flush_epoch = atomic_load(&xflush_epoch);
+			hak__trace_state_new(t); /* recording marks accept (trace.h) */
+			register_live(t);
+			pthread_mutex_unlock(&thread_lock);
+			return t;
+		}
+	for (struct hak_thread **pp = &free_threads; *pp; pp = &(*pp)->next_free)
+		if ((*pp)->alloc_size >= size) {
+			t = *pp;
+			*pp = t->next_free;
+			break;
+		}
+	pthread_mutex_unlock(&thread_lock);
+	if (t) {
+		size = t->alloc_size;
+		memset(t, 0, size);
+	} else if (!(t = hak__meta_alloc(size))) {
+		return NULL;
+	}
+	t->alloc_size = size;
+	t->token = (uintptr_t)t;
+	t->state = HAK_THREAD_LIVE;
+	t->model = m;
+	t->own_tstate = (char *)t + sizeof(struct hak_thread);
+	t->flush_epoch = atomic_load(&xflush_epoch);
+	uintptr_t accept = hak__own_default_accept(m, t->token);
+	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+		t->cache[c].max = t->cache[c].room = hak__classes[c].cache_max;
+		t->cache[c].accept = accept;
+	}
+	hak__trace_state_new(t); /* recording marks accept (trace.h) */
+	pthread_mutex_lock(&thread_lock);
+	register_live(t);
+	pthread_mutex_unlock(&thread_lock);
+	return t;
+}
+
+void hak__thread_init_hooks(void)
+{
+	if (atomic_load(&exit_key_ready))
+		return;
+	pthread_mutex_lock(&thread_lock);
+	if (!atomic_load(&exit_key_ready) && pthread_key_create(&exit_key, thread_exit_hook) == 0)
+		atomic_store(&exit_key_ready, 1);
+	pthread_mutex_unlock(&thread_lock);
+}
+
+struct hak_thread *hak__thread_get(void)
+{
+	struct hak_thread *t = hak__tls;
+	if (likely(t->state == HAK_THREAD_LIVE))
+		return t;
+	if (t->state == HAK_THREAD_GONE)
+		return NULL;
+	hak__thread_init_hooks();
+	t = thread_new(true);
+	if (!t)
+		return NULL;
+	hak__tls = t; /* before setspecific: it may allocate, and must find this state */
+	if (atomic_load(&exit_key_ready))
+		pthread_setspecific(exit_key, t);
+	return t;
+}
+
+void hak__thread_count(struct hak_thread *t, unsigned which, uint64_t n)
+{
+	if (t && t->state == HAK_THREAD_LIVE) {
+		t->counters[which] += n;
+		return;
+	}
+	hak_add_relaxed(&retired[which], n);
+}
+
+/* Empty every cache of t through its ownership policy (counted, not trusted: the room may be
+ * off after a fork from a handler). */
+void hak__thread_flush(struct hak_thread *t)
+{
+	hak__policy_enter(t);
+	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+		struct hak_tcache *tc = &t->cache[c];
+		if (!tc->head)
+			continue;
+		struct hak_chain chain = hak__chain_of(tc->head);
+		tc->head = NULL;
+		tc->room = tc->max;
+		hak__account_chain(chain, -1);
+		hak__own_flush_locked(t, c, chain);
+	}
+	hak__policy_leave(t);
+}
+
+void hak__threads_request_flush(void)
+{
+	atomic_fetch_add(&xflush_epoch, 1);
+}
+
+void hak__thread_flush_if_asked(struct hak_thread *t)
+{
+	unsigned e = hak_load_relaxed(&xflush_epoch);
+	if (likely(t->flush_epoch == e))
+		return;
+	t->flush_epoch = e;
+	hak__thread_flush(t);
+}
+
+/* thread lock held */
+static void fold_counters(struct hak_thread *t)
+{
+	for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
+		hak_add_relaxed(&retired[i], t->counters[i]);
+	for (unsigned i = 0; i < HAK_THREAD_PLUGIN_COUNTERS; i++)
+		retired_plugin[i] += t->plugin_counters[i];
+	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+		retired_local += t->cache[c].frees;
+		retired_class[c] += t->cache[c].frees;
+		t->cache[c].frees = 0;
+	}
+	memset(t->counters, 0, sizeof t->counters);
+	memset(t->plugin_counters, 0, sizeof t->plugin_counters);
+}
+
+/* Flush, let the policy settle what the thread owned, fold its counters, recycle the struct. */
+void hak__thread_retire(struct hak_thread *t)
+{
+	hak__thread_flush(t);
+	hak__own_thread_exit(t);
+	t->state = HAK_THREAD_GONE;
+	pthread_mutex_lock(&thread_lock);
+	fold_counters(t);
+	unregister(t);
+	t->next_free = free_threads;
+	free_threads = t;
+	pthread_mutex_unlock(&thread_lock);
+}
+
+void hak__thread_restart(void)
+{
+	struct hak_thread *t = hak__tls;
+	if (t->state != HAK_THREAD_LIVE)
+		return;
+	if (atomic_load(&exit_key_ready))
+		pthread_setspecific(exit_key, NULL);
+	hak__tls = &boot_thread;
+	hak__thread_retire(t);
+}
+
+void hak__threads_set_parking(unsigned max_states, unsigned max_units)
+{
+	atomic_store(&xpark_max_states, max_states);
+	atomic_store(&xpark_max_units, max_units);
+}
+
+bool hak__threads_parking_enabled(void)
+{
+	return atomic_load(&xpark_max_states) != 0;
+}
+
+/* The exit hook's retire: flush the caches (the active counts stay exact) and park the state,
+ * slabs and all, for the next thread; settle it if it is big or enough are parked already. */
+static void thread_park(struct hak_thread *t)
+{
+	hak__thread_flush(t);
+	for (unsigned c = 0; c < HAK_NCLASSES; c++)
+		t->cache[c].want = 0; /* the next thread's refills start small again */
+	t->state = HAK_THREAD_GONE;
+	pthread_mutex_lock(&thread_lock);
+	fold_counters(t);
+	unregister(t);
+	bool park = parked_n < atomic_load(&xpark_max_states) && t->units_taken <= atomic_load(&xpark_max_units);
+	if (park) {
+		t->next_free = parked_threads;
+		parked_threads = t;
+		__atomic_store_n(&parked_n, parked_n + 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&thread_lock);
+	if (park)
+		return;
+	hak__own_thread_exit(t);
+	pthread_mutex_lock(&thread_lock);
+	t->next_free = free_threads;
+	free_threads = t;
+	pthread_mutex_unlock(&thread_lock);
+}
+
+/* thread lock held (or tried). Every parked state's slabs settle through its policy. */
+static unsigned reap_locked(void)
+{
+	unsigned n = 0;
+	while (parked_threads) {
+		struct hak_thread *t = parked_threads;
+		hak__own_thread_exit(t);
+		parked_threads = t->next_free;
+		__atomic_store_n(&parked_n, parked_n - 1, __ATOMIC_RELAXED);
+		t->next_free = free_threads;
+		free_threads = t;
+		n++;
+	}
+	return n;
+}
+
+/* The thread lock is held throughout, so fork() never sees a state half settled. */
+unsigned hak__threads_reap_parked(void)
+{
+	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&thread_lock);
+	unsigned n = reap_locked();
+	pthread_mutex_unlock(&thread_lock);
+	return n;
+}
+
+unsigned hak__threads_reap_parked_try(void)
+{
+	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED) || pthread_mutex_trylock(&thread_lock) != 0)
+		return 0;
+	unsigned n = reap_locked();
+	pthread_mutex_unlock(&thread_lock);
+	return n;
+}
+
+unsigned hak__threads_parked(void)
+{
+	return __atomic_load_n(&parked_n, __ATOMIC_RELAXED);
+}
+
+static void thread_exit_hook(void *arg)
+{
+	struct hak_thread *t = arg;
+	hak__trace_thread_exit(); /* the recording's THREAD_END; later calls go to its orphan stream */
+	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
+	if (t && t->state == HAK_THREAD_LIVE) {
+		/* A thread that freed many blocks of other threads (a consumer) may have emptied
+		 * the slabs of parked states: settle them now, not at the next trim pass. */
+		if (t->counters[HAK_TCOUNT_remote_frees] >= REAP_AFTER_REMOTE_FREES)
+			hak__threads_reap_parked();
+		thread_park(t);
+		hak__trim_tick(); /* a parked state waits for a trim pass if no thread comes */
+	}
+	/* Blocks this thread freed into slabs whose owners had exited: drain those slabs now, so
+	 * what became free goes back without waiting for a trim pass. */
+	if (hak__abandoned_dirty())
+		hak__abandoned_collect();
+	hak__trim_notify_pending(); /* what the exit emptied goes back now, not at the next pass */
+}
+
+/* ---- Recording (trace.c): visit every live state ---------------------------------------------------- */
+
+void hak__threads_each(void (*fn)(struct hak_thread *t))
+{
+	pthread_mutex_lock(&thread_lock);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		fn(t); /* the orphan state is registered too */
+	pthread_mutex_unlock(&thread_lock);
+}
+
+/* ---- The orphan state ---------------------------------------------------------------------------------- */
+
+void hak__orphan_lock(void)
+{
+	pthread_mutex_lock(&orphan_lock);
+}
+
+void hak__orphan_unlock(void)
+{
+	pthread_mutex_unlock(&orphan_lock);
+}
+
+struct hak_thread *hak__orphan(void)
+{
+	if (!orphan_thread)
+		orphan_thread = thread_new(false); /* shared and never retired: not a parked one */
+	return orphan_thread;
+}
+
+/* ---- Sums for the stats and for policies ---------------------------------------------------------------- */
+
+void hak__threads_sum(struct hak_thread_sums *out)
+{
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&thread_lock);
+	out->local_frees = retired_local;
+	for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
+		out->counters[i] = hak_load_relaxed(&retired[i]);
+	memcpy(out->plugin_counters, retired_plugin, sizeof retired_plugin);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live) {
+		for (unsigned c = 0; c < HAK_NCLASSES; c++)
+			out->local_frees += t->cache[c].frees;
+		for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
+			out->counters[i] += t->counters[i];
+		for (unsigned i = 0; i < HAK_THREAD_PLUGIN_COUNTERS; i++)
+			out->plugin_counters[i] += t->plugin_counters[i];
+	}
+	out->live = live_n;
+	out->parked = parked_n;
+	pthread_mutex_unlock(&thread_lock);
+}
+
+void hak__threads_class_frees(uint64_t *out, unsigned n)
+{
+	if (n > HAK_NCLASSES)
+		n = HAK_NCLASSES;
+	pthread_mutex_lock(&thread_lock);
+	for (unsigned c = 0; c < n; c++)
+		out[c] = retired_class[c];
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		for (unsigned c = 0; c < n; c++)
+			out[c] += t->cache[c].frees;
+	pthread_mutex_unlock(&thread_lock);
+}
+
+/* ---- Trim passes: reclaim for live threads outside their slow paths -------------------------------------- */
+
+unsigned hak__threads_reclaim(void)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&thread_lock); /* no state is retired or recycled meanwhile */
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		n += hak__own_reclaim_try(t);
+	pthread_mutex_unlock(&thread_lock);
+	return n;
+}
+
+/* ---- fork ---------------------------------------------------------------------------------------------------- */
+
+void hak__thread_fork_prepare(void)
+{
+	pthread_mutex_lock(&orphan_lock);
+	pthread_mutex_lock(&thread_lock);
+}
+
+void hak__thread_fork_parent(void)
+{
+	pthread_mutex_unlock(&thread_lock);
+	pthread_mutex_unlock(&orphan_lock);
+}
+
+/* Only the forking thread lives on: every other thread's state is retired as if it had exited,
+ * so its cached blocks return and its slabs become adoptable (nothing stranded in the child).
+ * When the fork came from a signal handler that interrupted this thread inside hakmem, its own
+ * state may be half-updated: it is left alone (leaked) and the thread starts a fresh one. */
+void hak__thread_fork_child(bool self_consistent)
+{
+	pthread_mutex_init(&thread_lock, NULL);
+	pthread_mutex_init(&orphan_lock, NULL);
+	struct hak_thread *self = hak__tls;
+	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
+		unregister(self);
+		if (atomic_load(&exit_key_ready))
+			pthread_setspecific(exit_key, NULL);
+		hak__tls = &boot_thread;
+		self = NULL;
+	}
+	struct hak_thread *t = live_threads;
+	while (t) {
+		struct hak_thread *next = t->next_live;
+		atomic_store(&t->xplock, 0); /* its thread is gone; it may have held it at the fork */
+		if (t != self && t != orphan_thread)
+			hak__thread_retire(t);
+		t = next;
+	}
+}
