@@ -15,7 +15,8 @@ BIN=$(cd "${1:-build/tests/e2e}" 2>/dev/null && pwd) || { echo "no test binaries
 REPLAYER=$ROOT/build/bin/hakmem-replay
 [[ -x $BIN/trace_prog && -x $ROOT/build/bin/hakmem && -x $REPLAYER && -f build/libhakmem.so ]] ||
     { echo "trace.sh: build first (make all e2e-progs)" >&2; exit 2; }
-T=$(mktemp -d /tmp/hakmem-trace.XXXXXX)
+# In the build folder: configurations in an open folder such as /tmp are refused.
+mkdir -p "$ROOT/build/tests" && T=$(mktemp -d "$ROOT/build/tests/trace.XXXXXX") && chmod go-w "$T" || exit 2
 [[ -n ${KEEP:-} ]] && echo "folder: $T" || trap 'rm -rf "$T"' EXIT
 unset HAKMEM_TRACE HAKMEM_TRACE_SESSION HAKMEM_CONF HAKMEM_STATS LD_PRELOAD
 
