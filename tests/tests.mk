@@ -1,13 +1,19 @@
 # Tests: cmocka unit tests of the core modules (tests/unit/unit.mk) and end-to-end
 # tests that run separate programs under LD_PRELOAD (tests/e2e/e2e.mk).
-.PHONY: test test-unit test-e2e test-tools test-trace test-debug check-layers
-test: deps check-layers test-unit test-e2e test-reliability test-tools test-trace test-debug docs-check
+.PHONY: test test-unit test-e2e test-tools test-trace test-debug check-layers safe-folder
+test: deps safe-folder check-layers test-unit test-e2e test-reliability test-tools test-trace test-debug docs-check
 -include tests/unit/unit.mk
 -include tests/e2e/e2e.mk
 -include tests/sanitize.mk
 -include tests/reliability/reliability.mk
 -include tests/fuzz/fuzz.mk
 -include tests/check-e2e/check-e2e.mk
+
+# The suites load the checkout's plugins and INI files, which hakmem refuses in a folder others
+# can write to (up to /): say so at once instead of failing a hundred tests.
+safe-folder:
+	@why=$$(tools/safe-folder .) || { echo "make test: $$why: hakmem refuses plugins and INI files" \
+		"under such a folder; clone the checkout into a folder only you can write to (e.g. under \$$HOME)"; exit 1; }
 
 # No core file calls into or includes a higher layer (core/base.h lists the layers).
 check-layers: lib
