@@ -279,7 +279,7 @@ HAK_EXPORT const char *hak_policy_version(const char *kind)
 
 HAK_EXPORT long long hak_active_blocks(void)
 {
-	return (long long)hak__pool_active_total();
+	return (long long)hak__threads_active_total();
 }
 
 /* ---- Process hooks ----------------------------------------------------------------------------- */

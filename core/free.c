@@ -43,7 +43,7 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 	struct hak_chain chain = hak__chain_of(hak__block_next(b));
 	hak__block_set_next(b, NULL);
 	tc->room = tc->max - keep;
-	hak__account_chain(chain, -1, hak__classes[cls].block_size, t->out_bytes);
+	hak__account_chain(chain, -1, cls, t->out_bytes, t->out_blocks);
 	hak__policy_enter(t);
 	hak__own_flush_locked(t, cls, chain);
 	hak__policy_leave(t);
@@ -64,8 +64,8 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 	}
 	/* Not ours to cache (or the cache could not take it): the block is free from now on,
 	 * whoever drains it later. */
-	hak_add_relaxed(&ss->xactive, -1);
-	hak__thread_out_bytes_sub(t, ss->lg_size, s->block_size);
+	hak__ss_active_add(ss, -1);
+	hak__thread_out_sub(t, ss->lg_size, s->block_size);
 	if (owner == HAK_OWNER_NONE)
 		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
 	hak__own_free_foreign(hak__policy_at(HAK_POLICY_OWNERSHIP, ss->model), t, s, p);

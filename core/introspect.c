@@ -4,9 +4,9 @@
  * Owns what each figure means (man/hakmem.7, "Introspection") and the retired states' share.
  *
  * Blocks are in one of three places. With the program: in use. In a thread cache: free for the
- * program, though "active" in the SuperSlab's count. In slab land: a slab's free list, its
- * remote queue, a central queue, or never carved. Each thread state counts the bytes it moved
- * out of slab land (cache fills) minus those that came back (flushes, foreign frees), so
+ * program, though "active" (out of slab land). In slab land: a slab's free list, its remote
+ * queue, a central queue, or never carved. Each thread state counts the bytes and blocks it
+ * moved out of slab land (cache fills) minus those that came back (flushes, foreign frees), so
  *     in use = sum of those counts - bytes in thread caches
  * is exact for whatever the calling thread did, and at quiescence; the caches of other threads
  * are read without stopping them (a snapshot). Nothing here runs on a fast path. */
@@ -25,11 +25,11 @@
 struct walk {
 	const struct hak_thread *self;       /* the caller's state, walked exactly; NULL if none */
 	int64_t out[2];                      /* sum of out_bytes */
+	int64_t active[2];                   /* sum of out_blocks */
 	uint64_t other_cached[HAK_NCLASSES]; /* blocks in other threads' caches, per class */
 	uint64_t self_cached[2][HAK_NCLASSES]; /* blocks in the caller's caches, per heap, class */
 	uint64_t outstanding[2][HAK_NCLASSES]; /* carved minus private free list, per heap, class */
 	uint64_t usable[2], capacity[2];     /* bytes and blocks slabs can hold */
-	int64_t active[2];                   /* sum of the SuperSlabs' active counts */
 	struct hak_figures *fig;
 };
 
@@ -47,8 +47,10 @@ HAK_SNAPSHOT_READ static uint32_t read_u32(const uint32_t *p)
 HAK_SNAPSHOT_READ static void thread_fn(struct hak_thread *t, void *ctx)
 {
 	struct walk *w = ctx;
-	for (unsigned h = 0; h < 2; h++)
+	for (unsigned h = 0; h < 2; h++) {
 		w->out[h] += __atomic_load_n(&t->out_bytes[h], __ATOMIC_RELAXED);
+		w->active[h] += __atomic_load_n(&t->out_blocks[h], __ATOMIC_RELAXED);
+	}
 	if (t == w->self)
 		return;
 	/* Another thread's cache, without touching its blocks: its count is max - room (a full
@@ -83,7 +85,6 @@ static void superslab_fn(const struct hak_superslab *ss, void *ctx)
 	size_t size = (size_t)1 << ss->lg_size;
 	f->superslabs++;
 	f->system += size;
-	w->active[h] += hak_load_relaxed(&ss->xactive);
 	if (ss->unit_mask == 0) { /* empty: all of it is free, header included */
 		f->empty_superslabs++;
 		f->empty += size;
@@ -140,10 +141,12 @@ void hak__figures(struct hak_figures *out)
 	if (w.self)
 		self_walk(&w);
 	hak__threads_each(thread_fn, &w);
-	int64_t retired[2];
-	hak__threads_out_bytes_retired(retired);
-	for (unsigned h = 0; h < 2; h++)
+	int64_t retired[2], retired_blocks[2];
+	hak__threads_out_retired(retired, retired_blocks);
+	for (unsigned h = 0; h < 2; h++) {
 		w.out[h] += retired[h];
+		w.active[h] += retired_blocks[h];
+	}
 	hak__pool_each(superslab_fn, &w);
 	hak__large_figures(&out->large);
 

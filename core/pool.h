@@ -45,8 +45,11 @@ HAK_HIDDEN uint64_t hak__pool_mapped_total(void);   /* since start */
 HAK_HIDDEN uint64_t hak__pool_released_total(void);
 HAK_HIDDEN uint64_t hak__pool_peak_live(void);
 HAK_HIDDEN uint64_t hak__pool_purged_total(void);   /* bytes */
-/* Expensive invariant check for tests: the active counts summed over every SuperSlab. */
+#if HAK_DEBUG >= 2
+/* Debug builds, for tests: the SuperSlabs' own active counts summed (superslab.h); at
+ * quiescence it equals the thread states' sum, hak__threads_active_total. */
 HAK_HIDDEN int64_t hak__pool_active_total(void);
+#endif
 /* Every SuperSlab walked: slabs and units agree, lists are linked both ways (HAK_DEBUG >= 2
  * callers); returns the number of SuperSlabs. */
 HAK_HIDDEN uint64_t hak__pool_check(void);

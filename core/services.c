@@ -118,7 +118,7 @@ static void api_cache_fill(hak_thread *t, unsigned cls, struct hak_chain chain)
 		return;
 	HAK_ASSERT(cls < HAK_NCLASSES && chain.tail && chain.count);
 	HAK_INVARIANT(hak__block_is_free(chain.head) && hak__block_is_free(chain.tail));
-	hak__account_chain(chain, +1, hak__classes[cls].block_size, t->out_bytes);
+	hak__account_chain(chain, +1, cls, t->out_bytes, t->out_blocks);
 	struct hak_tcache *tc = &t->cache[cls];
 	hak__block_set_next(chain.tail, tc->head);
 	tc->head = chain.head;

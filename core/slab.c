@@ -1,6 +1,7 @@
 /* slab.c: layer 3, slabs inside SuperSlabs (see slab.h): carving and giving back, remote
  * queues, the abandoned lists (per ownership policy and class, under the abandoned lock, which
- * is taken before the pool lock), and the active counts of chains. */
+ * is taken before the pool lock), and the accounting of chains (the counts each thread state
+ * keeps of the blocks it moved out of slab land). */
 #include "slab.h"
 
 #include <errno.h>
@@ -11,6 +12,20 @@
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_slab *abandoned[HAK_POLICY_SLOTS][HAK_NCLASSES];
 static _Atomic int xabandoned_dirty; /* a block was freed into an abandoned slab */
+
+/* Bit lg - HAK_SS_LG_MIN of class_heaps[cls]: a slab of cls was ever made in a 2^lg SuperSlab
+ * (set in slab_init, never cleared). A class that lives in one heap size only, as every class
+ * does under a fixed SuperSlab size, is accounted from the chain's count without a walk. A block
+ * reaches a chain only after its slab was made (the program or a policy's queue synchronised
+ * with that), so the bit of its heap is visible to whoever accounts it. */
+static _Atomic uint8_t class_heaps[HAK_NCLASSES];
+
+static void class_heap_note(unsigned cls, unsigned lg)
+{
+	uint8_t bit = (uint8_t)(1u << (lg - HAK_SS_LG_MIN));
+	if (!(hak_load_relaxed(&class_heaps[cls]) & bit))
+		atomic_fetch_or_explicit(&class_heaps[cls], bit, memory_order_relaxed);
+}
 
 /* ---- Slabs ------------------------------------------------------------------------------------------- */
 
@@ -51,6 +66,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, void *ctx)
 	for (unsigned u = first; u < first + units; u++)
 		ss->unit_slab[u] = s;
 	s->nunits = (uint8_t)units;
+	class_heap_note(cls, ss->lg_size);
 	/* The leaf exists: it was made when ss was mapped. */
 	hak__map_set((uintptr_t)ss + ((uintptr_t)first << HAK_UNIT_SHIFT), units, &ss->unit_slab[first]);
 	((struct slab_init_args *)ctx)->made = s;
@@ -257,17 +273,18 @@ unsigned hak__abandoned_collect(void)
 
 /* ---- Accounting -------------------------------------------------------------------------------------- */
 
-void hak__account_chain(struct hak_chain chain, int sign, uint32_t block_size, int64_t *bytes_by_size)
+#if HAK_DEBUG >= 2
+/* The per-SuperSlab counts of debug builds, one atomic per run of blocks sharing a SuperSlab. */
+static void account_superslabs(struct hak_chain chain, int sign)
 {
 	struct hak_superslab *cur = NULL;
 	uintptr_t lo = 0, size = 0;
-	int64_t run = 0, bytes = (int64_t)block_size * sign;
-	for (void *b = chain.head; b; b = hak__block_next(b)) {
+	int64_t run = 0;
+	uint32_t n = 0;
+	for (void *b = chain.head; b; b = hak__block_next(b), n++) {
 		if ((uintptr_t)b - lo >= size) {
-			if (cur) {
-				hak_add_relaxed(&cur->xactive, run * sign);
-				bytes_by_size[cur->lg_size - HAK_SS_LG_MIN] += run * bytes;
-			}
+			if (cur)
+				hak__ss_active_add(cur, run * sign);
 			cur = hak__ss_lookup(b);
 			HAK_CHECK(cur, "internal: a chain holds %p, which is not hakmem's", b);
 			lo = (uintptr_t)cur;
@@ -276,9 +293,37 @@ void hak__account_chain(struct hak_chain chain, int sign, uint32_t block_size, i
 		}
 		run++;
 	}
-	if (cur) {
-		hak_add_relaxed(&cur->xactive, run * sign);
-		bytes_by_size[cur->lg_size - HAK_SS_LG_MIN] += run * bytes;
+	if (cur)
+		hak__ss_active_add(cur, run * sign);
+	HAK_INVARIANT(n == chain.count);
+}
+#endif
+
+void hak__account_chain(struct hak_chain chain, int sign, unsigned cls, int64_t *bytes, int64_t *blocks)
+{
+	int64_t size = (int64_t)hak__classes[cls].block_size;
+#if HAK_DEBUG >= 2
+	account_superslabs(chain, sign);
+#endif
+	uint8_t heaps = hak_load_relaxed(&class_heaps[cls]);
+	if (likely(heaps != 3)) { /* one heap size: no walk */
+		unsigned h = heaps >> 1;
+		blocks[h] += (int64_t)chain.count * sign;
+		bytes[h] += (int64_t)chain.count * sign * size;
+		return;
+	}
+	struct hak_superslab *cur = NULL;
+	uintptr_t lo = 0, span = 0;
+	for (void *b = chain.head; b; b = hak__block_next(b)) {
+		if ((uintptr_t)b - lo >= span) {
+			cur = hak__ss_lookup(b);
+			HAK_CHECK(cur, "internal: a chain holds %p, which is not hakmem's", b);
+			lo = (uintptr_t)cur;
+			span = (uintptr_t)1 << cur->lg_size;
+		}
+		unsigned h = cur->lg_size - HAK_SS_LG_MIN;
+		blocks[h] += sign;
+		bytes[h] += sign * size;
 	}
 }
 

@@ -1,6 +1,6 @@
 /* slab.h: layer 3, slabs (slab.c): carving a slab out of a run of units, taking blocks from it
  * and giving them back, the remote queues (lock-free MPSC, per slab), the abandoned lists of
- * slabs whose owner left, and the active-count bookkeeping of chains. The rules of who may
+ * slabs whose owner left, and the accounting of chains. The rules of who may
  * touch what are in include/hakmem_policy.h ("(x)": the owner, or the owning policy's lock). */
 #ifndef HAK_SLAB_H
 #define HAK_SLAB_H
@@ -29,10 +29,11 @@ HAK_HIDDEN unsigned hak__abandoned_collect(void);
 HAK_HIDDEN bool hak__abandoned_dirty(void);
 HAK_HIDDEN void hak__abandoned_note_free(void);
 
-/* Add sign to the active count of each block's SuperSlab, one atomic per run of blocks that
- * share a SuperSlab, and sign * block_size per block to bytes_by_size[lg - HAK_SS_LG_MIN]
- * (the caller's thread's count of bytes out of slab land, for mallinfo2). */
-HAK_HIDDEN void hak__account_chain(struct hak_chain chain, int sign, uint32_t block_size, int64_t *bytes_by_size);
+/* A chain of class cls left slab land (sign +1: a cache fill) or came back (-1: a flush):
+ * sign * its count to blocks[h] and sign * its bytes to bytes[h], h the heap of each block
+ * (lg - HAK_SS_LG_MIN): the caller's thread state's counts (thread_state.h). A class that
+ * lives in one heap size is not walked. */
+HAK_HIDDEN void hak__account_chain(struct hak_chain chain, int sign, unsigned cls, int64_t *bytes, int64_t *blocks);
 
 HAK_HIDDEN void hak__slab_fork_prepare(void);
 HAK_HIDDEN void hak__slab_fork_parent(void);

@@ -29,7 +29,7 @@
 	X(large, cached, c->large_cached, "freed large mappings cached for reuse")                              \
 	X(threads, live, c->t.live, "thread states in use")                                                     \
 	X(threads, parked, c->t.parked, "exited threads' states waiting for a successor")                       \
-	X(top, active_blocks, hak__pool_active_total(), "blocks out of slab land (with the program or cached)") \
+	X(top, active_blocks, hak__threads_active_total(), "blocks out of slab land (with the program or cached)") \
 	X(top, adoptions, c->t.counters[HAK_TCOUNT_adoptions], "abandoned slabs taken over")                    \
 	X(top, remote_drained, c->t.counters[HAK_TCOUNT_remote_drained], "blocks drained from remote queues")   \
 	X(top, trim_passes, hak__trim_passes(), "composite trim passes")                                        \

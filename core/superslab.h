@@ -43,7 +43,9 @@ struct hak_superslab {
 	uint8_t model;                         /* the ownership policy that made it (its index) */
 	uint8_t size_by;                       /* the SuperSlab size policy that made it (its index) */
 	uint8_t on_list;                       /* which pool list holds it (pool.c) */
-	_Atomic int64_t xactive;               /* blocks out of slab land (see the glossary) */
+#if HAK_DEBUG >= 2
+	_Atomic int64_t xactive;               /* debug builds: its blocks out of slab land */
+#endif
 	uint32_t unit_mask;                    /* units in use by slabs (pool lock) */
 	uint32_t dirty_mask;                   /* free units touched since their last purge */
 	uint64_t empty_since_ns;               /* when the last slab went; 0 while not empty */
@@ -54,6 +56,21 @@ struct hak_superslab {
 	struct hak_slab slabs[HAK_SS_MAX_UNITS]; /* valid where nunits != 0 */
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header too large");
+
+/* Debug builds (HAK_DEBUG >= 2) keep each SuperSlab's count of blocks out of slab land, to
+ * check that one whose slabs have all gone back has none (pool.c) and that the thread states'
+ * counts add up to the SuperSlabs' (the unit tests). Other builds keep only the per-thread
+ * counts (thread_state.h): no decision reads a SuperSlab's count (trim goes by unit_mask), and
+ * an atomic on the header line at every foreign free and refill cost a third of the CPU of a
+ * producer/consumer program (bench/RESULTS.md, issue 12). */
+HAK_INLINE void hak__ss_active_add(struct hak_superslab *ss, int64_t n)
+{
+#if HAK_DEBUG >= 2
+	hak_add_relaxed(&ss->xactive, n);
+#else
+	(void)ss, (void)n;
+#endif
+}
 
 /* A slab's SuperSlab: the slab records live in the header, in the first page of the
  * SuperSlab, which is aligned to at least 1 MB. */

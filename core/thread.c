@@ -34,7 +34,7 @@ static struct hak_thread *free_threads; /* recycled structs */
 static _Atomic uint64_t retired[HAK_TCOUNT_N];
 static uint64_t retired_plugin[HAK_THREAD_PLUGIN_COUNTERS];
 static uint64_t retired_local, retired_class[HAK_NCLASSES];
-static _Atomic int64_t retired_out_bytes[2];
+static _Atomic int64_t retired_out_bytes[2], retired_out_blocks[2];
 static uint64_t live_n;
 /* Parked states: threads that exited with their caches flushed but their slabs still owned by
  * their token. A new thread takes one over whole (no adoption, no fresh slabs, and the blocks
@@ -189,7 +189,7 @@ void hak__thread_flush(struct hak_thread *t)
 		struct hak_chain chain = hak__chain_of(tc->head);
 		tc->head = NULL;
 		tc->room = tc->max;
-		hak__account_chain(chain, -1, hak__classes[c].block_size, t->out_bytes);
+		hak__account_chain(chain, -1, c, t->out_bytes, t->out_blocks);
 		hak__own_flush_locked(t, c, chain);
 	}
 	hak__policy_leave(t);
@@ -225,7 +225,8 @@ static void fold_counters(struct hak_thread *t)
 	memset(t->plugin_counters, 0, sizeof t->plugin_counters);
 	for (unsigned h = 0; h < 2; h++) {
 		hak_add_relaxed(&retired_out_bytes[h], t->out_bytes[h]);
-		t->out_bytes[h] = 0;
+		hak_add_relaxed(&retired_out_blocks[h], t->out_blocks[h]);
+		t->out_bytes[h] = t->out_blocks[h] = 0;
 	}
 }
 
@@ -405,18 +406,42 @@ void hak__threads_each(void (*fn)(struct hak_thread *t, void *ctx), void *ctx)
 	pthread_mutex_unlock(&thread_lock);
 }
 
-void hak__threads_out_bytes_retired(int64_t out[2])
+void hak__threads_out_retired(int64_t bytes[2], int64_t blocks[2])
 {
-	for (unsigned h = 0; h < 2; h++)
-		out[h] = hak_load_relaxed(&retired_out_bytes[h]);
+	for (unsigned h = 0; h < 2; h++) {
+		bytes[h] = hak_load_relaxed(&retired_out_bytes[h]);
+		blocks[h] = hak_load_relaxed(&retired_out_blocks[h]);
+	}
 }
 
-void hak__thread_out_bytes_sub(struct hak_thread *t, unsigned lg, uint32_t bytes)
+void hak__thread_out_sub(struct hak_thread *t, unsigned lg, uint32_t bytes)
 {
-	if (t->state == HAK_THREAD_LIVE)
-		t->out_bytes[lg - HAK_SS_LG_MIN] -= bytes;
-	else
-		hak_add_relaxed(&retired_out_bytes[lg - HAK_SS_LG_MIN], -(int64_t)bytes);
+	unsigned h = lg - HAK_SS_LG_MIN;
+	if (t->state == HAK_THREAD_LIVE) {
+		t->out_bytes[h] -= bytes;
+		t->out_blocks[h]--;
+	} else {
+		hak_add_relaxed(&retired_out_bytes[h], -(int64_t)bytes);
+		hak_add_relaxed(&retired_out_blocks[h], -1);
+	}
+}
+
+/* Another thread's counts, read while it may write them: one aligned word each, a snapshot by
+ * design (introspect.c reads them the same way); ThreadSanitizer is told not to report it. */
+__attribute__((noinline, no_sanitize_thread)) static int64_t read_blocks(const struct hak_thread *t)
+{
+	return __atomic_load_n(&t->out_blocks[0], __ATOMIC_RELAXED) +
+	       __atomic_load_n(&t->out_blocks[1], __ATOMIC_RELAXED);
+}
+
+int64_t hak__threads_active_total(void)
+{
+	pthread_mutex_lock(&thread_lock); /* no state is retired (folded) meanwhile */
+	int64_t n = hak_load_relaxed(&retired_out_blocks[0]) + hak_load_relaxed(&retired_out_blocks[1]);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		n += read_blocks(t);
+	pthread_mutex_unlock(&thread_lock);
+	return n;
 }
 
 void hak__threads_class_frees(uint64_t *out, unsigned n)
@@ -470,7 +495,8 @@ void hak__thread_fork_child(bool self_consistent)
 	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
 		for (unsigned h = 0; h < 2; h++) { /* its cached blocks are lost: counted as in use */
 			hak_add_relaxed(&retired_out_bytes[h], self->out_bytes[h]);
-			self->out_bytes[h] = 0;
+			hak_add_relaxed(&retired_out_blocks[h], self->out_blocks[h]);
+			self->out_bytes[h] = self->out_blocks[h] = 0;
 		}
 		unregister(self);
 		if (atomic_load(&exit_key_ready))

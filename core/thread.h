@@ -45,11 +45,16 @@ HAK_HIDDEN void hak__threads_class_frees(uint64_t *out, unsigned n); /* local fr
 /* fn(t, ctx) for every live thread state (the orphan's included), thread lock held: fn takes no
  * lock and allocates nothing (introspection reads, recording marks the caches). */
 HAK_HIDDEN void hak__threads_each(void (*fn)(struct hak_thread *t, void *ctx), void *ctx);
-/* out_bytes of the states retired or parked, and of frees that went through no state. */
-HAK_HIDDEN void hak__threads_out_bytes_retired(int64_t out[2]);
-/* A small block of a 2^lg SuperSlab leaves slab land's count on t (or, for a thread without a
- * state of its own, the retired total). */
-HAK_HIDDEN void hak__thread_out_bytes_sub(struct hak_thread *t, unsigned lg, uint32_t bytes);
+/* out_bytes and out_blocks of the states retired or parked, and of frees that went through no
+ * state. */
+HAK_HIDDEN void hak__threads_out_retired(int64_t bytes[2], int64_t blocks[2]);
+/* A small block of `bytes` in a 2^lg SuperSlab came back to slab land (a foreign free): off
+ * t's counts (or, for a thread without a state of its own, the retired totals). */
+HAK_HIDDEN void hak__thread_out_sub(struct hak_thread *t, unsigned lg, uint32_t bytes);
+/* Blocks out of slab land (with the program or in a cache): the sum of every state's
+ * out_blocks and the retired ones. Exact at quiescence; other threads' counts are read
+ * without stopping them. */
+HAK_HIDDEN int64_t hak__threads_active_total(void);
 
 /* The orphan state: shared, locked, for threads whose own state is gone. */
 HAK_HIDDEN void hak__orphan_lock(void);

@@ -48,6 +48,8 @@ struct hak_thread {
 					* state (cache fills) minus those that came back (flushes,
 					* foreign frees), by SuperSlab size (1 MB, 2 MB): written only by
 					* whoever uses the state, summed for mallinfo2 (introspect.c) */
+	int64_t out_blocks[2];         /* the same in blocks: summed over every state, the blocks out
+					* of slab land (hak_active_blocks, DESIGN contract 6) */
 };
 _Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 

@@ -18,8 +18,9 @@
  *   accept     per thread and size class, the owner whose blocks the thread caches when it
  *              frees them (its token, or HAK_OWNER_ANY); any other block is "foreign".
  *   chain      free blocks linked through word 0, with head, tail and count; tail's word 0 is NULL.
- *   active     per SuperSlab, blocks out of slab land (with the program or in a thread's cache):
- *              the core keeps it exact; a policy never touches it.
+ *   active     blocks out of slab land (with the program or in a thread's cache): the core
+ *              keeps the count exact (per thread state, summed on demand); a policy never
+ *              touches it. A SuperSlab is empty by its units, not by a count.
  *   empty      a SuperSlab none of whose units holds a slab. The trim policy decides when it
  *              goes back to the OS; the core never unmaps one on its own.
  *   dirty      a free unit touched since it was last purged (its pages cost RSS).

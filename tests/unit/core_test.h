@@ -45,6 +45,16 @@ static inline struct hak_slab *test_slab_acquire(unsigned cls, uintptr_t owner, 
 	return hak__slab_acquire(cls, owner, model, 21, 0);
 }
 
+/* Blocks out of slab land (hak_active_blocks): the thread states' sum, checked against the
+ * SuperSlabs' own counts that debug builds keep (equal whenever no thread is inside hakmem). */
+static inline int64_t test_active_blocks(void)
+{
+	int64_t n = hak__threads_active_total();
+	HAK_CHECK(n == hak__pool_active_total(), "active blocks: the thread states say %lld, the SuperSlabs %lld",
+		  (long long)n, (long long)hak__pool_active_total());
+	return n;
+}
+
 static inline uint64_t test_local_frees(const struct hak_thread *t)
 {
 	uint64_t n = 0;

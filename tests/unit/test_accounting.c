@@ -1,6 +1,6 @@
 /* test_accounting.c: the active-block count at quiescence (DESIGN contract 6), under Option G
  * and Option F. Blocks allocated by threads that then exit, freed by other threads (the seed's
- * cross-thread pattern): once caches are flushed, the SuperSlabs' active counts add up to the
+ * cross-thread pattern): once caches are flushed, the thread states' counts (and the SuperSlabs') add up to the
  * blocks still held, exactly; when nothing is held, a trim pass gives every SuperSlab back. */
 #define HAK_BUILTIN /* the central policy below compiles as a built-in (hidden descriptor) */
 #include <setjmp.h>
@@ -76,7 +76,7 @@ static void quiescent_counts_are_exact(void)
 	const int keep = 400;
 	run_round(keep);
 	hak__thread_restart(); /* the main thread holds no cache either */
-	assert_int_equal(hak__pool_active_total(), keep);
+	assert_int_equal(test_active_blocks(), keep);
 
 	for (int i = 0; i < THREADS * PER_THREAD; i++)
 		if (blocks[i]) {
@@ -84,7 +84,7 @@ static void quiescent_counts_are_exact(void)
 			blocks[i] = NULL;
 		}
 	hak__thread_restart();
-	assert_int_equal(hak__pool_active_total(), 0);
+	assert_int_equal(test_active_blocks(), 0);
 	assert_int_equal(hak__pool_check(), hak__pool_live()); /* lists, units and slabs agree */
 
 	/* Nothing held: one trim pass returns every SuperSlab (the seed's freed=0 bug). */
@@ -108,6 +108,35 @@ static void option_f(void **state)
 	quiescent_counts_are_exact();
 }
 
+/* Classes whose blocks live in both heap sizes (2 MB SuperSlabs made so far, 1 MB ones from
+ * now on): their chains are accounted block by block, and the counts stay exact. */
+static void two_heap_sizes(void **state)
+{
+	(void)state;
+	static const struct hak_setting one_mb = {"size", "1M", 1};
+	static const struct hak_settings set = {"(test)", &one_mb, 1};
+	void *held[64];
+	for (int i = 0; i < 64; i++) /* keeps 2 MB SuperSlabs in use across the switch */
+		held[i] = hak__malloc(16 + (size_t)(i * 37 % 2000));
+	test_install(hak__builtin_desc(HAK_POLICY_SUPERSLAB), &set);
+	run_round(400);
+	hak__thread_restart();
+	assert_true(hak__pool_live_of(20) > 0 && hak__pool_live_of(21) > 0);
+	assert_int_equal(test_active_blocks(), 400 + 64);
+	for (int i = 0; i < 64; i++)
+		hak__free(held[i]);
+	for (int i = 0; i < THREADS * PER_THREAD; i++)
+		if (blocks[i]) {
+			hak__free(blocks[i]);
+			blocks[i] = NULL;
+		}
+	hak__thread_restart();
+	assert_int_equal(test_active_blocks(), 0);
+	test_install(hak__builtin_desc(HAK_POLICY_SUPERSLAB), NULL); /* 2 MB again */
+	test_trim(0);
+	assert_int_equal(hak__pool_live(), 0);
+}
+
 /* The seed's workload in miniature: threads keep blocks live, hand them to a successor and
  * die. SuperSlabs must be released along the way and the live count must stay small. */
 static void handoff_does_not_accumulate(void **state)
@@ -120,7 +149,7 @@ static void handoff_does_not_accumulate(void **state)
 	}
 	assert_true(hak__pool_live() <= 8);
 	assert_true(hak__pool_released_total() >= released);
-	assert_int_equal(hak__pool_active_total(), 0);
+	assert_int_equal(test_active_blocks(), 0);
 }
 
 static int setup(void **state)
@@ -135,6 +164,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(option_g),
 		cmocka_unit_test(handoff_does_not_accumulate),
+		cmocka_unit_test(two_heap_sizes),
 		cmocka_unit_test(option_f),
 		cmocka_unit_test(handoff_does_not_accumulate),
 	};

@@ -28,7 +28,7 @@ static void quiesce(void)
 {
 	hak__thread_restart();
 	test_trim(0);
-	assert_int_equal(hak__pool_active_total(), 0);
+	assert_int_equal(test_active_blocks(), 0);
 }
 
 static int setup(void **state)
@@ -82,14 +82,14 @@ static void successor_takes_over_the_parked_state(void **state)
 	quiesce();
 	struct handover h = {0};
 	run(leave_one_block, &h);
-	assert_int_equal(hak__pool_active_total(), 1); /* the block; the cache was flushed */
+	assert_int_equal(test_active_blocks(), 1); /* the block; the cache was flushed */
 	run(free_the_dead_threads_block, &h);
 	assert_int_equal(h.second_token, h.first_token); /* same state, same slabs */
 	assert_int_equal(h.local, 1);                    /* the dead thread's block was ours to cache */
 	assert_int_equal(h.remote, 0);
 	assert_ptr_equal(h.again, h.block);              /* and comes straight back from the cache */
 	assert_int_equal(h.adoptions, 0);
-	assert_int_equal(hak__pool_active_total(), 0);
+	assert_int_equal(test_active_blocks(), 0);
 	quiesce();
 }
 
@@ -111,7 +111,7 @@ static void trim_pass_retires_parked_states(void **state)
 	(void)state;
 	quiesce();
 	run(churn_and_free_everything, NULL);
-	assert_int_equal(hak__pool_active_total(), 0);
+	assert_int_equal(test_active_blocks(), 0);
 	assert_true(hak__pool_live() > 0);
 	test_trim(0);
 	assert_int_equal(hak__pool_live(), 0); /* nothing stranded in the parked state */
@@ -252,7 +252,7 @@ static void consumer_exit_retires_parked_states(void **state)
 	assert_int_equal(pthread_join(c, NULL), 0);
 	/* The consumer's exit settled the producer's state: its drained slabs went back. */
 	assert_int_not_equal(hak_load_relaxed(&s->xowner), producer_token);
-	assert_int_equal(hak__pool_active_total(), 0);
+	assert_int_equal(test_active_blocks(), 0);
 	quiesce();
 }
 
