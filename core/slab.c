@@ -91,40 +91,49 @@ void hak__slab_release(struct hak_slab *s)
 	hak__pool_units_give(s);
 }
 
-/* Append a free block (marked free) to a chain under construction. */
-static inline void chain_append(struct hak_chain *ch, void *b)
-{
-	if (ch->tail)
-		hak__block_set_next(ch->tail, b);
-	else
-		ch->head = b;
-	ch->tail = b;
-	hak__block_set_free(b);
-	ch->count++;
-}
-
-/* Up to max blocks from the free list, then from the never-carved tail. */
+/* Up to max blocks from the free list, then from the never-carved tail. The free list's blocks
+ * already carry the free mark (chain_return and the remote queues set it); carved ones get it
+ * here. The chain is built in locals: stores through `out` in the loop would alias the blocks. */
 unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
 {
-	*out = (struct hak_chain){NULL, NULL, 0};
-	while (out->count < max && s->free) {
-		void *b = s->free;
-		HAK_INVARIANT(hak__block_is_free(b));
-		s->free = hak__block_next(b);
-		chain_append(out, b);
+	void *head = NULL, *tail = NULL, *b = s->free;
+	unsigned n = 0;
+	if (b && max) {
+		head = b;
+		for (;;) {
+			HAK_INVARIANT(hak__block_is_free(b));
+			tail = b;
+			b = hak__block_next(b);
+			if (++n == max || !b)
+				break;
+		}
+		s->free = b;
+		s->nfree -= n;
 	}
-	s->nfree -= out->count;
-	unsigned k = max - out->count, left = s->capacity - s->carved;
+	unsigned k = max - n, left = s->capacity - s->carved;
 	if (k > left)
 		k = left;
-	char *p = s->start + (size_t)s->carved * s->block_size;
-	for (unsigned i = 0; i < k; i++, p += s->block_size)
-		chain_append(out, p);
-	s->carved += k;
-	hak_store_relaxed(&s->xcarved, s->carved);
-	if (out->tail)
-		hak__block_set_next(out->tail, NULL);
-	return out->count;
+	if (k) {
+		char *p = s->start + (size_t)s->carved * s->block_size;
+		if (tail)
+			hak__block_set_next(tail, p);
+		else
+			head = p;
+		for (unsigned i = 1; i < k; i++, p += s->block_size) {
+			hak__block_set_free(p);
+			hak__block_set_next(p, p + s->block_size);
+		}
+		hak__block_set_free(p);
+		tail = p;
+		n += k;
+		/* Stored only when it changes: every store takes the line other threads' frees read. */
+		s->carved += k;
+		hak_store_relaxed(&s->xcarved, s->carved);
+	}
+	if (tail)
+		hak__block_set_next(tail, NULL);
+	*out = (struct hak_chain){head, tail, n};
+	return n;
 }
 
 /* Each block back to its own slab's free list; report slabs that became entirely free. */
