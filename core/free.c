@@ -49,7 +49,35 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 	hak__policy_leave(t);
 }
 
-static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p)
+/* A block whose owner t does not accept: free from now on, whoever drains it later. `gather`
+ * (t is the calling thread's own state) joins it to t's gathered frees of its slab when the
+ * slab's policy takes chains, so one atomic hands over up to a class batch of them. */
+static void free_foreign(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p,
+			 uintptr_t owner, bool gather)
+{
+	hak__ss_active_add(ss, -1);
+	hak__thread_out_sub(t, ss->lg_size, s->block_size);
+	hak__thread_count(t, HAK_TCOUNT_remote_frees, 1);
+	struct hak_policy *m = hak__policy_at(HAK_POLICY_OWNERSHIP, ss->model);
+	if (gather && hak__own_gathers(m)) {
+		if (t->foreign_slab != s || t->foreign_count >= hak__classes[s->cls].batch) {
+			hak__thread_foreign_flush(t);
+			t->foreign_slab = s;
+		}
+		hak__block_set_free(p);
+		hak__block_set_next(p, t->foreign_head);
+		if (!t->foreign_head)
+			t->foreign_tail = p;
+		t->foreign_head = p;
+		t->foreign_count++;
+		return;
+	}
+	if (owner == HAK_OWNER_NONE)
+		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
+	hak__own_free_foreign(m, t, s, p);
+}
+
+static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p, bool gather)
 {
 	uintptr_t owner = hak_load_acquire(&s->xowner);
 	struct hak_tcache *tc = &t->cache[s->cls];
@@ -62,14 +90,7 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 			return;
 		}
 	}
-	/* Not ours to cache (or the cache could not take it): the block is free from now on,
-	 * whoever drains it later. */
-	hak__ss_active_add(ss, -1);
-	hak__thread_out_sub(t, ss->lg_size, s->block_size);
-	if (owner == HAK_OWNER_NONE)
-		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
-	hak__own_free_foreign(hak__policy_at(HAK_POLICY_OWNERSHIP, ss->model), t, s, p);
-	hak__thread_count(t, HAK_TCOUNT_remote_frees, 1);
+	free_foreign(t, ss, s, p, owner, gather); /* not ours to cache, or the cache could not take it */
 }
 
 static void free_slow(void *p)
@@ -95,12 +116,12 @@ static void free_slow(void *p)
 	struct hak_thread *t = hak__current();
 	hak__enter("free");
 	if (likely(t != NULL)) {
-		free_from(t, ss, s, p);
+		free_from(t, ss, s, p, true);
 	} else {
 		hak__orphan_lock();
 		t = hak__orphan();
 		/* no memory even for the orphan state: a state with no cache that accepts nothing */
-		free_from(t ? t : hak__thread_sentinel_gone(), ss, s, p);
+		free_from(t ? t : hak__thread_sentinel_gone(), ss, s, p, false);
 		hak__orphan_unlock();
 	}
 	hak__leave();

@@ -143,6 +143,22 @@ HAK_INLINE void hak__own_free_foreign(struct hak_policy *m, struct hak_thread *t
 	HAK__OWN(m)->free_foreign(m->state, t, s, block);
 }
 
+/* Does `m` take gathered foreign frees (free_foreign_chain, since 2.1)? */
+HAK_INLINE bool hak__own_gathers(const struct hak_policy *m)
+{
+	return HAK__OP(m, hak_ownership_ops, free_foreign_chain) != NULL;
+}
+
+/* Foreign frees of one slab s of `m`, gathered by t (marked free, off the active count). No lock
+ * held. Every block is checked to be of s in debug builds. */
+HAK_INLINE void hak__own_free_foreign_chain(struct hak_policy *m, struct hak_thread *t, hak_slab *s,
+					    struct hak_chain chain)
+{
+	HAK_ASSERT(m && m->desc && t && chain.head && chain.count);
+	HAK_INVARIANT(hak_chain_of(chain.head).count == chain.count && hak_chain_of(chain.head).tail == chain.tail);
+	HAK__OWN(m)->free_foreign_chain(m->state, t, s, chain);
+}
+
 /* t's state is retired (its caches were flushed): the policy settles t's slabs. */
 HAK_INLINE void hak__own_thread_exit(struct hak_thread *t)
 {

@@ -179,6 +179,7 @@ static hak_slab *api_slab_adopt(hak_policy *self, unsigned cls, uintptr_t owner)
 #define api_slab_get_info hak__slab_info
 #define api_slab_of hak__slab_of_block
 #define api_remote_push hak__remote_push
+#define api_remote_push_chain hak__remote_push_chain
 
 static void **api_slab_policy_links(hak_slab *s)
 {

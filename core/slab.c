@@ -190,6 +190,18 @@ void hak__remote_push(struct hak_slab *s, void *block)
 						      memory_order_relaxed));
 }
 
+void hak__remote_push_chain(struct hak_slab *s, struct hak_chain chain)
+{
+	if (!chain.head)
+		return;
+	HAK_ASSERT(chain.tail && !hak__block_next(chain.tail));
+	void *head = hak_load_relaxed(&s->xremote);
+	do
+		hak__block_set_next(chain.tail, head);
+	while (!atomic_compare_exchange_weak_explicit(&s->xremote, &head, chain.head, memory_order_release,
+						      memory_order_relaxed));
+}
+
 /* Take the whole queue with one exchange and append it to the private free list. */
 unsigned hak__remote_drain(struct hak_slab *s)
 {

@@ -19,6 +19,8 @@ HAK_HIDDEN void hak__slab_info(const struct hak_slab *s, struct hak_slab_info *o
 HAK_HIDDEN struct hak_slab *hak__slab_of_block(const void *block);
 
 HAK_HIDDEN void hak__remote_push(struct hak_slab *s, void *block);
+/* The chain's blocks (of s, marked free) onto the queue with one compare-and-swap. */
+HAK_HIDDEN void hak__remote_push_chain(struct hak_slab *s, struct hak_chain chain);
 HAK_HIDDEN unsigned hak__remote_drain(struct hak_slab *s);
 
 HAK_HIDDEN void hak__slab_abandon(struct hak_slab *s);

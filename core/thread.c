@@ -179,8 +179,23 @@ void hak__thread_count(struct hak_thread *t, unsigned which, uint64_t n)
 
 /* Empty every cache of t through its ownership policy (counted, not trusted: the room may be
  * off after a fork from a handler). */
+void hak__thread_foreign_flush(struct hak_thread *t)
+{
+	struct hak_slab *s = t->foreign_slab;
+	if (!t->foreign_head)
+		return;
+	struct hak_chain chain = {t->foreign_head, t->foreign_tail, t->foreign_count};
+	t->foreign_slab = NULL;
+	t->foreign_head = t->foreign_tail = NULL;
+	t->foreign_count = 0;
+	if (hak_load_relaxed(&s->xowner) == HAK_OWNER_NONE)
+		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
+	hak__own_free_foreign_chain(hak__policy_at(HAK_POLICY_OWNERSHIP, s->ss->model), t, s, chain);
+}
+
 void hak__thread_flush(struct hak_thread *t)
 {
+	hak__thread_foreign_flush(t); /* the op runs without the policy lock */
 	hak__policy_enter(t);
 	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 		struct hak_tcache *tc = &t->cache[c];

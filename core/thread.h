@@ -15,6 +15,9 @@
 HAK_HIDDEN struct hak_thread *hak__thread_get(void);
 HAK_HIDDEN struct hak_thread *hak__thread_sentinel_gone(void); /* the state of a gone thread */
 HAK_HIDDEN void hak__thread_flush(struct hak_thread *t);     /* every cache, through the policy */
+/* t's gathered foreign frees (thread_state.h) to their slab's policy; t is the caller's own
+ * state, or one whose thread is gone. No lock held. */
+HAK_HIDDEN void hak__thread_foreign_flush(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_retire(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_restart(void); /* retire the caller's state; next use makes one anew */
 HAK_HIDDEN void hak__thread_count(struct hak_thread *t, unsigned which, uint64_t n); /* t may be NULL */

@@ -6,6 +6,7 @@
 #include "size_class.h"
 
 struct hak_policy;
+struct hak_slab;
 
 /* Counters a thread keeps for the core, declared once: the struct fields, the fold at exit and
  * the sums for the stats come from this list. (Local frees are counted per cache.) */
@@ -50,6 +51,11 @@ struct hak_thread {
 					* whoever uses the state, summed for mallinfo2 (introspect.c) */
 	int64_t out_blocks[2];         /* the same in blocks: summed over every state, the blocks out
 					* of slab land (hak_active_blocks, DESIGN contract 6) */
+	/* Foreign frees of one slab gathered for its policy's free_foreign_chain (free.c), handed
+	 * over by hak__thread_foreign_flush: a chain of foreign_count blocks, marked free. */
+	struct hak_slab *foreign_slab;
+	void *foreign_head, *foreign_tail;
+	uint32_t foreign_count;
 };
 _Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 

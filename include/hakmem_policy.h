@@ -40,7 +40,8 @@
  *   unconditionally: an older core refuses it at load time instead of letting it read past the
  *   table. An incompatible change bumps HAK_POLICY_ABI_MAJOR, which is part of the signature.
  *   (2.0 replaced 1.x: a policy handle for slab_acquire/adopt, a size on every ops table, trim
- *   primitives, named counters, lifecycle and fork ops for every kind.)
+ *   primitives, named counters, lifecycle and fork ops for every kind. 2.1 appended the
+ *   ownership op free_foreign_chain and the service remote_push_chain.)
  */
 #ifndef HAKMEM_POLICY_H
 #define HAKMEM_POLICY_H
@@ -55,7 +56,7 @@ extern "C" {
 
 #define HAK_POLICY_MAGIC      UINT64_C(0x314C4F50484B4148) /* "HAKHPOL1" little-endian */
 #define HAK_POLICY_ABI_MAJOR  2u
-#define HAK_POLICY_ABI_MINOR  0u
+#define HAK_POLICY_ABI_MINOR  1u
 #define HAK_POLICY_SYMBOL     "hak_policy_descriptor"
 
 /* Binary-compatibility signature: what must match between core and plugin beyond the version
@@ -284,6 +285,11 @@ struct hak_core_api {
 	 * A policy may use it or compose the primitives itself. */
 	struct hak_trim_result (*trim_pass)(unsigned keep, unsigned flags);
 	/* end of 2.0 */
+
+	/* ---- since 2.1 ----------------------------------------------------------------------- */
+	/* A chain of free blocks of s (as free_foreign_chain receives it) onto s's remote queue with
+	 * one atomic operation: remote_push for each block, at the cost of one. */
+	void (*remote_push_chain)(hak_slab *s, struct hak_chain chain);
 };
 
 /* ---- Kind-specific slow-path tables. Each starts with its size; append-only. ---------------- */
@@ -364,6 +370,17 @@ struct hak_ownership_ops {
 	 * policy lock). Give back what t owns but no longer uses (e.g. drain the remote queues of
 	 * t's slabs and release those entirely free). t's cache itself is not to be touched. */
 	void (*reclaim)(void *state, hak_thread *t, void *tstate);
+	/* since 2.1 */
+	/* Optional. free_foreign for every block of `chain`, all of one slab s, in one call (the
+	 * blocks are marked free and already off the active count). With it the core gathers each
+	 * thread's foreign frees of one slab, up to class_batch of them, and hands them over when
+	 * that thread frees into another slab or its caches are flushed (overflow excepted: exit,
+	 * fork, malloc_trim, request_cache_flush); until then the blocks wait, like those in a
+	 * thread's cache. Without it free_foreign runs at every foreign free. The core's shared
+	 * state for threads past their exit does not gather: free_foreign runs for those. Any
+	 * thread, no core lock held, t's policy lock NOT held. A core that calls it has
+	 * remote_push_chain. */
+	void (*free_foreign_chain)(void *state, hak_thread *t, hak_slab *s, struct hak_chain chain);
 };
 
 /* ---- Settings declared once ------------------------------------------------------------------

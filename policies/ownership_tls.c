@@ -106,6 +106,13 @@ static void tls_free_foreign(void *state, hak_thread *t, hak_slab *s, void *bloc
 	core->remote_push(s, block);
 }
 
+static void tls_free_foreign_chain(void *state, hak_thread *t, hak_slab *s, struct hak_chain chain)
+{
+	(void)state;
+	(void)t;
+	core->remote_push_chain(s, chain); /* one atomic for the whole chain */
+}
+
 /* The thread leaves: fully free slabs go back, the rest wait for adoption or the trim pass. */
 static void settle(hak_slab *s)
 {
@@ -193,6 +200,7 @@ static const struct hak_ownership_ops tls_ops = {
 	.free_foreign = tls_free_foreign,
 	.thread_exit = tls_thread_exit,
 	.reclaim = tls_reclaim,
+	.free_foreign_chain = tls_free_foreign_chain,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_ownership_tls) = {

@@ -67,6 +67,7 @@ static void **inert_slab_policy_links(hak_slab *s)
 }
 static hak_slab *inert_slab_of(const void *b) { (void)b; return NULL; }
 static void inert_remote_push(hak_slab *s, void *b) { (void)s, (void)b; }
+static void inert_remote_push_chain(hak_slab *s, struct hak_chain c) { (void)s, (void)c; }
 static unsigned inert_remote_drain(hak_slab *s) { (void)s; return 0; }
 static unsigned inert_zero(void) { return 0; }
 #define inert_reap_parked inert_zero

@@ -1,6 +1,8 @@
 /* test_remote.c: the per-slab remote queue. Pushes from many threads while the owner drains
  * lose nothing and duplicate nothing; a drain moves blocks into the private free list; the
- * owner's refill (Option G) takes what other threads freed before carving new blocks. */
+ * owner's refill (Option G) takes what other threads freed before carving new blocks; a thread's
+ * foreign frees of one slab are gathered and reach its queue together (free_foreign_chain): when
+ * the thread frees into another slab, fills a class batch, or flushes its caches. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,12 +136,81 @@ static void refill_takes_remote_frees_before_carving(void **state)
 		hak__free(rest[--n]);
 }
 
+struct gather {
+	void **a, **b; /* blocks of two slabs, owned by the main thread */
+	unsigned n;    /* of each, fewer than the class batch */
+	struct hak_slab *sa, *sb;
+	int pending_after_a, pending_after_b, pending_b_after_flush;
+	uint64_t remote_frees;
+};
+
+static int pending(struct hak_slab *s)
+{
+	struct hak_slab_info info;
+	hak__slab_info(s, &info);
+	return info.remote_pending;
+}
+
+static void *free_gathered(void *arg)
+{
+	struct gather *g = arg;
+	for (unsigned i = 0; i < g->n; i++)
+		hak__free(g->a[i]);
+	g->pending_after_a = pending(g->sa); /* still gathered by this thread */
+	for (unsigned i = 0; i < g->n; i++)
+		hak__free(g->b[i]);
+	g->pending_after_b = pending(g->sa); /* a's chain went over when b's began */
+	g->remote_frees = hak__tls->counters[HAK_TCOUNT_remote_frees];
+	hak__thread_flush(hak__tls);
+	g->pending_b_after_flush = pending(g->sb);
+	return NULL;
+}
+
+static void foreign_frees_are_gathered_per_slab(void **state)
+{
+	(void)state;
+	unsigned cls = hak__size_to_class(64), n = hak__classes[cls].batch / 2;
+	void *a[64], *b[64];
+	struct hak_slab *sa = test_slab_acquire(cls, hak__tls->token ^ 0x10, 0);
+	struct hak_slab *sb = test_slab_acquire(cls, hak__tls->token ^ 0x10, 0);
+	struct hak_chain ca, cb;
+	assert_int_equal(hak__slab_take(sa, n, &ca), n);
+	assert_int_equal(hak__slab_take(sb, n, &cb), n);
+	unsigned i = 0;
+	for (void **x = ca.head; x; x = x[0])
+		a[i++] = x;
+	i = 0;
+	for (void **x = cb.head; x; x = x[0])
+		b[i++] = x;
+	struct hak_thread *me = hak__tls; /* they leave slab land as a refill's would */
+	hak__account_chain(ca, +1, cls, me->out_bytes, me->out_blocks);
+	hak__account_chain(cb, +1, cls, me->out_bytes, me->out_blocks);
+	for (i = 0; i < n; i++) { /* handed out: no free mark */
+		hak__block_set_used(a[i]);
+		hak__block_set_used(b[i]);
+	}
+	struct gather g = {a, b, n, sa, sb, -1, -1, -1, 0};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, free_gathered, &g), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_false(g.pending_after_a);
+	assert_true(g.pending_after_b);
+	assert_true(g.pending_b_after_flush);
+	assert_int_equal(g.remote_frees, 2 * n); /* counted when freed, not when handed over */
+	assert_int_equal(hak__remote_drain(sa), n);
+	assert_int_equal(hak__remote_drain(sb), n);
+	hak__slab_release(sa);
+	hak__slab_release(sb);
+	test_release_empty(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(drain_moves_blocks_to_the_free_list),
 		cmocka_unit_test(concurrent_pushes_lose_nothing),
 		cmocka_unit_test(refill_takes_remote_frees_before_carving),
+		cmocka_unit_test(foreign_frees_are_gathered_per_slab),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
