@@ -1,5 +1,8 @@
-/* trim_eager.c: an empty SuperSlab goes back to the OS the moment it empties, and free units are
- * purged at the same time (`empty_reserve`, default 0, empty SuperSlabs may stay). Its passes
+/* trim_eager.c: an empty SuperSlab goes back to the OS the moment it empties, and free units that
+ * stayed free since the previous such moment are purged with it (`empty_reserve`, default 0,
+ * empty SuperSlabs may stay). A unit freed and taken again between two empties is not purged:
+ * purging everything at every empty made a churning program fault its pages in again (mstress:
+ * 227k minor faults, 800 MB purged in a second). Its passes
  * (exited threads' slabs, cached large mappings) run from the program's own slow paths, at most
  * every 10 ms; no helper thread. The most frugal setting, and the one that pays the most system
  * calls under churn. */
@@ -23,13 +26,17 @@ struct eager_state {
 	const struct hak_core_api *core;
 	struct eager_settings set;
 	_Atomic uint64_t last_pass_ns; /* ticks run a full pass at most every 10 ms */
+	_Atomic uint64_t last_purge_ns; /* the previous empty's purge */
 };
 
 static void eager_superslab_empty(void *state)
 {
 	struct eager_state *s = state;
 	s->core->release_empty((unsigned)s->set.empty_reserve, 0, ~0u);
-	s->core->purge(0, UINT64_MAX);
+	/* What has been free since the previous empty's purge (the first empty only marks). */
+	uint64_t now = s->core->now_ns(), prev = atomic_exchange(&s->last_purge_ns, now);
+	if (prev)
+		s->core->purge(now - prev, UINT64_MAX);
 }
 
 /* Slabs that threads left behind only empty through a pass: run one now and then. */
@@ -86,7 +93,7 @@ static const struct hak_trim_ops eager_ops = {
 
 HAK_POLICY_EXPORT(hak__builtin_trim_eager) = {
 	HAK_POLICY_DESC_INIT(HAK_POLICY_TRIM, "eager", "2.0.0",
-			     "returns each SuperSlab the moment it empties and purges free units"),
+			     "returns each SuperSlab the moment it empties and purges units free since the previous empty"),
 	.init = eager_init,
 	.start = eager_start,
 	.fini = eager_fini,
