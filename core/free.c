@@ -11,7 +11,8 @@
 #include "slab.h"
 #include "trace.h"
 
-struct hak_slab *hak__ptr_check(const void *p, const char *what, bool check_freed)
+/* Inlined into free's slow path (every foreign free comes through it), called by the others. */
+HAK_INLINE struct hak_slab *ptr_check(const void *p, const char *what, bool check_freed)
 {
 	struct hak_superslab *ss = hak__ss_lookup(p);
 	if (!ss)
@@ -25,6 +26,11 @@ struct hak_slab *hak__ptr_check(const void *p, const char *what, bool check_free
 		hak__fatal("%s(): invalid pointer %p (already freed)", what, p);
 	}
 	return s;
+}
+
+struct hak_slab *hak__ptr_check(const void *p, const char *what, bool check_freed)
+{
+	return ptr_check(p, what, check_freed);
 }
 
 /* Keep the hot top half of an overflowing cache, hand the colder bottom half to the policy. */
@@ -52,12 +58,19 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 /* A block whose owner t does not accept: free from now on, whoever drains it later. `gather`
  * (t is the calling thread's own state) joins it to t's gathered frees of its slab when the
  * slab's policy takes chains, so one atomic hands over up to a class batch of them. */
-static void free_foreign(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p,
+HAK_INLINE void free_foreign(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p,
 			 uintptr_t owner, bool gather)
 {
 	hak__ss_active_add(ss, -1);
-	hak__thread_out_sub(t, ss->lg_size, s->block_size);
-	hak__thread_count(t, HAK_TCOUNT_remote_frees, 1);
+	if (gather) { /* the caller's own live state: its counts, written in place */
+		unsigned h = ss->lg_size - HAK_SS_LG_MIN;
+		t->out_bytes[h] -= s->block_size;
+		t->out_blocks[h]--;
+		t->counters[HAK_TCOUNT_remote_frees]++;
+	} else {
+		hak__thread_out_sub(t, ss->lg_size, s->block_size);
+		hak__thread_count(t, HAK_TCOUNT_remote_frees, 1);
+	}
 	struct hak_policy *m = hak__policy_at(HAK_POLICY_OWNERSHIP, ss->model);
 	if (gather && hak__own_gathers(m)) {
 		if (t->foreign_slab != s || t->foreign_count >= hak__classes[s->cls].batch) {
@@ -77,7 +90,7 @@ static void free_foreign(struct hak_thread *t, struct hak_superslab *ss, struct 
 	hak__own_free_foreign(m, t, s, p);
 }
 
-static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p, bool gather)
+HAK_INLINE void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p, bool gather)
 {
 	uintptr_t owner = hak_load_acquire(&s->xowner);
 	struct hak_tcache *tc = &t->cache[s->cls];
@@ -97,7 +110,7 @@ static void free_slow(void *p)
 {
 	if (!p)
 		return;
-	struct hak_slab *s = hak__ptr_check(p, "free", true);
+	struct hak_slab *s = ptr_check(p, "free", true);
 	if (!s) {
 		bool wants_pass = false;
 		hak__enter("free");
