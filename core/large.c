@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lock.h"
 #include "os.h"
 
 struct large_entry {
@@ -69,7 +70,7 @@ static uint64_t hash_of(uintptr_t user)
 static struct shard *shard_lock(uintptr_t user)
 {
 	struct shard *sh = &shards[hash_of(user) >> 60];
-	pthread_mutex_lock(&sh->lock);
+	hak__lock(&sh->lock);
 	return sh;
 }
 
@@ -177,9 +178,9 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 	size_t need = page_round(n), len = need, used = 0;
 	char *base = NULL;
 	if (align <= 4096) {
-		pthread_mutex_lock(&cache_lock);
+		hak__lock(&cache_lock);
 		bool got = cache_take(need, &base, &len);
-		pthread_mutex_unlock(&cache_lock);
+		hak__unlock(&cache_lock);
 		if (got) {
 			used = len < n ? len : n; /* bytes that may hold old data */
 			if (len < need) {
@@ -208,7 +209,7 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 		memset(base, 0, used); /* fresh pages are already zero */
 	struct shard *sh = shard_lock((uintptr_t)base);
 	int err = insert(sh, (uintptr_t)base, base, len);
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	if (err) {
 		hak__os_unmap(base, len);
 		errno = ENOMEM;
@@ -223,14 +224,14 @@ bool hak__large_free(void *p, bool *wants_pass)
 	struct shard *sh = shard_lock((uintptr_t)p);
 	struct large_entry *e = find(sh, (uintptr_t)p);
 	if (!e) {
-		pthread_mutex_unlock(&sh->lock);
+		hak__unlock(&sh->lock);
 		return false;
 	}
 	char *base = e->base, *evict_base = NULL;
 	size_t len = e->len, evict_len = 0;
 	erase(sh, e);
-	pthread_mutex_unlock(&sh->lock);
-	pthread_mutex_lock(&cache_lock);
+	hak__unlock(&sh->lock);
+	hak__lock(&cache_lock);
 	if (len <= limits.max_one && len <= limits.max_bytes && limits.slots) {
 		if (cache_n && (cache_n >= limits.slots || cache_bytes + len > limits.max_bytes)) {
 			/* make room: send the oldest (slot 0) back */
@@ -247,7 +248,7 @@ bool hak__large_free(void *p, bool *wants_pass)
 			base = NULL;
 		}
 	}
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	int none = PASS_NONE;
 	if (!base && hak_load_relaxed(&xpass_request) == PASS_NONE && hak_cas_strong(&xpass_request, &none, PASS_ASKED))
 		*wants_pass = true;
@@ -263,7 +264,7 @@ size_t hak__large_usable(const void *p)
 	struct shard *sh = shard_lock((uintptr_t)p);
 	struct large_entry *e = find(sh, (uintptr_t)p);
 	size_t n = e ? e->len - (size_t)((const char *)p - e->base) : 0;
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	return n;
 }
 
@@ -280,19 +281,19 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	struct shard *sh = shard_lock((uintptr_t)p);
 	struct large_entry *e = find(sh, (uintptr_t)p);
 	if (!e || (uintptr_t)e->base != (uintptr_t)p) { /* unknown, or over-aligned: copy */
-		pthread_mutex_unlock(&sh->lock);
+		hak__unlock(&sh->lock);
 		return NULL;
 	}
 	*handled = true;
 	size_t len = e->len;
 	if (need <= len && need >= len / 2) {
-		pthread_mutex_unlock(&sh->lock);
+		hak__unlock(&sh->lock);
 		return p;
 	}
 	/* Forget p before it moves: once mremap releases its old range, another thread may map
 	 * a new block at that very address and record it. */
 	erase(sh, e);
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	size_t want = need;
 	if (need > len && need < PTRDIFF_MAX / 2)
 		want = page_round(need > len + len / 4 ? need : len + len / 4);
@@ -309,7 +310,7 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	}
 	sh = shard_lock((uintptr_t)q);
 	int err = insert(sh, (uintptr_t)q, q, want);
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	if (err) /* the table could not grow: give the block back rather than lose track of it */
 		hak__fatal("realloc(): no memory to record a %zu-byte block at %p", want, (void *)q);
 	if (failed) {
@@ -326,7 +327,7 @@ unsigned hak__large_release(uint64_t min_idle_ns, uint64_t keep_bytes, uint64_t 
 		size_t len;
 	} out[LARGE_CACHE_SLOTS_MAX];
 	unsigned n = 0;
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	hak_store_relaxed(&xpass_request, PASS_NONE);
 	while (cache_n && cache_bytes > keep_bytes) {
 		size_t oldest = 0;
@@ -340,7 +341,7 @@ unsigned hak__large_release(uint64_t min_idle_ns, uint64_t keep_bytes, uint64_t 
 		cache_bytes -= cache[oldest].len;
 		cache[oldest] = cache[--cache_n];
 	}
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	for (unsigned i = 0; i < n; i++)
 		large_unmap(out[i].base, out[i].len);
 	return n;
@@ -361,13 +362,13 @@ void hak__large_set_limits(const struct hak_large_limits *l)
 		v.max_one = l->max_one;
 	if (HAK_STRUCT_HAS(l, slots))
 		v.slots = l->slots < LARGE_CACHE_SLOTS_MAX ? l->slots : LARGE_CACHE_SLOTS_MAX;
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	limits = v;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	for (;;) {
 		char *base = NULL;
 		size_t len = 0;
-		pthread_mutex_lock(&cache_lock);
+		hak__lock(&cache_lock);
 		for (size_t i = 0; i < cache_n; i++)
 			if (cache_n > limits.slots || cache_bytes > limits.max_bytes || cache[i].len > limits.max_one) {
 				base = cache[i].base;
@@ -376,7 +377,7 @@ void hak__large_set_limits(const struct hak_large_limits *l)
 				cache[i] = cache[--cache_n];
 				break;
 			}
-		pthread_mutex_unlock(&cache_lock);
+		hak__unlock(&cache_lock);
 		if (!base)
 			return;
 		large_unmap(base, len);
@@ -386,7 +387,7 @@ void hak__large_set_limits(const struct hak_large_limits *l)
 void hak__large_facts(struct hak_heap_facts *out)
 {
 	uint64_t oldest = 0;
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	for (size_t i = 0; i < cache_n; i++)
 		if (!oldest || cache[i].since_ns < oldest)
 			oldest = cache[i].since_ns;
@@ -394,7 +395,7 @@ void hak__large_facts(struct hak_heap_facts *out)
 		out->large_cached = cache_n;
 	if (HAK_STRUCT_HAS(out, large_cached_bytes))
 		out->large_cached_bytes = cache_bytes;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	if (HAK_STRUCT_HAS(out, oldest_large_ns))
 		out->oldest_large_ns = oldest;
 	if (HAK_STRUCT_HAS(out, large_live))
@@ -404,25 +405,19 @@ void hak__large_facts(struct hak_heap_facts *out)
 void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total, uint64_t *released_total)
 {
 	*live = hak_load_relaxed(&live_n);
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	*cached = cache_n;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	*mapped_total = hak_load_relaxed(&xmapped_total);
 	*released_total = hak_load_relaxed(&xreleased_total);
 }
 
-void hak__large_fork_prepare(void)
+bool hak__large_fork_prepare(void)
 {
 	for (unsigned i = 0; i < LARGE_SHARDS; i++)
-		pthread_mutex_lock(&shards[i].lock);
-	pthread_mutex_lock(&cache_lock);
-}
-
-void hak__large_fork_parent(void)
-{
-	pthread_mutex_unlock(&cache_lock);
-	for (unsigned i = LARGE_SHARDS; i-- > 0;)
-		pthread_mutex_unlock(&shards[i].lock);
+		if (!hak__fork_take_mutex(&shards[i].lock))
+			return false;
+	return hak__fork_take_mutex(&cache_lock);
 }
 
 void hak__large_fork_child(void)

@@ -21,8 +21,7 @@ HAK_HIDDEN void hak__large_default_limits(struct hak_large_limits *out);
 HAK_HIDDEN void hak__large_facts(struct hak_heap_facts *out); /* the large fields */
 HAK_HIDDEN void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total,
 				 uint64_t *released_total);
-HAK_HIDDEN void hak__large_fork_prepare(void);
-HAK_HIDDEN void hak__large_fork_parent(void);
+HAK_HIDDEN bool hak__large_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__large_fork_child(void);
 
 #endif

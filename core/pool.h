@@ -44,8 +44,7 @@ HAK_HIDDEN int64_t hak__pool_active_total(void);
  * callers); returns the number of SuperSlabs. */
 HAK_HIDDEN uint64_t hak__pool_check(void);
 
-HAK_HIDDEN void hak__pool_fork_prepare(void);
-HAK_HIDDEN void hak__pool_fork_parent(void);
+HAK_HIDDEN bool hak__pool_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__pool_fork_child(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "lock.h"
 #include "size_class.h"
 
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -184,25 +185,25 @@ unsigned hak__remote_drain(struct hak_slab *s)
 void hak__slab_abandon(struct hak_slab *s)
 {
 	unsigned model = s->ss->model;
-	pthread_mutex_lock(&abandoned_lock);
+	hak__lock(&abandoned_lock);
 	hak_store_release(&s->xowner, HAK_OWNER_NONE);
 	s->abandon_next = abandoned[model][s->cls];
 	__atomic_store_n(&abandoned[model][s->cls], s, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&abandoned_lock);
+	hak__unlock(&abandoned_lock);
 }
 
 struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner, unsigned model)
 {
 	if (!__atomic_load_n(&abandoned[model][cls], __ATOMIC_RELAXED)) /* a stale miss maps a bit sooner */
 		return NULL;
-	pthread_mutex_lock(&abandoned_lock);
+	hak__lock(&abandoned_lock);
 	struct hak_slab *s = abandoned[model][cls];
 	if (s) {
 		__atomic_store_n(&abandoned[model][cls], s->abandon_next, __ATOMIC_RELAXED);
 		s->abandon_next = NULL;
 		hak_store_release(&s->xowner, owner);
 	}
-	pthread_mutex_unlock(&abandoned_lock);
+	hak__unlock(&abandoned_lock);
 	return s;
 }
 
@@ -222,7 +223,7 @@ unsigned hak__abandoned_collect(void)
 	hak_store_relaxed(&xabandoned_dirty, 0);
 	struct hak_slab *to_release = NULL;
 	unsigned released = 0;
-	pthread_mutex_lock(&abandoned_lock);
+	hak__lock(&abandoned_lock);
 	for (unsigned m = 0; m < HAK_POLICY_SLOTS; m++)
 		for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 			struct hak_slab **pp = &abandoned[m][c];
@@ -238,7 +239,7 @@ unsigned hak__abandoned_collect(void)
 				}
 			}
 		}
-	pthread_mutex_unlock(&abandoned_lock);
+	hak__unlock(&abandoned_lock);
 	while (to_release) {
 		struct hak_slab *s = to_release;
 		to_release = s->abandon_next;
@@ -274,16 +275,9 @@ void hak__account_chain(struct hak_chain chain, int sign)
 
 /* ---- fork ---------------------------------------------------------------------------------------------- */
 
-void hak__slab_fork_prepare(void)
+bool hak__slab_fork_prepare(void)
 {
-	pthread_mutex_lock(&abandoned_lock);
-	hak__pool_fork_prepare();
-}
-
-void hak__slab_fork_parent(void)
-{
-	hak__pool_fork_parent();
-	pthread_mutex_unlock(&abandoned_lock);
+	return hak__fork_take_mutex(&abandoned_lock) && hak__pool_fork_prepare();
 }
 
 void hak__slab_fork_child(void)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lock.h"
 #include "os.h"
 #include "policy_call.h"
 #include "slab.h"
@@ -89,7 +90,7 @@ static struct hak_thread *thread_new(bool take_parked)
 	struct hak_policy *m = hak__policy_current(HAK_POLICY_OWNERSHIP);
 	size_t size = sizeof(struct hak_thread) + ((hak__own_tstate_size(m) + 15) & ~(size_t)15);
 	struct hak_thread *t = NULL;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	for (struct hak_thread **pp = &parked_threads; take_parked && *pp; pp = &(*pp)->next_free)
 		if ((*pp)->model == m) {
 			t = *pp;
@@ -99,7 +100,7 @@ static struct hak_thread *thread_new(bool take_parked)
 			t->state = HAK_THREAD_LIVE;
 			t->flush_epoch = atomic_load(&xflush_epoch);
 			register_live(t);
-			pthread_mutex_unlock(&thread_lock);
+			hak__unlock(&thread_lock);
 			return t;
 		}
 	for (struct hak_thread **pp = &free_threads; *pp; pp = &(*pp)->next_free)
@@ -108,7 +109,7 @@ static struct hak_thread *thread_new(bool take_parked)
 			*pp = t->next_free;
 			break;
 		}
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	if (t) {
 		size = t->alloc_size;
 		memset(t, 0, size);
@@ -126,9 +127,9 @@ static struct hak_thread *thread_new(bool take_parked)
 		t->cache[c].max = t->cache[c].room = hak__classes[c].cache_max;
 		t->cache[c].accept = accept;
 	}
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	register_live(t);
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return t;
 }
 
@@ -136,10 +137,10 @@ void hak__thread_init_hooks(void)
 {
 	if (atomic_load(&exit_key_ready))
 		return;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	if (!atomic_load(&exit_key_ready) && pthread_key_create(&exit_key, thread_exit_hook) == 0)
 		atomic_store(&exit_key_ready, 1);
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 struct hak_thread *hak__thread_get(void)
@@ -222,12 +223,12 @@ void hak__thread_retire(struct hak_thread *t)
 	hak__thread_flush(t);
 	hak__own_thread_exit(t);
 	t->state = HAK_THREAD_GONE;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	fold_counters(t);
 	unregister(t);
 	t->next_free = free_threads;
 	free_threads = t;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 void hak__thread_restart(void)
@@ -260,7 +261,7 @@ static void thread_park(struct hak_thread *t)
 	for (unsigned c = 0; c < HAK_NCLASSES; c++)
 		t->cache[c].want = 0; /* the next thread's refills start small again */
 	t->state = HAK_THREAD_GONE;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	fold_counters(t);
 	unregister(t);
 	bool park = parked_n < atomic_load(&xpark_max_states) && t->units_taken <= atomic_load(&xpark_max_units);
@@ -269,14 +270,14 @@ static void thread_park(struct hak_thread *t)
 		parked_threads = t;
 		__atomic_store_n(&parked_n, parked_n + 1, __ATOMIC_RELAXED);
 	}
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	if (park)
 		return;
 	hak__own_thread_exit(t);
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	t->next_free = free_threads;
 	free_threads = t;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 /* thread lock held (or tried). Every parked state's slabs settle through its policy. */
@@ -300,18 +301,18 @@ unsigned hak__threads_reap_parked(void)
 {
 	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED))
 		return 0;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	unsigned n = reap_locked();
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return n;
 }
 
 unsigned hak__threads_reap_parked_try(void)
 {
-	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED) || pthread_mutex_trylock(&thread_lock) != 0)
+	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED) || hak__trylock(&thread_lock) != 0)
 		return 0;
 	unsigned n = reap_locked();
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return n;
 }
 
@@ -343,12 +344,12 @@ static void thread_exit_hook(void *arg)
 
 void hak__orphan_lock(void)
 {
-	pthread_mutex_lock(&orphan_lock);
+	hak__lock(&orphan_lock);
 }
 
 void hak__orphan_unlock(void)
 {
-	pthread_mutex_unlock(&orphan_lock);
+	hak__unlock(&orphan_lock);
 }
 
 struct hak_thread *hak__orphan(void)
@@ -363,7 +364,7 @@ struct hak_thread *hak__orphan(void)
 void hak__threads_sum(struct hak_thread_sums *out)
 {
 	memset(out, 0, sizeof *out);
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	out->local_frees = retired_local;
 	for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
 		out->counters[i] = hak_load_relaxed(&retired[i]);
@@ -378,20 +379,20 @@ void hak__threads_sum(struct hak_thread_sums *out)
 	}
 	out->live = live_n;
 	out->parked = parked_n;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 void hak__threads_class_frees(uint64_t *out, unsigned n)
 {
 	if (n > HAK_NCLASSES)
 		n = HAK_NCLASSES;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	for (unsigned c = 0; c < n; c++)
 		out[c] = retired_class[c];
 	for (struct hak_thread *t = live_threads; t; t = t->next_live)
 		for (unsigned c = 0; c < n; c++)
 			out[c] += t->cache[c].frees;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 /* ---- Trim passes: reclaim for live threads outside their slow paths -------------------------------------- */
@@ -399,25 +400,66 @@ void hak__threads_class_frees(uint64_t *out, unsigned n)
 unsigned hak__threads_reclaim(void)
 {
 	unsigned n = 0;
-	pthread_mutex_lock(&thread_lock); /* no state is retired or recycled meanwhile */
+	hak__lock(&thread_lock); /* no state is retired or recycled meanwhile */
 	for (struct hak_thread *t = live_threads; t; t = t->next_live)
 		n += hak__own_reclaim_try(t);
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return n;
 }
 
 /* ---- fork ---------------------------------------------------------------------------------------------------- */
 
-void hak__thread_fork_prepare(void)
+/* Every live thread's policy lock, all or none (the registry cannot change: the thread lock is
+ * held): a thread inside a refill or a flush is between two consistent states of its caches and
+ * slabs, and the child retires every state but its own. Not the ones on this thread's list
+ * (lock.h): a fork from a signal handler that interrupted a refill must not wait for its own.
+ * One entry in the fork frame however many threads there are; a busy one is waited for (after
+ * the fork let everything go) by its lock. */
+static __thread struct hak_thread *plock_busy __attribute__((tls_model("initial-exec")));
+
+static void plocks_release(void *unused);
+
+static bool plocks_try(void *unused)
 {
-	pthread_mutex_lock(&orphan_lock);
-	pthread_mutex_lock(&thread_lock);
+	(void)unused;
+	for (struct hak_thread *t = live_threads; t; t = t->next_live) {
+		if (hak__held_has(&t->xplock))
+			continue;
+		if (atomic_exchange_explicit(&t->xplock, 1, memory_order_acquire)) {
+			plocks_release(NULL);
+			plock_busy = t;
+			return false;
+		}
+		t->fork_held = 1;
+	}
+	return true;
 }
 
-void hak__thread_fork_parent(void)
+/* Holding nothing: until the busy one is free (a state is never unmapped: its lock stays readable). */
+static void plocks_wait(void *unused)
 {
-	pthread_mutex_unlock(&thread_lock);
-	pthread_mutex_unlock(&orphan_lock);
+	(void)unused;
+	struct hak_thread *t = plock_busy;
+	while (t && atomic_load_explicit(&t->xplock, memory_order_acquire))
+		sched_yield();
+}
+
+static void plocks_release(void *unused)
+{
+	(void)unused;
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		if (t->fork_held) {
+			t->fork_held = 0;
+			atomic_store_explicit(&t->xplock, 0, memory_order_release);
+		}
+}
+
+static const struct hak_fork_lock_ops plocks_ops = {plocks_try, NULL, plocks_release, plocks_wait, false};
+
+bool hak__thread_fork_prepare(void)
+{
+	return hak__fork_take_mutex(&orphan_lock) && hak__fork_take_mutex(&thread_lock) &&
+	       hak__fork_take(&plocks_ops, NULL);
 }
 
 /* Only the forking thread lives on: every other thread's state is retired as if it had exited,
@@ -440,6 +482,7 @@ void hak__thread_fork_child(bool self_consistent)
 	while (t) {
 		struct hak_thread *next = t->next_live;
 		atomic_store(&t->xplock, 0); /* its thread is gone; it may have held it at the fork */
+		t->fork_held = 0;
 		if (t != self && t != orphan_thread)
 			hak__thread_retire(t);
 		t = next;

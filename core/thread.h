@@ -43,6 +43,7 @@ struct hak_thread {
 	struct hak_thread *next_live, *prev_live; /* registry of live threads (thread lock) */
 	struct hak_thread *next_free;  /* recycled structs and parked states (thread lock) */
 	_Atomic int xplock;            /* policy lock: see policy_call.h */
+	int fork_held;                 /* a fork holds xplock (thread.c; the thread lock held) */
 	size_t alloc_size;             /* bytes of this struct plus policy state */
 	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
 					* state was made: a small state is parked at exit, a big one
@@ -91,8 +92,7 @@ HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void); /* orphan lock held; NULL: no memory */
 
 HAK_HIDDEN void hak__thread_init_hooks(void); /* once, from hak__init */
-HAK_HIDDEN void hak__thread_fork_prepare(void);
-HAK_HIDDEN void hak__thread_fork_parent(void);
+HAK_HIDDEN bool hak__thread_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__thread_fork_child(bool self_consistent);
 
 #endif

@@ -54,7 +54,7 @@ extern "C" {
 
 #define HAK_POLICY_MAGIC      UINT64_C(0x314C4F50484B4148) /* "HAKHPOL1" little-endian */
 #define HAK_POLICY_ABI_MAJOR  2u
-#define HAK_POLICY_ABI_MINOR  0u
+#define HAK_POLICY_ABI_MINOR  1u
 #define HAK_POLICY_SYMBOL     "hak_policy_descriptor"
 
 /* Binary-compatibility signature: what must match between core and plugin beyond the version
@@ -395,7 +395,12 @@ struct hak_setting_spec {
  * it gets no settings. A plugin's init runs in the library constructor and may use malloc.
  * Fork: fork_prepare runs in the forking thread before fork() (take the policy's locks),
  * fork_parent after it in the parent (release them), fork_child in the child, where only the
- * forking thread exists (re-initialise the locks, forget helper threads). */
+ * forking thread exists (re-initialise the locks, forget helper threads). A policy with locks
+ * should also have fork_try_prepare (since 2.1): the core takes the policy's locks through it
+ * and never waits in fork_prepare while it holds glibc's stdio list lock, or in a fork from a
+ * signal handler, where waiting can deadlock; without it the core waits in fork_prepare (a
+ * plain fork) or leaves the policy's locks alone (a fork from a handler that interrupted a
+ * slow path: the child resets them anyway). */
 struct hak_policy_desc {
 	uint64_t magic;        /* HAK_POLICY_MAGIC */
 	uint32_t abi_major;    /* HAK_POLICY_ABI_MAJOR the plugin was built with */
@@ -422,6 +427,11 @@ struct hak_policy_desc {
 	const struct hak_setting_spec *settings_spec; /* optional: the keys init takes */
 	size_t settings_count;
 	/* end of 2.0 */
+	/* since 2.1, optional (needs fork_prepare and fork_parent): take every lock fork_prepare
+	 * takes, but only if each is free at once: 0 with all of them taken (fork_parent or
+	 * fork_child follows), nonzero (EBUSY) with none taken. */
+	int (*fork_try_prepare)(void *state);
+	/* end of 2.1 */
 };
 
 /* A plugin defines its descriptor with this, so the built-in copy compiled into the core gets a

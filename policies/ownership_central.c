@@ -11,6 +11,7 @@
  * the core's free mark (a double free is caught wherever the block waits), no thread ever
  * reads a block another thread may be handing out (no ABA), and taking a batch needs no
  * memory-reclamation scheme. */
+#include <errno.h>
 #include <hakmem_policy.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -231,6 +232,20 @@ static void central_fork_prepare(void *state)
 		pthread_mutex_lock(&st->cls[i].lock);
 }
 
+/* The same, only if every class lock is free at once (the core never waits for one while it
+ * holds glibc's stdio list lock, or in a fork from a signal handler). */
+static int central_fork_try_prepare(void *state)
+{
+	struct central_state *st = state;
+	for (unsigned i = 0; i < st->nclasses; i++)
+		if (pthread_mutex_trylock(&st->cls[i].lock) != 0) {
+			while (i-- > 0)
+				pthread_mutex_unlock(&st->cls[i].lock);
+			return EBUSY;
+		}
+	return 0;
+}
+
 static void central_fork_parent(void *state)
 {
 	struct central_state *st = state;
@@ -312,5 +327,6 @@ HAK_POLICY_EXPORT(hak__builtin_ownership_central) = {
 	.fork_prepare = central_fork_prepare,
 	.fork_parent = central_fork_parent,
 	.fork_child = central_fork_child,
+	.fork_try_prepare = central_fork_try_prepare,
 	.ops = &central_ops,
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reliability runner: invalid frees must be caught (one "hakmem:" line naming the problem and the
 # address, then SIGABRT), and faults must be survived (fork from threads and from a signal handler,
-# malloc re-entered from a signal handler, RLIMIT_AS, a tiny map_budget, thread exit, free after
+# a handler's fork inside a fork, fork while threads use stdio, malloc re-entered from a signal handler, RLIMIT_AS, a tiny map_budget, thread exit, free after
 # exit() started, a damaged plugin file named by the INI file). Every program runs in its own
 # process under LD_PRELOAD, under the built-in configuration and every conf/*.ini (the damaged
 # plugins under INI files of their own). Last, the watchdog's stack saver on a deadlocked program. Prints PASS/FAIL/XFAIL/SKIP per case and a last line
@@ -175,10 +175,12 @@ invalid_free() { # CONF CASE PATTERN GAP
 
 # ---- 2. faults -----------------------------------------------------------------------------------
 
-# simple NAME CONF TIMEOUT -- PROGRAM ARGS: exit 0 and an empty stderr.
+# simple NAME CONF TIMEOUT -- PROGRAM ARGS: exit 0 and an empty stderr. NAME is the program's
+# (the prefix of its summary line), or PROGRAM/VARIANT.
 simple() {
-    local test=$1 conf=$2 t=$3; shift 4
-    local name="$test[$conf]"
+    local test=${1%%/*} conf=$2 t=$3
+    local name="$1[$conf]"
+    shift 4
     wanted "$name" || return 0
     run "$name" "$conf" "$t" "$(conf_file "$conf")" -- "$@"
     if ((RC != 0)); then fail_run "$name" "$(describe_rc $RC "$t")"; return 0; fi
@@ -363,6 +365,10 @@ done
 for c in $CONFS; do
     simple fork_threads "$c" 120 -- fork_threads 20
     fork_signal "$c"
+    for m in main threads nested; do
+        simple fork_handler/$m "$c" 60 -- fork_handler $m 50
+    done
+    simple fork_stdio "$c" 60 -- fork_stdio 50
     signal_reentry "$c"
     rlimit_as "$c"
     map_budget "$c"
