@@ -59,6 +59,7 @@
 #include "lock.h"
 #include "os.h"
 #include "policy_call.h"
+#include "services.h"
 #include "slab.h"
 #include "startup.h"
 
@@ -159,6 +160,7 @@ static void fork_child(void)
 	hak__os_fork_child();
 	hak__large_fork_child();
 	hak__slab_fork_child();
+	hak__helper_fork_child();
 	hak__pcall_fork_child_all();
 	hak__thread_fork_child(!self_dirty);
 	if (outer)

@@ -52,21 +52,9 @@ static void api_counter_add(hak_thread *t, int id, uint64_t n)
 
 #define api_counter_set hak__counter_set
 
-static int api_spawn_helper(void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 << 10);
-	pthread_t tid;
-	int err = pthread_create(&tid, &attr, fn, arg);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return err;
-}
+#define api_spawn_helper hak__helper_spawn /* helper.c, with helper_sleep and helper_wake */
+#define api_helper_sleep hak__helper_sleep
+#define api_helper_wake hak__helper_wake
 
 /* ---- Threads and caches --------------------------------------------------------------------------- */
 

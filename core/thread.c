@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lock.h"
 #include "os.h"
@@ -321,9 +322,20 @@ unsigned hak__threads_parked(void)
 	return __atomic_load_n(&parked_n, __ATOMIC_RELAXED);
 }
 
+/* The main thread called pthread_exit() (its exit hook ran): from now on the process ends with
+ * its last thread, and a helper must not be that one (helper.c). */
+static _Atomic int leader_gone;
+
+bool hak__threads_leader_gone(void)
+{
+	return atomic_load_explicit(&leader_gone, memory_order_relaxed);
+}
+
 static void thread_exit_hook(void *arg)
 {
 	struct hak_thread *t = arg;
+	if (!hak__threads_leader_gone() && gettid() == getpid())
+		atomic_store(&leader_gone, 1); /* before the tick below, which wakes the helper */
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
 	if (t && t->state == HAK_THREAD_LIVE) {
 		/* A thread that freed many blocks of other threads (a consumer) may have emptied
@@ -468,6 +480,7 @@ bool hak__thread_fork_prepare(void)
  * state may be half-updated: it is left alone (leaked) and the thread starts a fresh one. */
 void hak__thread_fork_child(bool self_consistent)
 {
+	atomic_store(&leader_gone, 0); /* the forking thread is the child's main thread */
 	pthread_mutex_init(&thread_lock, NULL);
 	pthread_mutex_init(&orphan_lock, NULL);
 	struct hak_thread *self = hak__tls;

@@ -204,8 +204,9 @@ struct hak_core_api {
 	void (*counter_add)(hak_thread *t, int id, uint64_t n); /* COUNT; t may be NULL */
 	void (*counter_set)(int id, int64_t value);             /* GAUGE */
 	/* Start a helper thread running fn(arg) with every signal blocked; 0 or an errno value.
-	 * The core ends the process normally when the helper is the last thread left (see the
-	 * trim kind's notes); after fork() the helper is gone in the child (fork_child op). */
+	 * A helper sleeps only in helper_sleep (since 2.1), which tells it when it is the last
+	 * thread left: it returns from fn then, and the process ends normally (see the trim kind's
+	 * notes); after fork() the helper is gone in the child (fork_child op). */
 	int (*spawn_helper)(void *(*fn)(void *), void *arg);
 
 	/* ---- since 2.0: threads and caches (ownership policies) -------------------------------- */
@@ -280,6 +281,17 @@ struct hak_core_api {
 	 * A policy may use it or compose the primitives itself. */
 	struct hak_trim_result (*trim_pass)(unsigned keep, unsigned flags);
 	/* end of 2.0 */
+	/* ---- since 2.1: the helper's sleep (spawn_helper's thread only) ------------------------
+	 * Wait until timeout_ns passed (UINT64_MAX: no limit) or helper_wake was called (a call
+	 * since the previous return counts, so no wake-up is lost). Returns 0, or 1 when the helper
+	 * must return from its function now: it is the process's last thread (the main thread
+	 * called pthread_exit() and every other thread ended; POSIX ends the process then, with
+	 * status 0, and it does when the helper returns). */
+	int (*helper_sleep)(uint64_t timeout_ns);
+	/* The allocator has work for the helper: wake it from helper_sleep. One atomic add, plus a
+	 * system call only when the helper waits with no time limit. Any thread, any op. */
+	void (*helper_wake)(void);
+	/* end of 2.1 */
 };
 
 /* ---- Kind-specific slow-path tables. Each starts with its size; append-only. ---------------- */
@@ -289,8 +301,10 @@ struct hak_core_api {
  * The core never trims on its own: without calls from the trim policy nothing is released
  * (malloc_trim() and hak_trim() run the composite trim_pass with every flag).
  * A policy that runs passes on a thread of its own starts it with spawn_helper (from start or
- * from an op, never from init) and makes it sleep until tick or superslab_empty says there is
- * work; the core ends that thread's process normally when it is the last thread left.
+ * from an op, never from init) and makes it sleep in helper_sleep until tick or superslab_empty
+ * says there is work (helper_wake); when helper_sleep says the helper is the process's last
+ * thread, the helper returns and the process ends normally. (A helper that sleeps otherwise,
+ * with nanosleep, keeps a process whose main thread called pthread_exit() alive for ever.)
  */
 struct hak_trim_ops {
 	size_t size; /* sizeof(struct hak_trim_ops) */
