@@ -62,6 +62,7 @@
 #include "services.h"
 #include "slab.h"
 #include "startup.h"
+#include "trim.h"
 
 /* glibc's stdio list lock (libio/genops.c), exported since 2.2.5; no header declares them since
  * <libio.h> went away. Weak: absent from other C libraries. */
@@ -158,6 +159,7 @@ static void fork_child(void)
 	hak__fork_frame_forget(); /* every lock is reset below: an outer fork releases nothing */
 	hak__busy = 0;            /* the child starts outside any slow path it may have been forked from */
 	hak__os_fork_child();
+	hak__trim_fork_child();
 	hak__large_fork_child();
 	hak__slab_fork_child();
 	hak__helper_fork_child();

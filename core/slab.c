@@ -239,7 +239,9 @@ unsigned hak__abandoned_collect(void)
 				}
 			}
 		}
-	hak__unlock(&abandoned_lock);
+	/* Released before the abandoned lock goes (abandoned, then pool: the lock order): a collect
+	 * that finds the list empty must not return while slabs it would have released are still
+	 * on their way (a trim pass running meanwhile saw no empty SuperSlab: issue 14 item 6). */
 	while (to_release) {
 		struct hak_slab *s = to_release;
 		to_release = s->abandon_next;
@@ -247,6 +249,7 @@ unsigned hak__abandoned_collect(void)
 		hak__slab_release(s);
 		released++;
 	}
+	hak__unlock(&abandoned_lock);
 	return released;
 }
 
