@@ -7,7 +7,10 @@ CC       ?= cc
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror
 OPT      ?= -O2 -g
-CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-tree-slp-vectorize \
+LDFLAGS  ?=  # extra link flags (debian/rules passes dpkg-buildflags' hardening flags)
+# HAK_DEBUG=1: internal asserts (HAK_ASSERT), 2: also the expensive invariants (core/base.h).
+HAK_DEBUG ?= 0
+CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -DHAK_DEBUG=$(HAK_DEBUG) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-tree-slp-vectorize \
               -fno-plt -Iinclude -Icore
 PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib
@@ -38,10 +41,10 @@ $(BUILD)/core/builtin_%.o: policies/%.c include/hakmem_policy.h | $(BUILD)/core
 	$(CC) $(CFLAGS_LIB) -DHAK_BUILTIN -c $< -o $@
 
 $(LIB): $(CORE_OBJ) $(BUILTIN_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,now -o $@ $^ -linih -lpthread -ldl
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,now $(LDFLAGS) -o $@ $^ -linih -lpthread -ldl
 
 $(BUILD)/policies/%.so: policies/%.c include/hakmem_policy.h | $(BUILD)/policies
-	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude -shared -o $@ $<
+	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude -shared $(LDFLAGS) -o $@ $<
 	chmod go-w $@
 
 $(BUILD)/core $(BUILD)/policies:
@@ -50,16 +53,20 @@ $(BUILD)/core $(BUILD)/policies:
 # Debian packages the build, the tests and the demo need: installed when run as root,
 # otherwise the exact apt-get line is printed. Checked once per build folder (again when this
 # file changes). elfutils: eu-stack, which the test runners use to save a hung test's stacks.
+# A Debian package build (debian/rules) passes NEED_PACKAGES=true: dpkg-buildpackage has checked
+# its Build-Depends already, and must not install anything.
 DEB_PKGS := gcc make pkg-config libinih-dev libcmocka-dev python3 git elfutils procps
+NEED_PACKAGES ?= ./tools/need-packages
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: tools/need-packages Makefile | $(BUILD)/core
-	@./tools/need-packages $(DEB_PKGS)
+	@$(NEED_PACKAGES) $(DEB_PKGS)
 	@touch $@
 
 -include tests/tests.mk
 -include bench/bench.mk
 -include tools/tools.mk
 -include tools/install.mk
+-include tools/deb.mk
 
 clean:
 	rm -rf $(BUILD)

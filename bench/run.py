@@ -6,8 +6,13 @@ each cell, and writes Markdown tables, raw CSV/JSON and a gnuplot plot to bench/
 Modes:  quick      short runs, the whole matrix in under a minute (threads 1 and 4)
         full       the whole matrix, threads 1, 2, 4, 8, then instruction counts (~35 min)
         callgrind  instructions per malloc+free pair on `churn`, under valgrind --tool=callgrind
+        traces     real programs (gcc, python3, sqlite3) recorded with HAKMEM_TRACE and replayed
+                   under every allocator (tools/hakmem_replay.py); also the last section of full
         larson     the core issue's Larson targets: 4 threads, 8-128 B, 1024 blocks, 60 s
         demo       Larson for 10 s under glibc and hakmem (conf/hakmem.ini), side by side
+Every run also reports the measured process's rusage (os.wait4): user and system CPU seconds,
+minor faults, voluntary and involuntary context switches; the report turns them into CPU time
+per op and its ratio to the best peer, the figure to trust on a loaded machine (bench/README.md).
 Python standard library only; gnuplot draws the plot when it is installed.
 """
 
@@ -17,12 +22,14 @@ import datetime
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +49,8 @@ PEER_INSTALL = "apt-get install -y libmimalloc2.0 libjemalloc2 libtcmalloc-minim
 # Exit codes of bench_util.h, as FAIL reasons.
 EXIT_REASONS = {2: "usage", 3: "corrupt", 4: "ENOMEM", 5: "system"}
 LARSON_ARGS = ["8", "128", "1024", "100", "4141"]  # MIN MAX BLOCKS ROUNDS SEED
+# mimalloc-bench's server-sized Larson (`larson 5 8 1000 5000 100 4141 T`), issue 12's first row.
+LARSON_SERVER_ARGS = ["8", "1000", "5000", "100", "4141"]
 
 
 # ---- allocators ---------------------------------------------------------------------------
@@ -151,6 +160,16 @@ def secs_arg(s):
     return f"{s:.3g}"
 
 
+def mstress_args(s, t):
+    """mstress does fixed work: ITER rounds of T threads, thread i doing (i % 8 + 1) shares.
+    About 100 rounds of 4 threads (mimalloc-bench's `mstress 4 50 100`) take a second, so the
+    rounds are fitted to the run length; SCALE stays mimalloc-bench's 50."""
+    if not isinstance(t, int):  # the report's "T": say how ITER is chosen
+        return [str(t), "50", f"ITER (about {s * 1000:.0f} / the sum of i % 8 + 1 over threads)"]
+    weight = sum(i % 8 + 1 for i in range(t))
+    return [str(t), "50", str(max(1, round(s * 1000 / weight)))]
+
+
 WORKLOADS = [
     Workload("larson", "larson", lambda s, t: [secs_arg(s), *LARSON_ARGS, str(t)],
              "M ops/s", 1e6, (1, 2, 4, 8), (1, 4),
@@ -183,6 +202,19 @@ WORKLOADS = [
              "ops/s", 1.0, (1, 2, 4, 8), (1, 4),
              "per thread 4 live blocks of 5-25 MB, every page touched; op = free+malloc",
              min_secs=0.15, setup_guess=0.15),
+    Workload("mstress", "mstress", mstress_args, "M allocs/s", 1e6, (1, 2, 4, 8), (4,),
+             "mimalloc-bench's mstress: rounds of T threads, 8 B-5 MB blocks (calloc), random "
+             "lifetimes, a shared transfer array; fixed work (the rounds are fitted to the run "
+             "length, `mstress 4 50 100` is about a second); op = one allocation",
+             min_secs=0.1, setup_guess=0.05),
+    Workload("larson-server", "larson", lambda s, t: [secs_arg(s), *LARSON_SERVER_ARGS, str(t)],
+             "M ops/s", 1e6, (4,), (4,),
+             "mimalloc-bench's Larson server: 8-1000 B, 5000 blocks per thread, hand-off to a "
+             "new thread every 100 rounds; op = free+malloc"),
+    Workload("prodcons-64", "prodcons", lambda s, t: [secs_arg(s), str(t), "64", "64"],
+             "M blocks/s", 1e6, (2,), (2,),
+             "xmalloc-test-like: threads = PAIRS (2 = 4 threads), 64 B blocks allocated by "
+             "producers and freed by consumers; op = one block passed"),
 ]
 
 
@@ -198,12 +230,43 @@ class Run:
     wall: float = 0.0
     stderr_tail: str = ""        # a few stderr lines other than the stats JSON
     lib_stamp: int = 0           # mtime of the preloaded library when the run started
+    rusage: dict = None          # the measured process's, from wait4: see RUSAGE_KEYS
 
     def num(self, key):
+        """A RESULT figure, a rusage figure, or a derived one (cpu_secs, cpu_ns_per_op)."""
+        if key in RUSAGE_KEYS or key in ("cpu_secs", "cpu_ns_per_op"):
+            return self.cpu(key)
         try:
             return float(self.result[key])
         except (KeyError, ValueError):
             return None
+
+    def cpu(self, key):
+        if not self.rusage:
+            return None
+        if key in RUSAGE_KEYS:
+            return float(self.rusage[key])
+        cpu = self.rusage["user_secs"] + self.rusage["sys_secs"]
+        if key == "cpu_secs":
+            return cpu
+        try:
+            ops = float(self.result["ops"])
+        except (KeyError, ValueError):
+            return None
+        return cpu * 1e9 / ops if ops > 0 else None
+
+
+# What wait4 says about the measured process (and nothing else: the runner, timeout(1) and
+# the shell are not in it): CPU seconds in user and kernel mode, minor page faults (pages first
+# touched or reclaimed without I/O), voluntary context switches (the process blocked: a futex,
+# a sleep, I/O) and involuntary ones (the scheduler took the CPU away: other load).
+RUSAGE_KEYS = ("user_secs", "sys_secs", "minflt", "majflt", "nvcsw", "nivcsw")
+
+
+def rusage_dict(ru):
+    return {"user_secs": round(ru.ru_utime, 6), "sys_secs": round(ru.ru_stime, 6),
+            "minflt": ru.ru_minflt, "majflt": ru.ru_majflt, "nvcsw": ru.ru_nvcsw,
+            "nivcsw": ru.ru_nivcsw}
 
 
 def parse_result(stdout):
@@ -228,34 +291,61 @@ def parse_hakmem_stats(stderr):
 
 
 def run_program(alloc, argv, timeout):
-    """Runs argv under alloc; never raises for the child's failures."""
+    """Runs argv under alloc; never raises for the child's failures. The child is reaped with
+    os.wait4, so the run carries its own rusage; its output goes through temporary files (no
+    pipe to keep draining while we wait), and a timer kills it at the timeout."""
     start = time.monotonic()
-    try:
-        proc = subprocess.run(argv, env=alloc.env(), capture_output=True, text=True,
-                              errors="replace", timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired as e:
-        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        return Run("FAIL", f"timeout {timeout:.0f}s", wall=time.monotonic() - start,
-                   stderr_tail=err[-300:])
-    except OSError as e:
-        return Run("FAIL", f"exec: {e.strerror}", wall=time.monotonic() - start)
-    wall = time.monotonic() - start
-    stats, other = parse_hakmem_stats(proc.stderr)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(argv, env=alloc.env(), stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL, cwd=ROOT)
+        except OSError as e:
+            return Run("FAIL", f"exec: {e.strerror}", wall=time.monotonic() - start)
+        timed_out = []
+
+        def kill():
+            timed_out.append(True)
+            try:
+                proc.kill()
+            except OSError:
+                pass
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            while True:
+                try:
+                    _, status, ru = os.wait4(proc.pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+        finally:
+            timer.cancel()
+        wall = time.monotonic() - start
+        rc = proc.returncode = os.waitstatus_to_exitcode(status)
+        usage = rusage_dict(ru)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    if timed_out:
+        return Run("FAIL", f"timeout {timeout:.0f}s", wall=wall, stderr_tail=stderr[-300:],
+                   rusage=usage)
+    stats, other = parse_hakmem_stats(stderr)
     tail = "\n".join(other[-3:])
-    rc = proc.returncode
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
-        return Run("FAIL", name, hakmem=stats, wall=wall, stderr_tail=tail)
+        return Run("FAIL", name, hakmem=stats, wall=wall, stderr_tail=tail, rusage=usage)
     if rc != 0:
         return Run("FAIL", EXIT_REASONS.get(rc, f"exit {rc}"), hakmem=stats, wall=wall,
-                   stderr_tail=tail)
-    result = parse_result(proc.stdout)
+                   stderr_tail=tail, rusage=usage)
+    result = parse_result(stdout)
     if result is None:
-        return Run("FAIL", "no RESULT line", hakmem=stats, wall=wall, stderr_tail=tail)
-    return Run("ok", result=result, hakmem=stats, wall=wall, stderr_tail=tail)
+        return Run("FAIL", "no RESULT line", hakmem=stats, wall=wall, stderr_tail=tail,
+                   rusage=usage)
+    return Run("ok", result=result, hakmem=stats, wall=wall, stderr_tail=tail, rusage=usage)
 
 
 # ---- progress -----------------------------------------------------------------------------
@@ -497,6 +587,21 @@ def value_rows(rows, cells, allocs, key, scale, unit_of=None):
     return out
 
 
+def fmt_med(cell, key, scale=1.0, count=False):
+    """The median of a rusage figure over the cell's runs (failed ones too: they ran)."""
+    vals = [r.num(key) for r in cell.runs]
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "–"
+    med = statistics.median(vals) / scale
+    return f"{med:.0f}" if count else fmt_num(med)
+
+
+def rusage_rows(rows, cells, allocs, text_of):
+    return [[w.name, str(t)] + [text_of(cells[(w.name, t, a.label)]) for a in allocs]
+            for w, t in rows]
+
+
 def hakmem_rows(rows, cells, allocs):
     out = []
     for w, t in rows:
@@ -572,6 +677,24 @@ def write_report(mode, rows, row_secs, cells, allocs, notes, repeats, started, e
            "higher is better)\n\n")
     md += md_table(["workload", "threads"] + labels + ["best peer"],
                    ratio_rows(rows, cells, allocs, "ops_per_sec", True)) + "\n"
+    md += ("\n## CPU time per op in ns (user + system CPU seconds of the measured process, from "
+           "wait4, divided by its ops; median (min–max); lower is better)\n\n")
+    md += md_table(["workload", "threads"] + labels,
+                   value_rows(rows, cells, allocs, "cpu_ns_per_op", 1.0)) + "\n"
+    md += ("\n## CPU time per op relative to glibc / to the best peer (lower is better; on a "
+           "loaded machine trust this before the throughput ratios: see bench/README.md)\n\n")
+    md += md_table(["workload", "threads"] + labels + ["best peer"],
+                   ratio_rows(rows, cells, allocs, "cpu_ns_per_op", False)) + "\n"
+    md += "\n## CPU seconds per run, user / system (medians)\n\n"
+    md += md_table(["workload", "threads"] + labels,
+                   rusage_rows(rows, cells, allocs, lambda c: (
+                       f"{fmt_med(c, 'user_secs')} / {fmt_med(c, 'sys_secs')}"))) + "\n"
+    md += ("\n## Minor page faults (thousands) / voluntary / involuntary context switches per "
+           "run (medians)\n\n")
+    md += md_table(["workload", "threads"] + labels,
+                   rusage_rows(rows, cells, allocs, lambda c: (
+                       f"{fmt_med(c, 'minflt', 1e3)} / {fmt_med(c, 'nvcsw', 1, True)} / "
+                       f"{fmt_med(c, 'nivcsw', 1, True)}"))) + "\n"
     md += "\n## Peak RSS in MB (VmHWM; median (min–max); lower is better)\n\n"
     md += md_table(["workload", "threads"] + labels,
                    value_rows(rows, cells, allocs, "peak_rss_kb", 1024.0)) + "\n"
@@ -639,21 +762,22 @@ def write_raw(stem, mode, rows, row_secs, cells, allocs):
                 records.append({"mode": mode, "workload": w.name, "program": w.prog,
                                 "threads": t, "allocator": a.label, "rep": i + 1,
                                 "secs_arg": row_secs[(w.name, t)], "status": r.status, "reason": r.reason,
-                                "wall": round(r.wall, 3), "result": r.result,
-                                "hakmem": r.hakmem})
+                                "wall": round(r.wall, 3), "rusage": r.rusage,
+                                "result": r.result, "hakmem": r.hakmem})
     with open(stem + ".json", "w") as f:
         json.dump(records, f, indent=1)
     keys = ["ops", "secs", "ops_per_sec", "peak_rss_kb", "final_rss_kb", "mappings"]
     with open(stem + ".csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["workload", "threads", "allocator", "rep", "status", "reason", *keys,
-                      "ss_mapped", "ss_released", "ss_live", "ss_peak_live", "frees_local",
+                      "wall", *RUSAGE_KEYS, "ss_mapped", "ss_released", "ss_live", "ss_peak_live", "frees_local",
                       "frees_remote"])
         for rec in records:
             hk = rec["hakmem"] or {}
             ss, fr = hk.get("superslabs", {}), hk.get("frees", {})
             out.writerow([rec["workload"], rec["threads"], rec["allocator"], rec["rep"],
                           rec["status"], rec["reason"], *(rec["result"].get(k, "") for k in keys),
+                          rec["wall"], *((rec["rusage"] or {}).get(k, "") for k in RUSAGE_KEYS),
                           ss.get("mapped", ""), ss.get("released", ""), ss.get("live", ""),
                           ss.get("peak_live", ""), fr.get("local", ""), fr.get("remote", "")])
 
@@ -898,6 +1022,8 @@ def mode_matrix(args, allocs, notes):
     extra = ""
     if args.mode == "full" and not args.no_callgrind:
         extra = run_callgrind(allocs)
+    if args.mode == "full" and not args.no_traces:
+        extra += traces_section(args, allocs, notes)
     stem = os.path.join(args.out, f"{started:%Y%m%d-%H%M%S}-{args.mode}")
     os.makedirs(args.out, exist_ok=True)
     md = write_report(args.mode, rows, row_secs, cells, allocs, notes, args.repeats, started,
@@ -932,6 +1058,32 @@ def mode_callgrind(args, allocs, notes):
     print(md)
     print(f"written: {os.path.relpath(stem, ROOT)}.md", file=sys.stderr)
     return 0
+
+
+def traces_section(args, allocs, notes, started=None):
+    """Markdown of the traces section (tools/hakmem_replay.py records and replays)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import hakmem_replay
+    replayer = os.path.join(ROOT, "build", "bin", "hakmem-replay")
+    if not os.path.exists(replayer) or not any(a.kind == "hakmem" for a in allocs):
+        return ("\n## Traces of real programs\n\nskipped: build/bin/hakmem-replay or "
+                "build/libhakmem.so is missing (run `make`)\n")
+    conf = next((a.conf for a in allocs if a.label == "hakmem-default"), "")
+    lib = next(a.preload for a in allocs if a.kind == "hakmem")
+    return hakmem_replay.lab_traces(replayer, lib, conf, allocs, args.repeats, args.out,
+                                    args.no_plot, started)
+
+
+def mode_traces(args, allocs, notes):
+    for n in notes:
+        print("note: " + n, file=sys.stderr)
+    started = datetime.datetime.now()
+    os.makedirs(args.out, exist_ok=True)
+    md = traces_section(args, allocs, notes, started)
+    print(md)
+    print(f"written: {os.path.relpath(os.path.join(args.out, f'{started:%Y%m%d-%H%M%S}-traces'), ROOT)}"
+          ".{md,csv,json} and plots", file=sys.stderr)
+    return 1 if "FAIL" in md else 0
 
 
 def rss_steady(run):
@@ -977,6 +1129,21 @@ def larson_table(columns):
     lines.append(("final RSS (MB)", [get(r, "final_rss_kb", 1024) for _, r in columns]))
     lines.append(("mappings at exit", [get(r, "mappings", 1, "{:.0f}") for _, r in columns]))
     lines.append(("threads created", [get(r, "threads_created", 1, "{:.0f}") for _, r in columns]))
+    lines.append(("wall time (s)", [f"{r.wall:.2f}" for _, r in columns]))
+    lines.append(("CPU user / sys (s)", [f"{get(r, 'user_secs', 1, '{:.2f}')} / "
+                                         f"{get(r, 'sys_secs', 1, '{:.2f}')}" for _, r in columns]))
+    lines.append(("CPU time per op (ns)", [get(r, "cpu_ns_per_op", 1, "{:.1f}") for _, r in columns]))
+    peers = [r.num("cpu_ns_per_op") for a, r in columns
+             if a.kind == "peer" and r.status == "ok" and r.num("cpu_ns_per_op")]
+    if peers:
+        best = min(peers)
+        lines.append(("CPU time / best peer", [
+            f"{r.num('cpu_ns_per_op') / best:.2f}x" if r.num("cpu_ns_per_op") else "–"
+            for _, r in columns]))
+    lines.append(("minor faults", [get(r, "minflt", 1, "{:.0f}") for _, r in columns]))
+    lines.append(("context switches vol / invol", [f"{get(r, 'nvcsw', 1, '{:.0f}')} / "
+                                                   f"{get(r, 'nivcsw', 1, '{:.0f}')}"
+                                                   for _, r in columns]))
 
     def steady(r):
         s = rss_steady(r) if r.status == "ok" else None
@@ -1037,11 +1204,14 @@ def mode_larson(args, allocs, notes, demo=False):
             released = (r.hakmem or {}).get("superslabs", {}).get("released")
             steady = rss_steady(r)
             thr = r.num("ops_per_sec") / mi.num("ops_per_sec") if mi else None
+            cpu = (r.num("cpu_ns_per_op") / mi.num("cpu_ns_per_op")
+                   if mi and r.num("cpu_ns_per_op") and mi.num("cpu_ns_per_op") else None)
             print(f"- {a.label}: peak RSS {peak:.1f} MB {'<' if peak < 100 else 'NOT <'} 100 MB; "
                   f"SuperSlabs released {released if released is not None else '?'}"
                   f" {'> 0' if released else '(NOT > 0)'}; RSS steady: "
                   f"{'?' if steady is None else 'yes' if steady[0] else 'NO'}; no corruption; "
-                  f"throughput {'?' if thr is None else f'{thr:.2f}×'} mimalloc's")
+                  f"throughput {'?' if thr is None else f'{thr:.2f}×'} mimalloc's, "
+                  f"CPU time per op {'?' if cpu is None else f'{cpu:.2f}×'} mimalloc's")
         started = datetime.datetime.now()
         os.makedirs(args.out, exist_ok=True)
         stem = os.path.join(args.out, f"{started:%Y%m%d-%H%M%S}-larson")
@@ -1055,7 +1225,7 @@ def mode_larson(args, allocs, notes, demo=False):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["quick", "full", "callgrind", "larson", "demo"])
+    ap.add_argument("mode", choices=["quick", "full", "callgrind", "larson", "demo", "traces"])
     ap.add_argument("--repeats", type=int, default=3, help="runs per cell (default 3)")
     ap.add_argument("--budget", type=float, default=None,
                     help="target seconds for the matrix (default quick 45, full 2100)")
@@ -1071,6 +1241,7 @@ def main():
     ap.add_argument("--out", default=RESULTS_DIR, help="results folder (default bench/results)")
     ap.add_argument("--no-plot", action="store_true", help="skip gnuplot")
     ap.add_argument("--no-callgrind", action="store_true", help="full mode without callgrind")
+    ap.add_argument("--no-traces", action="store_true", help="full mode without the traces section")
     ap.add_argument("--quick-callgrind", action="store_true",
                     help="callgrind with 10x fewer iterations")
     args = ap.parse_args()
@@ -1092,6 +1263,8 @@ def main():
         return mode_matrix(args, allocs, notes)
     if args.mode == "callgrind":
         return mode_callgrind(args, allocs, notes)
+    if args.mode == "traces":
+        return mode_traces(args, allocs, notes)
     return mode_larson(args, allocs, notes, demo=args.mode == "demo")
 
 

@@ -9,6 +9,7 @@
 #include "large.h"
 #include "policy_call.h"
 #include "slab.h"
+#include "trace.h"
 
 struct hak_slab *hak__ptr_check(const void *p, const char *what, bool check_freed)
 {
@@ -42,7 +43,7 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 	struct hak_chain chain = hak__chain_of(hak__block_next(b));
 	hak__block_set_next(b, NULL);
 	tc->room = tc->max - keep;
-	hak__account_chain(chain, -1);
+	hak__account_chain(chain, -1, hak__classes[cls].block_size, t->out_bytes);
 	hak__policy_enter(t);
 	hak__own_flush_locked(t, cls, chain);
 	hak__policy_leave(t);
@@ -52,7 +53,7 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 {
 	uintptr_t owner = hak_load_acquire(&s->xowner);
 	struct hak_tcache *tc = &t->cache[s->cls];
-	if (owner == tc->accept) {
+	if (owner == hak__accept_real(tc->accept)) { /* recording marks accept (trace.h) */
 		if (hak__tc_full(tc))
 			cache_overflow(t, s->cls);
 		if (!hak__tc_full(tc)) {
@@ -64,6 +65,7 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 	/* Not ours to cache (or the cache could not take it): the block is free from now on,
 	 * whoever drains it later. */
 	hak_add_relaxed(&ss->xactive, -1);
+	hak__thread_out_bytes_sub(t, ss->lg_size, s->block_size);
 	if (owner == HAK_OWNER_NONE)
 		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
 	hak__own_free_foreign(hak__policy_at(HAK_POLICY_OWNERSHIP, ss->model), t, s, p);
@@ -105,11 +107,18 @@ static void free_slow(void *p)
 	hak__after_slow();
 }
 
-void hak__free_slow(void *p)
+void hak__free_untraced(void *p)
 {
 	int saved = errno;
 	free_slow(p);
 	errno = saved;
+}
+
+void hak__free_slow(void *p)
+{
+	if (hak__tracing()) /* recording: every free comes here, trace.c makes it (trace.h) */
+		return hak__trace_free(p);
+	hak__free_untraced(p);
 }
 
 void hak__free(void *p)

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ struct helper_start {
 static void *helper_main(void *p)
 {
 	struct helper_start *h = p;
+	prctl(PR_SET_NAME, "hakmem-helper", 0, 0, 0); /* trace.c's writer counts on the name */
 	seen_seq = atomic_load(&wake_seq);
 	void *r = h->fn(h->arg);
 	/* If this is the last thread, glibc's start_thread calls exit(0) on it: with the program's

@@ -19,9 +19,12 @@ struct large_entry {
 	uintptr_t user; /* block address handed out; 0 empty, 1 deleted */
 	char *base;     /* mapping start */
 	size_t len;     /* mapping length */
+	size_t asked;   /* the most the program asked of it (malloc, realloc): a realloc shrinks
+			 * the mapping only below half of that, not below half of a cached mapping
+			 * bigger than ever asked for */
 };
 
-#define LARGE_CACHE_SLOTS_MAX 64 /* the most struct hak_large_limits.slots may ask */
+#define LARGE_CACHE_SLOTS_MAX 256 /* the most struct hak_large_limits.slots may ask */
 #define LARGE_SHARDS 16
 
 struct shard {
@@ -39,13 +42,17 @@ static struct shard shards[LARGE_SHARDS] = {
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_large_limits limits = LARGE_DEFAULT_LIMITS; /* cache lock */
-static struct {
+/* The cache (cache lock): oldest first, so making room and releasing by age start at [0]. */
+struct cached {
 	char *base;
 	size_t len;
 	uint64_t since_ns; /* when it was cached */
-} cache[LARGE_CACHE_SLOTS_MAX];
+};
+static struct cached cache[LARGE_CACHE_SLOTS_MAX];
 static size_t cache_n, cache_bytes;
-static _Atomic uint64_t live_n, xmapped_total, xreleased_total;
+static _Atomic uint64_t live_n, live_bytes;  /* mappings in the tables, their lengths */
+static _Atomic uint64_t peak_n, peak_bytes;  /* the most of each at once (malloc_stats) */
+static _Atomic uint64_t xmapped_total, xreleased_total;
 
 /* Whether the trim policy knows that cached mappings wait: a free that caches a mapping while
  * PASS_NONE makes it PASS_ASKED and tells its caller to tick the trim policy; every release
@@ -116,7 +123,14 @@ static int table_reserve(struct shard *sh)
 	return 0;
 }
 
-static int insert(struct shard *sh, uintptr_t user, char *base, size_t len)
+static void raise_to(_Atomic uint64_t *peak, uint64_t v)
+{
+	uint64_t old = hak_load_relaxed(peak);
+	while (v > old && !hak_cas_acq_rel(peak, &old, v))
+		;
+}
+
+static int insert(struct shard *sh, uintptr_t user, char *base, size_t len, size_t asked)
 {
 	if (table_reserve(sh))
 		return ENOMEM;
@@ -125,9 +139,10 @@ static int insert(struct shard *sh, uintptr_t user, char *base, size_t len)
 		i = (i + 1) & (sh->cap - 1);
 	if (sh->table[i].user == 1)
 		sh->tombs--;
-	sh->table[i] = (struct large_entry){user, base, len};
+	sh->table[i] = (struct large_entry){user, base, len, asked};
 	sh->used++;
-	hak_add_relaxed(&live_n, 1);
+	raise_to(&peak_n, hak_add_relaxed(&live_n, 1) + 1);
+	raise_to(&peak_bytes, hak_add_relaxed(&live_bytes, len) + len);
 	return 0;
 }
 
@@ -137,31 +152,43 @@ static void erase(struct shard *sh, struct large_entry *e)
 	sh->used--;
 	sh->tombs++;
 	hak_add_relaxed(&live_n, -1);
+	hak_add_relaxed(&live_bytes, -(uint64_t)e->len);
+}
+
+static struct cached cache_remove(size_t i)
+{
+	struct cached c = cache[i];
+	cache_bytes -= c.len;
+	memmove(&cache[i], &cache[i + 1], (cache_n - i - 1) * sizeof cache[0]);
+	cache_n--;
+	return c;
 }
 
 /* A cached mapping for need bytes (lock held): the smallest of at least need bytes, else the
  * largest smaller one, which the caller grows with mremap (its pages stay resident, only the
- * extension is new). false when the cache is empty. */
+ * extension is new); the newest of equals. false when the cache is empty. Budget: one pass over
+ * at most limits.slots entries, far less than the faults of a fresh mapping's pages. */
 static bool cache_take(size_t need, char **base, size_t *len)
 {
-	size_t best = LARGE_CACHE_SLOTS_MAX;
-	for (size_t i = 0; i < cache_n; i++) {
-		if (best == LARGE_CACHE_SLOTS_MAX) {
-			best = i;
-			continue;
-		}
+	if (!cache_n)
+		return false;
+	size_t best = cache_n - 1;
+	for (size_t i = best; i-- > 0;) {
 		bool fits = cache[i].len >= need, best_fits = cache[best].len >= need;
 		if ((fits && (!best_fits || cache[i].len < cache[best].len)) ||
 		    (!fits && !best_fits && cache[i].len > cache[best].len))
 			best = i;
 	}
-	if (best == LARGE_CACHE_SLOTS_MAX)
-		return false;
-	*base = cache[best].base;
-	*len = cache[best].len;
-	cache_bytes -= *len;
-	cache[best] = cache[--cache_n];
+	struct cached c = cache_remove(best);
+	*base = c.base;
+	*len = c.len;
 	return true;
+}
+
+/* Whether a mapping of len bytes may join the cache as it is (lock held). */
+static bool cache_fits(size_t len)
+{
+	return cache_n < limits.slots && cache_bytes + len <= limits.max_bytes;
 }
 
 static size_t page_round(size_t n)
@@ -208,7 +235,7 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 	if (zero && used)
 		memset(base, 0, used); /* fresh pages are already zero */
 	struct shard *sh = shard_lock((uintptr_t)base);
-	int err = insert(sh, (uintptr_t)base, base, len);
+	int err = insert(sh, (uintptr_t)base, base, len, n);
 	hak__unlock(&sh->lock);
 	if (err) {
 		hak__os_unmap(base, len);
@@ -227,34 +254,32 @@ bool hak__large_free(void *p, bool *wants_pass)
 		hak__unlock(&sh->lock);
 		return false;
 	}
-	char *base = e->base, *evict_base = NULL;
-	size_t len = e->len, evict_len = 0;
+	char *base = e->base;
+	size_t len = e->len;
 	erase(sh, e);
 	hak__unlock(&sh->lock);
+	/* Make room by sending the oldest back, a few at a time (unmapped outside the lock); a
+	 * mapping that would need more (one bigger than most of the cache) goes back itself. */
+	struct cached out[4];
+	size_t n_out = 0;
+	bool cached = false;
 	hak__lock(&cache_lock);
-	if (len <= limits.max_one && len <= limits.max_bytes && limits.slots) {
-		if (cache_n && (cache_n >= limits.slots || cache_bytes + len > limits.max_bytes)) {
-			/* make room: send the oldest (slot 0) back */
-			evict_base = cache[0].base;
-			evict_len = cache[0].len;
-			cache_bytes -= evict_len;
-			cache[0] = cache[--cache_n];
-		}
-		if (cache_n < limits.slots && cache_bytes + len <= limits.max_bytes) {
-			cache[cache_n].base = base;
-			cache[cache_n].len = len;
-			cache[cache_n++].since_ns = hak__now_ns();
+	if (len <= limits.max_one && limits.slots) {
+		while (!cache_fits(len) && cache_n && n_out < 4)
+			out[n_out++] = cache_remove(0);
+		if (cache_fits(len)) {
+			cache[cache_n++] = (struct cached){base, len, hak__now_ns()};
 			cache_bytes += len;
-			base = NULL;
+			cached = true;
 		}
 	}
 	hak__unlock(&cache_lock);
 	int none = PASS_NONE;
-	if (!base && hak_load_relaxed(&xpass_request) == PASS_NONE && hak_cas_strong(&xpass_request, &none, PASS_ASKED))
+	if (cached && hak_load_relaxed(&xpass_request) == PASS_NONE && hak_cas_strong(&xpass_request, &none, PASS_ASKED))
 		*wants_pass = true;
-	if (evict_base)
-		large_unmap(evict_base, evict_len);
-	if (base)
+	for (size_t i = 0; i < n_out; i++)
+		large_unmap(out[i].base, out[i].len);
+	if (!cached)
 		large_unmap(base, len);
 	return true;
 }
@@ -285,8 +310,12 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 		return NULL;
 	}
 	*handled = true;
-	size_t len = e->len;
-	if (need <= len && need >= len / 2) {
+	size_t len = e->len, asked = e->asked > n ? e->asked : n;
+	if (need <= len && (need >= len / 2 || n >= e->asked / 2)) {
+		/* In place: a block from a bigger cached mapping (a string builder that got one)
+		 * keeps its resident pages for its growth instead of shrinking to its first size
+		 * and faulting them in again step by step. */
+		e->asked = asked;
 		hak__unlock(&sh->lock);
 		return p;
 	}
@@ -307,9 +336,10 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 		want = len;
 	} else {
 		errno = saved;
+		asked = n;
 	}
 	sh = shard_lock((uintptr_t)q);
-	int err = insert(sh, (uintptr_t)q, q, want);
+	int err = insert(sh, (uintptr_t)q, q, want, asked);
 	hak__unlock(&sh->lock);
 	if (err) /* the table could not grow: give the block back rather than lose track of it */
 		hak__fatal("realloc(): no memory to record a %zu-byte block at %p", want, (void *)q);
@@ -322,29 +352,21 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 
 unsigned hak__large_release(uint64_t min_idle_ns, uint64_t keep_bytes, uint64_t now)
 {
-	struct {
-		char *base;
-		size_t len;
-	} out[LARGE_CACHE_SLOTS_MAX];
 	unsigned n = 0;
 	hak__lock(&cache_lock);
 	hak_store_relaxed(&xpass_request, PASS_NONE);
-	while (cache_n && cache_bytes > keep_bytes) {
-		size_t oldest = 0;
-		for (size_t i = 1; i < cache_n; i++)
-			if (cache[i].since_ns < cache[oldest].since_ns)
-				oldest = i;
-		if (now - cache[oldest].since_ns < min_idle_ns)
-			break;
-		out[n].base = cache[oldest].base;
-		out[n++].len = cache[oldest].len;
-		cache_bytes -= cache[oldest].len;
-		cache[oldest] = cache[--cache_n];
-	}
 	hak__unlock(&cache_lock);
-	for (unsigned i = 0; i < n; i++)
-		large_unmap(out[i].base, out[i].len);
-	return n;
+	for (;;) { /* oldest first, one at a time: the system call runs outside the lock */
+		hak__lock(&cache_lock);
+		if (!cache_n || cache_bytes <= keep_bytes || now - cache[0].since_ns < min_idle_ns) {
+			hak__unlock(&cache_lock);
+			return n;
+		}
+		struct cached c = cache_remove(0);
+		hak__unlock(&cache_lock);
+		large_unmap(c.base, c.len);
+		n++;
+	}
 }
 
 void hak__large_default_limits(struct hak_large_limits *out)
@@ -352,6 +374,7 @@ void hak__large_default_limits(struct hak_large_limits *out)
 	*out = (struct hak_large_limits)LARGE_DEFAULT_LIMITS;
 }
 
+/* New limits; what no longer fits goes back at once, oldest first. */
 /* New limits; what no longer fits goes back at once, oldest first. */
 void hak__large_set_limits(const struct hak_large_limits *l)
 {
@@ -366,31 +389,32 @@ void hak__large_set_limits(const struct hak_large_limits *l)
 	limits = v;
 	hak__unlock(&cache_lock);
 	for (;;) {
-		char *base = NULL;
-		size_t len = 0;
 		hak__lock(&cache_lock);
-		for (size_t i = 0; i < cache_n; i++)
-			if (cache_n > limits.slots || cache_bytes > limits.max_bytes || cache[i].len > limits.max_one) {
-				base = cache[i].base;
-				len = cache[i].len;
-				cache_bytes -= len;
-				cache[i] = cache[--cache_n];
-				break;
-			}
-		hak__unlock(&cache_lock);
-		if (!base)
+		size_t i = 0;
+		if (cache_n <= limits.slots && cache_bytes <= limits.max_bytes)
+			while (i < cache_n && cache[i].len <= limits.max_one)
+				i++;
+		if (i == cache_n) {
+			hak__unlock(&cache_lock);
 			return;
-		large_unmap(base, len);
+		}
+		struct cached c = cache_remove(i);
+		hak__unlock(&cache_lock);
+		large_unmap(c.base, c.len);
 	}
+}
+
+void hak__large_get_limits(struct hak_large_limits *out)
+{
+	hak__lock(&cache_lock);
+	*out = limits;
+	hak__unlock(&cache_lock);
 }
 
 void hak__large_facts(struct hak_heap_facts *out)
 {
-	uint64_t oldest = 0;
 	hak__lock(&cache_lock);
-	for (size_t i = 0; i < cache_n; i++)
-		if (!oldest || cache[i].since_ns < oldest)
-			oldest = cache[i].since_ns;
+	uint64_t oldest = cache_n ? cache[0].since_ns : 0;
 	if (HAK_STRUCT_HAS(out, large_cached))
 		out->large_cached = cache_n;
 	if (HAK_STRUCT_HAS(out, large_cached_bytes))
@@ -410,6 +434,18 @@ void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total, 
 	hak__unlock(&cache_lock);
 	*mapped_total = hak_load_relaxed(&xmapped_total);
 	*released_total = hak_load_relaxed(&xreleased_total);
+}
+
+void hak__large_figures(struct hak_large_figures *out)
+{
+	out->live = hak_load_relaxed(&live_n);
+	out->live_bytes = hak_load_relaxed(&live_bytes);
+	out->peak = hak_load_relaxed(&peak_n);
+	out->peak_bytes = hak_load_relaxed(&peak_bytes);
+	hak__lock(&cache_lock);
+	out->cached = cache_n;
+	out->cached_bytes = cache_bytes;
+	hak__unlock(&cache_lock);
 }
 
 bool hak__large_fork_prepare(void)

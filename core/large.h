@@ -18,9 +18,16 @@ HAK_HIDDEN void *hak__large_realloc(void *p, size_t n, bool *handled);
 HAK_HIDDEN unsigned hak__large_release(uint64_t min_idle_ns, uint64_t keep_bytes, uint64_t now);
 HAK_HIDDEN void hak__large_set_limits(const struct hak_large_limits *limits);
 HAK_HIDDEN void hak__large_default_limits(struct hak_large_limits *out);
+HAK_HIDDEN void hak__large_get_limits(struct hak_large_limits *out);
 HAK_HIDDEN void hak__large_facts(struct hak_heap_facts *out); /* the large fields */
 HAK_HIDDEN void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total,
 				 uint64_t *released_total);
+struct hak_large_figures {
+	uint64_t live, live_bytes;     /* mappings of blocks the program holds, their lengths */
+	uint64_t peak, peak_bytes;     /* the most of each at any one time */
+	uint64_t cached, cached_bytes; /* freed mappings kept for reuse */
+};
+HAK_HIDDEN void hak__large_figures(struct hak_large_figures *out); /* introspection */
 HAK_HIDDEN bool hak__large_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__large_fork_child(void);
 

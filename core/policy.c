@@ -7,18 +7,22 @@
 
 struct hak_kind_slots hak__policies[HAK_KIND_COUNT];
 
+/* A trim op runs on this thread (policy_call.h's re-entry rule). */
+__thread int hak__in_trim_op __attribute__((tls_model("initial-exec")));
+
 struct hak_policy *hak__policy_reserve(uint32_t kind)
 {
 	HAK_ASSERT(hak__kind(kind));
 	struct hak_kind_slots *k = &hak__policies[kind - 1];
 	unsigned n = atomic_load(&k->xcount);
+	HAK_CHECK(k->reserved == n, "internal: a %s policy record reserved twice", hak__kind_name(kind));
 	if (n == HAK_POLICY_SLOTS)
 		return NULL;
 	struct hak_policy *p = &k->slot[n];
 	memset(p, 0, sizeof *p);
 	p->kind = kind;
 	p->index = (uint8_t)n;
-	atomic_store(&k->xcount, n + 1);
+	k->reserved = n + 1;
 	return p;
 }
 
@@ -27,20 +31,23 @@ static void counters_drop(const struct hak_policy *owner);
 void hak__policy_unreserve(struct hak_policy *p)
 {
 	struct hak_kind_slots *k = &hak__policies[p->kind - 1];
-	HAK_CHECK(!atomic_load(&p->xstarted) && atomic_load(&k->xcount) == p->index + 1u &&
-			  atomic_load(&k->xcurrent) != p,
+	HAK_CHECK(!atomic_load(&p->xstarted) && k->reserved == p->index + 1u && atomic_load(&k->xcount) == p->index,
 		  "internal: policy record %u of kind %u given back while in use", p->index, p->kind);
 	counters_drop(p);
 	p->desc = NULL;
-	atomic_store(&k->xcount, p->index);
+	k->reserved = p->index;
 }
 
 void hak__policy_fill(struct hak_policy *p, const struct hak_policy_desc *d, void *state, void *handle)
 {
+	struct hak_kind_slots *k = &hak__policies[p->kind - 1];
+	HAK_CHECK(k->reserved == p->index + 1u && atomic_load(&k->xcount) == p->index,
+		  "internal: policy record %u of kind %u filled out of order", p->index, p->kind);
 	p->desc = d;
 	p->ops = d->ops;
 	p->state = state;
 	p->handle = handle;
+	atomic_store_explicit(&k->xcount, p->index + 1u, memory_order_release); /* published */
 }
 
 struct hak_policy *hak__policy_make_current(struct hak_policy *p)

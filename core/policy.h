@@ -23,7 +23,8 @@ struct hak_policy {
 
 struct hak_kind_slots {
 	struct hak_policy slot[HAK_POLICY_SLOTS];
-	_Atomic unsigned xcount;             /* slots reserved so far */
+	_Atomic unsigned xcount;             /* records filled so far: readers see only these */
+	unsigned reserved;                   /* records handed out (start-up's thread only) */
 	struct hak_policy *_Atomic xcurrent; /* the active one */
 };
 HAK_HIDDEN extern struct hak_kind_slots hak__policies[HAK_KIND_COUNT];
@@ -44,7 +45,8 @@ HAK_INLINE struct hak_policy *hak__policy_at(uint32_t kind, unsigned index)
 }
 
 /* A new record of `kind` for a policy about to be initialised (the handle its init gets);
- * NULL when the kind's slots are used up. Start-up only (one thread). */
+ * NULL when the kind's slots are used up. Start-up only (one thread, one at a time). Other
+ * threads see it once hak__policy_fill published it. */
 HAK_HIDDEN struct hak_policy *hak__policy_reserve(uint32_t kind);
 /* Gives back a record whose policy never started (init failed, or it was not installed); its
  * counters go with it. */

@@ -23,6 +23,7 @@ static struct hak_superslab *all_head;                  /* every mapped SuperSla
 static unsigned empty_n;                                /* written locked, read unlocked */
 static uint64_t live_n;
 static uint64_t live_by_lg[HAK_SS_LG_MAX + 1];          /* live SuperSlabs of each size */
+static uint64_t peak_by_lg[HAK_SS_LG_MAX + 1];          /* the most live at once, of each size */
 static _Atomic uint64_t xmapped_total, xreleased_total, xpeak_live, xpurged_total;
 static _Atomic unsigned xempties_new;                   /* since hak__pool_empties_take */
 static unsigned (*before_map)(void);
@@ -120,6 +121,8 @@ static void register_new(struct hak_superslab *ss)
 	all_head = ss;
 	__atomic_store_n(&live_n, live_n + 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&live_by_lg[ss->lg_size], live_by_lg[ss->lg_size] + 1, __ATOMIC_RELAXED);
+	if (live_by_lg[ss->lg_size] > peak_by_lg[ss->lg_size])
+		__atomic_store_n(&peak_by_lg[ss->lg_size], live_by_lg[ss->lg_size], __ATOMIC_RELAXED);
 	if (live_n > hak_load_relaxed(&xpeak_live))
 		hak_store_relaxed(&xpeak_live, live_n);
 }
@@ -130,7 +133,7 @@ void hak__pool_set_before_map(unsigned (*fn)(void))
 }
 
 struct hak_superslab *hak__pool_units_take(unsigned units, unsigned lg, unsigned model, unsigned size_by,
-					   unsigned *first)
+					   void (*init)(struct hak_superslab *ss, unsigned first, void *ctx), void *ctx)
 {
 	HAK_ASSERT(model < HAK_POLICY_SLOTS && lg >= HAK_SS_LG_MIN && lg <= HAK_SS_LG_MAX);
 	bool hooked = false;
@@ -174,17 +177,20 @@ retry:
 	ss->dirty_mask &= ~bits; /* in use: its pages are the slab's now */
 	if (find_run(ss, 1) < 0)
 		list_remove(ss);
+	init(ss, (unsigned)f, ctx);
 	hak__unlock(&pool_lock);
-	*first = (unsigned)f;
 	return ss;
 }
 
-bool hak__pool_units_give(struct hak_superslab *ss, unsigned first, unsigned units)
+bool hak__pool_units_give(struct hak_slab *s)
 {
+	struct hak_superslab *ss = s->ss;
 	uint64_t now = hak__now_ns();
 	bool now_empty = false;
+	unsigned first = s->first_unit, units = s->nunits;
 	uint32_t bits = run_bits(first, units);
 	hak__lock(&pool_lock);
+	s->nunits = 0;
 	HAK_CHECK((ss->unit_mask & bits) == bits, "internal: units %u+%u of SuperSlab %p given back twice", first,
 		  units, (void *)ss);
 	ss->unit_mask &= ~bits;
@@ -435,6 +441,19 @@ uint64_t hak__pool_live(void)
 uint64_t hak__pool_live_of(unsigned lg)
 {
 	return lg <= HAK_SS_LG_MAX ? __atomic_load_n(&live_by_lg[lg], __ATOMIC_RELAXED) : 0;
+}
+
+uint64_t hak__pool_peak_of(unsigned lg)
+{
+	return lg <= HAK_SS_LG_MAX ? __atomic_load_n(&peak_by_lg[lg], __ATOMIC_RELAXED) : 0;
+}
+
+void hak__pool_each(void (*fn)(const struct hak_superslab *ss, void *ctx), void *ctx)
+{
+	hak__lock(&pool_lock);
+	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next)
+		fn(ss, ctx);
+	hak__unlock(&pool_lock);
 }
 
 uint64_t hak__pool_mapped_total(void)

@@ -11,13 +11,16 @@
 /* A run of `units` free units for a slab of ownership policy `model`: from a partly used
  * SuperSlab of that model, else an empty one of 2^lg bytes, else a new mapping (recording
  * `model` and `size_by`, the SuperSlab size policy's index). The units are reserved (in
- * unit_mask) when it returns; *first is the first of them. NULL with errno ENOMEM when nothing
- * could be mapped. Before mapping it calls the hook of hak__pool_set_before_map once, and
- * searches again if the hook says it freed something. */
-HAK_HIDDEN struct hak_superslab *hak__pool_units_take(unsigned units, unsigned lg, unsigned model,
-						      unsigned size_by, unsigned *first);
-/* The run goes back (its slab record is already unused). true when ss became empty. */
-HAK_HIDDEN bool hak__pool_units_give(struct hak_superslab *ss, unsigned first, unsigned units);
+ * unit_mask) and init(ss, first, ctx) has set up the slab record, under the pool lock (so a walk
+ * of the pool never sees a record half made), when it returns. NULL with errno ENOMEM when
+ * nothing could be mapped. Before mapping it calls the hook of hak__pool_set_before_map once,
+ * and searches again if the hook says it freed something. */
+HAK_HIDDEN struct hak_superslab *hak__pool_units_take(unsigned units, unsigned lg, unsigned model, unsigned size_by,
+						      void (*init)(struct hak_superslab *ss, unsigned first, void *ctx),
+						      void *ctx);
+/* Slab s's units go back, its record is marked unused, under the pool lock. true when its
+ * SuperSlab became empty. */
+HAK_HIDDEN bool hak__pool_units_give(struct hak_slab *s);
 /* The layer above retires exited threads' parked states when the pool is about to map: fn
  * returns how many it retired (their slabs may free the units wanted). */
 HAK_HIDDEN void hak__pool_set_before_map(unsigned (*fn)(void));
@@ -29,11 +32,15 @@ HAK_HIDDEN unsigned hak__pool_release_empty(unsigned floor, uint64_t min_empty_n
 HAK_HIDDEN uint64_t hak__pool_purge(uint64_t min_free_ns, uint64_t max_bytes, uint64_t now);
 HAK_HIDDEN void hak__pool_free_runs_each(void (*fn)(void *ctx, const struct hak_free_run *run), void *ctx);
 HAK_HIDDEN void hak__pool_facts(struct hak_heap_facts *out); /* the SuperSlab fields */
+/* fn(ss, ctx) for every mapped SuperSlab, pool lock held: fn reads, takes no lock, allocates
+ * nothing. Slab geometry (units, class, capacity) is stable meanwhile; free counts are not. */
+HAK_HIDDEN void hak__pool_each(void (*fn)(const struct hak_superslab *ss, void *ctx), void *ctx);
 
 /* Counts, read unlocked as hints. */
 HAK_HIDDEN unsigned hak__pool_empty_count(void);
 HAK_HIDDEN uint64_t hak__pool_live(void);
 HAK_HIDDEN uint64_t hak__pool_live_of(unsigned lg); /* live SuperSlabs of 2^lg bytes */
+HAK_HIDDEN uint64_t hak__pool_peak_of(unsigned lg); /* most live at once, of 2^lg bytes */
 HAK_HIDDEN uint64_t hak__pool_mapped_total(void);   /* since start */
 HAK_HIDDEN uint64_t hak__pool_released_total(void);
 HAK_HIDDEN uint64_t hak__pool_peak_live(void);

@@ -52,7 +52,10 @@ static void api_counter_add(hak_thread *t, int id, uint64_t n)
 
 #define api_counter_set hak__counter_set
 
-#define api_spawn_helper hak__helper_spawn /* helper.c, with helper_sleep and helper_wake */
+/* helper.c: spawn_helper (the helper names itself "hakmem-helper": the recorder's writer,
+ * trace.c, ends a process in which only hakmem's own threads are left), helper_sleep,
+ * helper_wake. */
+#define api_spawn_helper hak__helper_spawn
 #define api_helper_sleep hak__helper_sleep
 #define api_helper_wake hak__helper_wake
 
@@ -85,7 +88,7 @@ static void api_cache_fill(hak_thread *t, unsigned cls, struct hak_chain chain)
 		return;
 	HAK_ASSERT(cls < HAK_NCLASSES && chain.tail && chain.count);
 	HAK_INVARIANT(hak__block_is_free(chain.head) && hak__block_is_free(chain.tail));
-	hak__account_chain(chain, +1);
+	hak__account_chain(chain, +1, hak__classes[cls].block_size, t->out_bytes);
 	struct hak_tcache *tc = &t->cache[cls];
 	hak__block_set_next(chain.tail, tc->head);
 	tc->head = chain.head;
@@ -95,7 +98,7 @@ static void api_cache_fill(hak_thread *t, unsigned cls, struct hak_chain chain)
 static void api_cache_accept(hak_thread *t, unsigned cls, uintptr_t owner)
 {
 	if (cls < HAK_NCLASSES && t && t->state == HAK_THREAD_LIVE)
-		t->cache[cls].accept = owner;
+		t->cache[cls].accept = owner | hak__accept_mark; /* recording marks it (tcache.h) */
 }
 
 #define api_class_local_frees hak__threads_class_frees

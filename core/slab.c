@@ -15,8 +15,18 @@ static _Atomic int xabandoned_dirty; /* a block was freed into an abandoned slab
 
 /* ---- Slabs ------------------------------------------------------------------------------------------- */
 
-static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, uintptr_t owner)
+struct slab_init_args {
+	unsigned cls;
+	uintptr_t owner;
+	struct hak_slab *made; /* out */
+};
+
+/* Under the pool lock (hak__pool_units_take). */
+static void slab_init(struct hak_superslab *ss, unsigned first, void *ctx)
 {
+	const struct slab_init_args *a = ctx;
+	unsigned cls = a->cls;
+	uintptr_t owner = a->owner;
 	const struct hak_class_info *ci = &hak__classes[cls];
 	unsigned units = ci->slab_units;
 	struct hak_slab *s = &ss->slabs[first];
@@ -44,30 +54,26 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned cls, ui
 	s->nunits = (uint8_t)units;
 	/* The leaf exists: it was made when ss was mapped. */
 	hak__map_set((uintptr_t)ss + ((uintptr_t)first << HAK_UNIT_SHIFT), units, &ss->unit_slab[first]);
+	((struct slab_init_args *)ctx)->made = s;
 }
 
 struct hak_slab *hak__slab_acquire(unsigned cls, uintptr_t owner, unsigned model, unsigned lg, unsigned size_by)
 {
 	HAK_ASSERT(cls < HAK_NCLASSES);
-	unsigned first;
-	struct hak_superslab *ss = hak__pool_units_take(hak__classes[cls].slab_units, lg, model, size_by, &first);
-	if (!ss)
+	struct slab_init_args a = {cls, owner, NULL};
+	if (!hak__pool_units_take(hak__classes[cls].slab_units, lg, model, size_by, slab_init, &a))
 		return NULL;
-	slab_init(ss, first, cls, owner);
-	return &ss->slabs[first];
+	return a.made;
 }
 
 /* Every block of s is back in its free list: give its units to the SuperSlab. */
 void hak__slab_release(struct hak_slab *s)
 {
-	struct hak_superslab *ss = s->ss;
 	HAK_CHECK(s->nunits && s->nfree == s->carved,
 		  "internal: slab %p released with %u of %u blocks free", (void *)s, s->nfree, s->carved);
 	HAK_ASSERT(!hak_load_relaxed(&s->xremote));
-	unsigned first = s->first_unit, units = s->nunits;
 	hak_store_release(&s->xowner, HAK_OWNER_NONE);
-	s->nunits = 0;
-	hak__pool_units_give(ss, first, units);
+	hak__pool_units_give(s);
 }
 
 /* Append a free block (marked free) to a chain under construction. */
@@ -255,15 +261,17 @@ unsigned hak__abandoned_collect(void)
 
 /* ---- Accounting -------------------------------------------------------------------------------------- */
 
-void hak__account_chain(struct hak_chain chain, int sign)
+void hak__account_chain(struct hak_chain chain, int sign, uint32_t block_size, int64_t *bytes_by_size)
 {
 	struct hak_superslab *cur = NULL;
 	uintptr_t lo = 0, size = 0;
-	int64_t run = 0;
+	int64_t run = 0, bytes = (int64_t)block_size * sign;
 	for (void *b = chain.head; b; b = hak__block_next(b)) {
 		if ((uintptr_t)b - lo >= size) {
-			if (cur)
+			if (cur) {
 				hak_add_relaxed(&cur->xactive, run * sign);
+				bytes_by_size[cur->lg_size - HAK_SS_LG_MIN] += run * bytes;
+			}
 			cur = hak__ss_lookup(b);
 			HAK_CHECK(cur, "internal: a chain holds %p, which is not hakmem's", b);
 			lo = (uintptr_t)cur;
@@ -272,8 +280,10 @@ void hak__account_chain(struct hak_chain chain, int sign)
 		}
 		run++;
 	}
-	if (cur)
+	if (cur) {
 		hak_add_relaxed(&cur->xactive, run * sign);
+		bytes_by_size[cur->lg_size - HAK_SS_LG_MIN] += run * bytes;
+	}
 }
 
 /* ---- fork ---------------------------------------------------------------------------------------------- */

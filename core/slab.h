@@ -30,8 +30,9 @@ HAK_HIDDEN bool hak__abandoned_dirty(void);
 HAK_HIDDEN void hak__abandoned_note_free(void);
 
 /* Add sign to the active count of each block's SuperSlab, one atomic per run of blocks that
- * share a SuperSlab. */
-HAK_HIDDEN void hak__account_chain(struct hak_chain chain, int sign);
+ * share a SuperSlab, and sign * block_size per block to bytes_by_size[lg - HAK_SS_LG_MIN]
+ * (the caller's thread's count of bytes out of slab land, for mallinfo2). */
+HAK_HIDDEN void hak__account_chain(struct hak_chain chain, int sign, uint32_t block_size, int64_t *bytes_by_size);
 
 HAK_HIDDEN bool hak__slab_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__slab_fork_child(void);

@@ -36,6 +36,7 @@ static struct hak_thread *free_threads; /* recycled structs */
 static _Atomic uint64_t retired[HAK_TCOUNT_N];
 static uint64_t retired_plugin[HAK_THREAD_PLUGIN_COUNTERS];
 static uint64_t retired_local, retired_class[HAK_NCLASSES];
+static _Atomic int64_t retired_out_bytes[2];
 static uint64_t live_n;
 /* Parked states: threads that exited with their caches flushed but their slabs still owned by
  * their token. A new thread takes one over whole (no adoption, no fresh slabs, and the blocks
@@ -55,6 +56,12 @@ static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_thread *orphan_thread;
 
 static void thread_exit_hook(void *arg);
+static void (*_Atomic xexit_hook)(void);
+
+void hak__threads_set_exit_hook(void (*fn)(void))
+{
+	hak_store_release(&xexit_hook, fn);
+}
 
 struct hak_thread *hak__thread_sentinel_gone(void)
 {
@@ -100,6 +107,8 @@ static struct hak_thread *thread_new(bool take_parked)
 			t->next_free = NULL;
 			t->state = HAK_THREAD_LIVE;
 			t->flush_epoch = atomic_load(&xflush_epoch);
+			for (unsigned c = 0; c < HAK_NCLASSES; c++) /* recording marks accept (tcache.h) */
+				t->cache[c].accept = hak__accept_real(t->cache[c].accept) | hak__accept_mark;
 			register_live(t);
 			hak__unlock(&thread_lock);
 			return t;
@@ -123,7 +132,7 @@ static struct hak_thread *thread_new(bool take_parked)
 	t->model = m;
 	t->own_tstate = (char *)t + sizeof(struct hak_thread);
 	t->flush_epoch = atomic_load(&xflush_epoch);
-	uintptr_t accept = hak__own_default_accept(m, t->token);
+	uintptr_t accept = hak__own_default_accept(m, t->token) | hak__accept_mark; /* tcache.h */
 	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 		t->cache[c].max = t->cache[c].room = hak__classes[c].cache_max;
 		t->cache[c].accept = accept;
@@ -182,7 +191,7 @@ void hak__thread_flush(struct hak_thread *t)
 		struct hak_chain chain = hak__chain_of(tc->head);
 		tc->head = NULL;
 		tc->room = tc->max;
-		hak__account_chain(chain, -1);
+		hak__account_chain(chain, -1, hak__classes[c].block_size, t->out_bytes);
 		hak__own_flush_locked(t, c, chain);
 	}
 	hak__policy_leave(t);
@@ -216,6 +225,10 @@ static void fold_counters(struct hak_thread *t)
 	}
 	memset(t->counters, 0, sizeof t->counters);
 	memset(t->plugin_counters, 0, sizeof t->plugin_counters);
+	for (unsigned h = 0; h < 2; h++) {
+		hak_add_relaxed(&retired_out_bytes[h], t->out_bytes[h]);
+		t->out_bytes[h] = 0;
+	}
 }
 
 /* Flush, let the policy settle what the thread owned, fold its counters, recycle the struct. */
@@ -336,6 +349,9 @@ static void thread_exit_hook(void *arg)
 	struct hak_thread *t = arg;
 	if (!hak__threads_leader_gone() && gettid() == getpid())
 		atomic_store(&leader_gone, 1); /* before the tick below, which wakes the helper */
+	void (*hook)(void) = hak_load_acquire(&xexit_hook);
+	if (hook) /* the recorder's (trace.c): the thread's end, before its later frees */
+		hook();
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
 	if (t && t->state == HAK_THREAD_LIVE) {
 		/* A thread that freed many blocks of other threads (a consumer) may have emptied
@@ -392,6 +408,28 @@ void hak__threads_sum(struct hak_thread_sums *out)
 	out->live = live_n;
 	out->parked = parked_n;
 	hak__unlock(&thread_lock);
+}
+
+void hak__threads_each(void (*fn)(struct hak_thread *t, void *ctx), void *ctx)
+{
+	hak__lock(&thread_lock);
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		fn(t, ctx); /* the orphan state is registered too */
+	hak__unlock(&thread_lock);
+}
+
+void hak__threads_out_bytes_retired(int64_t out[2])
+{
+	for (unsigned h = 0; h < 2; h++)
+		out[h] = hak_load_relaxed(&retired_out_bytes[h]);
+}
+
+void hak__thread_out_bytes_sub(struct hak_thread *t, unsigned lg, uint32_t bytes)
+{
+	if (t->state == HAK_THREAD_LIVE)
+		t->out_bytes[lg - HAK_SS_LG_MIN] -= bytes;
+	else
+		hak_add_relaxed(&retired_out_bytes[lg - HAK_SS_LG_MIN], -(int64_t)bytes);
 }
 
 void hak__threads_class_frees(uint64_t *out, unsigned n)
@@ -485,6 +523,10 @@ void hak__thread_fork_child(bool self_consistent)
 	pthread_mutex_init(&orphan_lock, NULL);
 	struct hak_thread *self = hak__tls;
 	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
+		for (unsigned h = 0; h < 2; h++) { /* its cached blocks are lost: counted as in use */
+			hak_add_relaxed(&retired_out_bytes[h], self->out_bytes[h]);
+			self->out_bytes[h] = 0;
+		}
 		unregister(self);
 		if (atomic_load(&exit_key_ready))
 			pthread_setspecific(exit_key, NULL);

@@ -152,9 +152,12 @@ struct hak_large_limits {
 	size_t size;            /* sizeof */
 	uint64_t max_bytes;     /* bytes cached at most (0: no cache); default 96 MB */
 	uint64_t max_one;       /* a freed mapping above this is unmapped at once; default 32 MB */
-	unsigned long slots;    /* mappings cached at most (the core caps it at 64); default 16 */
+	unsigned long slots;    /* mappings cached at most (the core caps it at 256); default 64 */
 };
-#define HAK_LARGE_LIMITS_DEFAULT {sizeof(struct hak_large_limits), (uint64_t)96 << 20, (uint64_t)32 << 20, 16}
+/* 64 slots: a program whose threads end by freeing tens of large blocks at once (mstress frees
+ * about 36 per round) overflowed 16 and mapped and faulted them all again; the byte limit, not
+ * the slot count, bounds the memory the cache holds (bench/RESULTS.md, "Large-block churn"). */
+#define HAK_LARGE_LIMITS_DEFAULT {sizeof(struct hak_large_limits), (uint64_t)96 << 20, (uint64_t)32 << 20, 64}
 
 /* The result of a composite trim pass. */
 struct hak_trim_result {
@@ -471,7 +474,7 @@ struct hak_policy_desc {
 	 "96M", "bytes of freed large mappings kept for reuse (0: none)"},                             \
 	{"large_cache_max_one", HAK_SETTING_BYTES, 0, (long long)1 << 40,                              \
 	 offsetof(type, field.max_one), "32M", "a freed large mapping bigger than this is unmapped at once"}, \
-	{"large_cache_slots", HAK_SETTING_UINT, 0, 64, offsetof(type, field.slots), "16",             \
+	{"large_cache_slots", HAK_SETTING_UINT, 0, 256, offsetof(type, field.slots), "64",            \
 	 "freed large mappings kept at most"}
 
 /* ---- Helpers for a plugin (header-only: plugins link nothing of the core) -------------------- */

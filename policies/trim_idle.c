@@ -1,5 +1,5 @@
 /* trim_idle.c: the default trim policy. Empty SuperSlabs beyond `empty_reserve` (default 2)
- * go back the moment they empty. A helper thread, started the first time a SuperSlab empties
+ * go back at the helper's next pass (at once while no helper runs). A helper thread, started the first time a SuperSlab empties
  * or the allocator gets busy or a thread exits (the core ticks then; signals blocked), wakes
  * every `idle_ms` (default 100) while the allocator has been busy, and twice more once it goes
  * quiet (then it sleeps until the allocator wakes it: an idle program sees no wake-up; it ends
@@ -104,17 +104,21 @@ static void idle_start_helper(struct idle_state *s)
 	s->core->set_parking(PARK_STATES, PARK_UNITS); /* its passes retire what waits too long */
 }
 
-/* Empty SuperSlabs beyond the reserve go back at once (the reserve absorbs churn); what
- * waits for the helper's next pass is purging free units and draining dead threads' slabs. */
+/* Empty SuperSlabs beyond the reserve wait for the helper's next pass (within idle_ms), which
+ * unmaps them: a program whose threads all end at once and new ones start (mimalloc-bench's
+ * mstress) reuses them instead of mapping and faulting in as many again, and peak RSS does not
+ * grow, their pages were in use a moment ago. Without a helper (not started yet, or none could
+ * be made) no pass is coming: they go back at once. */
 static void idle_superslab_empty(void *state)
 {
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
-	idle_wake(s);
-	if (s->core->empty_count() > s->set.empty_reserve)
-		s->core->release_empty((unsigned)s->set.empty_reserve, 0, ~0u);
-	if (!atomic_load(&s->started))
+	idle_wake(s); /* the pass that unmaps them comes within idle_ms, even after a quiet spell */
+	if (!atomic_load(&s->started)) { /* also the first empty, which starts the helper */
+		if (s->core->empty_count() > s->set.empty_reserve)
+			s->core->release_empty((unsigned)s->set.empty_reserve, 0, ~0u);
 		idle_start_helper(s);
+	}
 }
 
 /* The allocator is busy (a thread passed 256 slow paths, or one exited and its state may be

@@ -703,7 +703,8 @@ static void test_interposition(void)
 {
     const char *names[] = { "malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
                             "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size",
-                            "malloc_trim", "mallinfo2", "mallinfo", "cfree", "free_sized",
+                            "malloc_trim", "mallinfo2", "mallinfo", "malloc_stats", "malloc_info",
+                            "mallopt", "cfree", "free_sized",
                             "free_aligned_sized", "__libc_malloc", "__libc_free", "__libc_calloc",
                             "__libc_realloc", "__libc_memalign", "__libc_valloc", "__libc_pvalloc",
                             "__posix_memalign" };

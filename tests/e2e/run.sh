@@ -199,6 +199,14 @@ try:
         if not isinstance(n, str) or not n:
             print("policies.%s.name is %r" % (kind, n)); sys.exit(1)
         get("policies.%s.version" % kind)
+        if not isinstance(get("policies.%s.counters" % kind), dict):
+            print("policies.%s.counters is not an object" % kind); sys.exit(1)
+    # Every key the stats list declares (core/stats.h, via build/tools/stats-keys) is there.
+    if "keys" in want:
+        for k in open(want["keys"]).read().split():
+            v = get(k)
+            if not isinstance(v, int) or isinstance(v, bool):
+                print("%s is %r, want an integer" % (k, v)); sys.exit(1)
     num = {}
     for k in ("superslabs.mapped", "superslabs.released", "superslabs.live", "superslabs.size_bytes",
               "frees.local", "frees.remote", "mappings"):
@@ -282,6 +290,8 @@ stats() {
     local exp want
     exp=$(expect_for "$conf") || exp=""   # a conf that breaks its name's promise fails loaded[]
     want="only=1 min_frees=$((n + 4 * 65536)) $exp"
+    [[ -x $ROOT/build/tools/stats-keys ]] && "$ROOT/build/tools/stats-keys" >"$LOGS/stats-keys.txt" &&
+        want+=" keys=$LOGS/stats-keys.txt"
     [[ $want == *ownership=tls* ]] && want+=" min_remote=$((n / 2))"
     # shellcheck disable=SC2086
     summary=$(check_json "$LOGS/$name.err" $want) ||
@@ -344,6 +354,22 @@ large_aging() {
         esac
     fi
     simple large_aging "$conf" 30 -- large_aging "$want"
+}
+
+# introspect CONF: mallinfo2, mallinfo, mallopt and malloc_info(1, fp) are checked by the program
+# itself; the XML it wrote with malloc_info(0, fp) and the lines of malloc_stats are checked by
+# check_introspect.py (xml.dom.minidom) against mallinfo2's figures of the same moment. Runs
+# under glibc too: the test follows glibc's shapes.
+introspect() {
+    local conf=$1 name="introspect[$1]" d summary
+    wanted "$name" || return 0
+    d=$LOGS/$name.d
+    mkdir -p "$d"
+    run "$name" "$conf" 60 empty -- introspect "$d" || return 0
+    summary=$("$PY" "$ROOT/tests/e2e/check_introspect.py" "$d") ||
+        { say_fail "$name" "$summary"; repro "$conf" -- introspect "$d"; return 0; }
+    [[ ${E2E_KEEP:-} == 1 ]] || rm -rf "$d"
+    say_pass "$name" "$summary"
 }
 
 # loaded CONF: the preload took effect and the configuration picked the expected policies.
@@ -531,6 +557,7 @@ fi
 
 for c in $c_all; do loaded "$c"; done
 for c in $c_all; do simple api "$c" 60 -- api; done
+for c in $c_all; do introspect "$c"; done
 for c in $c_threads; do simple xthread "$c" 90 -- xthread; done
 for c in $c_threads; do simple threads "$c" 60 -- threads; done
 for c in $c_threads; do simple fork "$c" 120 -- fork; done

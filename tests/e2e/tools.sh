@@ -62,9 +62,13 @@ WHY="$n plugins installed, $NPLUGINS sources"; check "every plugin installed ($N
 writable=$(find "$S$P/lib/hakmem" -name '*.so' \( -perm -g+w -o -perm -o+w -o ! -perm 0644 \))
 WHY="not 0644: $writable"; check "plugins are mode 0644" test -z "$writable"
 WHY="$(stat -c %a "$S$P/bin/hakmem" 2>&1)"; check "bin/hakmem is mode 0755" test "$(stat -c %a "$S$P/bin/hakmem")" = 755
-WHY="$(grep -n '^policy_dir' "$S$P/etc/hakmem.ini")"
-check "etc/hakmem.ini has no policy_dir (the compiled-in folder is used)" sh -c "! grep -q '^ *policy_dir' '$S$P/etc/hakmem.ini'"
-check "etc/hakmem.ini names the installed plugin folder in a comment" grep -q "^; policy_dir = $P/lib/hakmem\$" "$S$P/etc/hakmem.ini"
+WHY="$(grep -n 'policy_dir *=' "$S$P/etc/hakmem.ini")"
+check "etc/hakmem.ini: policy_dir names the installed plugin folder" grep -qx "policy_dir = $P/lib/hakmem" "$S$P/etc/hakmem.ini"
+active=$(grep -vE '^[[:space:]]*([;#]|\[|$)' "$S$P/etc/hakmem.ini" | grep -v '^policy_dir = ')
+WHY="active: $active"; check "etc/hakmem.ini: every other key is commented out (the built-in defaults run)" test -z "$active"
+WHY="$(grep -c '^; [a-z_]* = ' "$S$P/etc/hakmem.ini")"
+check "etc/hakmem.ini: the commented keys are all there (stats, map_budget, verbose, policy x3, idle_ms, empty_reserve, size)" \
+	test "$(grep -cE '^; (stats|map_budget|verbose|policy|idle_ms|empty_reserve|size) = ' "$S$P/etc/hakmem.ini")" = 9
 check "man pages carry the installed paths" grep -q "$P/lib/hakmem" "$S$P/share/man/man7/hakmem.7"
 pc=$(PKG_CONFIG_SYSROOT_DIR=$S PKG_CONFIG_PATH=$S$P/lib/pkgconfig pkg-config --cflags --libs hakmem 2>&1 | sed 's/ *$//')
 WHY="got: $pc"; check "pkg-config in the DESTDIR (sysroot)" test "$pc" = "-I$S$P/include -L$S$P/lib -lhakmem"
