@@ -27,7 +27,7 @@
 	X(large, released, c->large_released, "large mappings unmapped since start")                            \
 	X(large, live, c->large_live, "large blocks with the program")                                          \
 	X(large, cached, c->large_cached, "freed large mappings cached for reuse")                              \
-	X(threads, live, c->t.live, "thread states in use")                                                     \
+	X(threads, live, c->t.live, "live threads' own states (the shared one of exited threads not counted)") \
 	X(threads, parked, c->t.parked, "exited threads' states waiting for a successor")                       \
 	X(top, active_blocks, hak__pool_active_total(), "blocks out of slab land (with the program or cached)") \
 	X(top, adoptions, c->t.counters[HAK_TCOUNT_adoptions], "abandoned slabs taken over")                    \

@@ -383,7 +383,7 @@ void hak__orphan_unlock(void)
 struct hak_thread *hak__orphan(void)
 {
 	if (!orphan_thread)
-		orphan_thread = thread_new(false); /* shared and never retired: not a parked one */
+		__atomic_store_n(&orphan_thread, thread_new(false), __ATOMIC_RELAXED); /* shared, never retired */
 	return orphan_thread;
 }
 
@@ -405,7 +405,8 @@ void hak__threads_sum(struct hak_thread_sums *out)
 		for (unsigned i = 0; i < HAK_THREAD_PLUGIN_COUNTERS; i++)
 			out->plugin_counters[i] += t->plugin_counters[i];
 	}
-	out->live = live_n;
+	/* threads' own states: not the shared one (set once, under the orphan lock) */
+	out->live = live_n - (__atomic_load_n(&orphan_thread, __ATOMIC_RELAXED) != NULL);
 	out->parked = parked_n;
 	hak__unlock(&thread_lock);
 }

@@ -362,7 +362,10 @@ struct hak_ownership_ops {
 	/* A block of a slab made by this policy was freed by a thread that does not accept its
 	 * owner (another thread's slab, an abandoned slab, or any block freed through the shared
 	 * state). The core already took it off the active count: it is free from now on. Any
-	 * thread, no core lock held, t's policy lock NOT held. Mandatory. */
+	 * thread, no core lock held, t's policy lock NOT held. t may also be a state with no cache
+	 * and no policy state (tstate NULL, a token that owns nothing): a free from a thread that
+	 * has no state of its own (before its first allocation, or after its exit hook ran) makes
+	 * none. Mandatory. */
 	void (*free_foreign)(void *state, hak_thread *t, hak_slab *s, void *block);
 	/* t's state is retired; its caches were already flushed through `flush`. Its thread exited
 	 * just now, or earlier when the state was parked: then any thread may run this, even from

@@ -209,7 +209,7 @@ try:
                 print("%s is %r, want an integer" % (k, v)); sys.exit(1)
     num = {}
     for k in ("superslabs.mapped", "superslabs.released", "superslabs.live", "superslabs.size_bytes",
-              "frees.local", "frees.remote", "mappings"):
+              "frees.local", "frees.remote", "mappings", "threads.live", "threads.parked"):
         v = get(k)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             print("%s is %r, want a non-negative integer" % (k, v)); sys.exit(1)
@@ -232,6 +232,8 @@ for kind in ("ownership", "superslab", "trim"):
 frees = num["frees.local"] + num["frees.remote"]
 if "min_frees" in want and frees < int(want["min_frees"]):
     errs.append("frees.local %d + frees.remote %d < %s frees the program made" % (num["frees.local"], num["frees.remote"], want["min_frees"]))
+if "threads_live" in want and num["threads.live"] != int(want["threads_live"]):
+    errs.append("threads.live %d at exit, want %s (the threads still running)" % (num["threads.live"], want["threads_live"]))
 if "min_remote" in want and num["frees.remote"] < int(want["min_remote"]):
     errs.append("frees.remote %d < %s cross-thread frees the program made" % (num["frees.remote"], want["min_remote"]))
 kept = s.get("superslabs", {}).get("empty_kept")
@@ -289,7 +291,7 @@ stats() {
     run "$name" "$conf" 60 any HAKMEM_STATS=json -- stats $n || return 0
     local exp want
     exp=$(expect_for "$conf") || exp=""   # a conf that breaks its name's promise fails loaded[]
-    want="only=1 min_frees=$((n + 4 * 65536)) $exp"
+    want="only=1 min_frees=$((n + 4 * 65536)) threads_live=1 $exp"
     [[ -x $ROOT/build/tools/stats-keys ]] && "$ROOT/build/tools/stats-keys" >"$LOGS/stats-keys.txt" &&
         want+=" keys=$LOGS/stats-keys.txt"
     [[ $want == *ownership=tls* ]] && want+=" min_remote=$((n / 2))"
@@ -573,6 +575,7 @@ unsafe_dir
 if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
 else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done
+for c in $c_all; do simple thread_states "$c" 60 -- thread_states; done
 for c in $c_all; do idle "$c"; done
 # Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim only.
 for c in ${E2E_CONFS:-builtin hakmem option-g option-f superslab-1mb}; do
