@@ -8,7 +8,6 @@
 __thread struct hak_held hak__held __attribute__((tls_model("initial-exec")));
 
 #define FORK_MAX_LOCKS 64 /* orphan, thread, the policies', abandoned, pool, 16 large shards, ... */
-#define FORK_TRIES 1000   /* a trying fork's attempts per lock, a sched_yield between two */
 
 /* One per thread: several threads may fork at once. fork.c blocks signals while it is in use. */
 struct fork_frame {
@@ -55,6 +54,11 @@ static void flag_release(void *f)
 const struct hak_fork_lock_ops hak__fork_mutex_ops = {mutex_try, mutex_take, mutex_release, NULL, false};
 const struct hak_fork_lock_ops hak__fork_flag_ops = {flag_try, flag_take, flag_release, NULL, false};
 
+bool hak__fork_trying(void)
+{
+	return frame.trying;
+}
+
 bool hak__fork_frame_begin(void)
 {
 	frame.n = 0;
@@ -83,7 +87,7 @@ bool hak__fork_take(const struct hak_fork_lock_ops *ops, void *obj)
 {
 	if (frame.trying) {
 		if (ops->try_take && !self_may_hold(ops, obj))
-			for (unsigned i = 0; i < FORK_TRIES; i++) {
+			for (unsigned i = 0; i < HAK_FORK_TRIES; i++) {
 				if (ops->try_take(obj)) {
 					push(ops, obj);
 					return true;

@@ -122,8 +122,10 @@ __attribute__((visibility("hidden"))) extern const struct hak_fork_lock_ops hak_
 	hak__fork_flag_ops;
 
 /* Start this thread's frame: is the fork "trying" (this thread holds or awaits a lock, or is
- * inside a policy call)? */
+ * inside a policy call)? hak__fork_trying: the frame's answer, for a lock made of many. */
 __attribute__((visibility("hidden"))) bool hak__fork_frame_begin(void);
+__attribute__((visibility("hidden"))) bool hak__fork_trying(void);
+#define HAK_FORK_TRIES 1000 /* a trying fork's attempts per lock, a sched_yield between two */
 /* Take one lock for the fork (see above); false: a plain fork found it busy (stop, back off). */
 __attribute__((visibility("hidden"))) bool hak__fork_take(const struct hak_fork_lock_ops *ops, void *obj);
 static inline bool hak__fork_take_mutex(pthread_mutex_t *m)

@@ -88,17 +88,26 @@ static inline void chain_append(struct hak_chain *ch, void *b)
 	ch->count++;
 }
 
-/* Up to max blocks from the free list, then from the never-carved tail. */
+/* Up to max blocks from the free list, then from the never-carved tail. The list's first blocks
+ * become the chain as they stand (their links already are the chain's); the count, then the
+ * head, move past them before the list is cut, and a list that ran out means a count of 0: a
+ * fork that copies this slab while another thread's refill is half done here (a signal
+ * handler's fork does not wait for that thread's policy lock, fork.c) gives the child a count
+ * no higher than its list, never one that promises blocks the list has not (a refill would spin
+ * on such a slab for ever). */
 unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
 {
 	*out = (struct hak_chain){NULL, NULL, 0};
-	while (out->count < max && s->free) {
-		void *b = s->free;
+	void *b = s->free;
+	while (out->count < max && b) {
 		HAK_INVARIANT(hak__block_is_free(b));
-		s->free = hak__block_next(b);
+		void *next = hak__block_next(b);
 		chain_append(out, b);
+		b = next;
 	}
-	s->nfree -= out->count;
+	s->nfree = b && s->nfree > out->count ? s->nfree - out->count : 0;
+	atomic_signal_fence(memory_order_seq_cst); /* the count before the head (TSO: as stored) */
+	s->free = b;
 	unsigned k = max - out->count, left = s->capacity - s->carved;
 	if (k > left)
 		k = left;

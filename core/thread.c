@@ -460,12 +460,14 @@ unsigned hak__threads_reclaim(void)
 
 /* ---- fork ---------------------------------------------------------------------------------------------------- */
 
-/* Every live thread's policy lock, all or none (the registry cannot change: the thread lock is
- * held): a thread inside a refill or a flush is between two consistent states of its caches and
- * slabs, and the child retires every state but its own. Not the ones on this thread's list
- * (lock.h): a fork from a signal handler that interrupted a refill must not wait for its own.
- * One entry in the fork frame however many threads there are; a busy one is waited for (after
- * the fork let everything go) by its lock. */
+/* Every live thread's policy lock (the registry cannot change: the thread lock is held): a
+ * thread inside a refill or a flush is between two consistent states of its caches and slabs,
+ * and the child retires every state but its own. Not the ones on this thread's list (lock.h):
+ * a fork from a signal handler that interrupted a refill must not wait for its own. A plain fork
+ * takes all or none (a busy one is waited for, by its lock, after the fork let everything go);
+ * a trying fork takes every one it can, each tried a bounded number of times (a trim pass may
+ * hold a sleeping thread's lock a while: giving up on all for it would leave every state
+ * unguarded). One entry in the fork frame however many threads there are. */
 static __thread struct hak_thread *plock_busy __attribute__((tls_model("initial-exec")));
 
 static void plocks_release(void *unused);
@@ -473,15 +475,23 @@ static void plocks_release(void *unused);
 static bool plocks_try(void *unused)
 {
 	(void)unused;
+	bool trying = hak__fork_trying();
 	for (struct hak_thread *t = live_threads; t; t = t->next_live) {
 		if (hak__held_has(&t->xplock))
 			continue;
-		if (atomic_exchange_explicit(&t->xplock, 1, memory_order_acquire)) {
-			plocks_release(NULL);
-			plock_busy = t;
-			return false;
+		unsigned tries = 0;
+		while (atomic_exchange_explicit(&t->xplock, 1, memory_order_acquire)) {
+			if (!trying) {
+				plocks_release(NULL);
+				plock_busy = t;
+				return false;
+			}
+			if (++tries == HAK_FORK_TRIES)
+				break; /* on without it */
+			sched_yield();
 		}
-		t->fork_held = 1;
+		if (tries < HAK_FORK_TRIES)
+			t->fork_held = 1;
 	}
 	return true;
 }
@@ -534,13 +544,27 @@ void hak__thread_fork_child(bool self_consistent)
 		hak__tls = &boot_thread;
 		self = NULL;
 	}
+	/* A state whose policy lock someone else held at the fork (the fork only tried it: a
+	 * signal handler's fork) may be between two updates of its caches, rings and slabs: it is
+	 * left alone (leaked with what it holds), like this thread's own above, never retired. */
 	struct hak_thread *t = live_threads;
 	while (t) {
 		struct hak_thread *next = t->next_live;
+		bool unsure = atomic_load(&t->xplock) && !t->fork_held && t != self;
 		atomic_store(&t->xplock, 0); /* its thread is gone; it may have held it at the fork */
 		t->fork_held = 0;
-		if (t != self && t != orphan_thread)
+		if (unsure && t == orphan_thread) {
+			unregister(t);
+			__atomic_store_n(&orphan_thread, NULL, __ATOMIC_RELAXED); /* a new one when needed */
+		} else if (unsure) {
+			for (unsigned h = 0; h < 2; h++) { /* what it had out counts as in use */
+				hak_add_relaxed(&retired_out_bytes[h], t->out_bytes[h]);
+				t->out_bytes[h] = 0;
+			}
+			unregister(t);
+		} else if (t != self && t != orphan_thread) {
 			hak__thread_retire(t);
+		}
 		t = next;
 	}
 }
