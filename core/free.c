@@ -63,7 +63,9 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 		}
 	}
 	/* Not ours to cache (or the cache could not take it): the block is free from now on,
-	 * whoever drains it later. */
+	 * whoever drains it later, and marked so (word 1 is the core's: a policy that queues it,
+	 * Option F for a thread with no state, hands it to a cache as it is). */
+	hak__block_set_free(p);
 	hak_add_relaxed(&ss->xactive, -1);
 	hak__thread_out_bytes_sub(t, ss->lg_size, s->block_size);
 	if (owner == HAK_OWNER_NONE)
