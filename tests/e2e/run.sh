@@ -576,6 +576,7 @@ if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
 else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done
 for c in $c_all; do simple thread_states "$c" 60 -- thread_states; done
+for c in $c_all; do simple idle_wakeups "$c" 30 -- idle_wakeups; done
 for c in $c_all; do idle "$c"; done
 # Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim only.
 for c in ${E2E_CONFS:-builtin hakmem option-g option-f superslab-1mb}; do
