@@ -29,10 +29,11 @@
  *                         emptied, and a composite pass with keep 0 unmaps every empty.
  *
  * Cost: the files are read with open/read/close into stack buffers on the helper only (no
- * stdio, no malloc: the helper lives inside the allocator). Per interval: one read (the usage
- * file, or the PSI file); the limit (and MemAvailable) and the events also every 16th interval
- * and at each sample at or above the low mark. Nothing is read on the program's threads. The
- * helper is started like idle's (first empty SuperSlab, first tick), with spawn_helper. */
+ * stdio, no malloc: the helper lives inside the allocator). Per interval: one file (the usage
+ * file, or the PSI file: open, one read, close); the limit (and MemAvailable) and the events
+ * also every 16th interval and at each sample at or above the low mark. Nothing is read on the
+ * program's threads. The helper is started like idle's (first empty SuperSlab, first tick),
+ * with spawn_helper, and its loop is idle's: sleep, read, act. */
 #include <hakmem_policy.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -410,6 +411,8 @@ static int pr_read(const char *path, char *buf, size_t size, size_t *len)
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		if ((size_t)r < size - 1 - (n - (size_t)r))
+			break; /* a short read is the end: proc and cgroup files give one read all they have */
 	}
 	if (!e && n == size - 1) {
 		char extra;
