@@ -356,6 +356,7 @@ struct pressure_state {
 	char root[PR_ROOT];          /* fs_root, "" for "/" */
 	_Atomic int started;         /* helper thread running */
 	_Atomic int stopping;        /* stop ran: the helper ends at its next wake */
+	_Atomic int in_step;         /* the helper is reading or trimming (stop waits for it) */
 	_Atomic unsigned long work;  /* bumped by the allocator when a pass may help */
 	int counters[CT_N];          /* ids, -1 when not counted */
 	struct pr_monitor m;
@@ -751,10 +752,17 @@ static void *pressure_loop(void *arg)
 		pr_discover(s);
 		pr_publish(s);
 	}
-	while (!atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+	for (;;) {
 		nanosleep(&ts, NULL);
+		/* Announce the step, then look at stopping (both seq_cst, stop does the reverse): either
+		 * stop sees the step and waits for it, or the step sees stop and never starts. */
+		atomic_store(&s->in_step, 1);
+		if (atomic_load(&s->stopping))
+			break;
 		pr_step(s);
+		atomic_store(&s->in_step, 0);
 	}
+	atomic_store(&s->in_step, 0);
 	atomic_store(&s->started, 0);
 	return NULL;
 }
@@ -811,10 +819,17 @@ static void pressure_start(void *state)
 		s->counters[i] = s->core->counter_register(s->self, counter_names[i], HAK_COUNTER_GAUGE, 1);
 }
 
+/* Ends the helper's work: no step starts after this, and one under way is waited for (the stats
+ * printed at exit then see no SuperSlab half released). The wait is bounded, 1 s, for a step
+ * stuck behind a lock the stopping thread holds (exit() called from a signal handler inside
+ * the allocator): it is not a timing of the step. */
 static void pressure_stop(void *state)
 {
 	struct pressure_state *s = state;
 	atomic_store(&s->stopping, 1);
+	struct timespec ms = {0, 1000000L};
+	for (int i = 0; i < 1000 && atomic_load(&s->in_step); i++)
+		nanosleep(&ms, NULL);
 	s->core->set_parking(0, 0); /* nothing would retire them now */
 }
 
@@ -822,6 +837,7 @@ static void pressure_fork_child(void *state)
 {
 	struct pressure_state *s = state;
 	atomic_store(&s->started, 0); /* the thread did not survive fork; the source stays known */
+	atomic_store(&s->in_step, 0);
 	s->core->set_parking(0, 0);
 }
 

@@ -3,6 +3,9 @@
  * the samples under tests/fixtures/pressure/ (recorded on the development machine, or written in
  * the kernel's format) and bad and truncated text; its settings; its discovery of the source
  * and its readings over file trees made in a scratch folder (fs_root). */
+/* Before every include: the plugin's descriptor gets its hidden built-in name (hakmem_policy.h
+ * decides HAK_POLICY_EXPORT when it is first included). */
+#define HAK_BUILTIN 1
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +19,6 @@
 #include "../fixtures/unit_helpers.h"
 #include "config.h"
 
-#define HAK_BUILTIN 1
 #include "../../policies/trim_pressure.c"
 
 #define SAMPLES HAK_SOURCE_ROOT "/tests/fixtures/pressure/"
