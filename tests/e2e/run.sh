@@ -241,6 +241,18 @@ if "min_empty_kept" in want and (not isinstance(kept, int) or kept < int(want["m
     errs.append("superslabs.empty_kept %r, want at least %s" % (kept, want["min_empty_kept"]))
 if "max_live_bytes" in want and r == 0 and l * size > int(want["max_live_bytes"]):
     errs.append("no SuperSlab released and %d live (%d MB): memory is not given back" % (l, l * size >> 20))
+# "min:PATH=N", "max:PATH=N", "eq:PATH=N" on any number of the JSON; PATH may be several joined
+# by '+' (their sum is compared).
+for k, n in want.items():
+    if ":" not in k:
+        continue
+    op, paths = k.split(":", 1)
+    try:
+        got = sum(get(x) for x in paths.split("+"))
+    except KeyError as e:
+        errs.append("key %s missing" % e.args[0]); continue
+    if (op == "min" and got < int(n)) or (op == "max" and got > int(n)) or (op == "eq" and got != int(n)):
+        errs.append("%s is %r, want %s %s" % (paths, got, {"min": ">=", "max": "<=", "eq": "=="}[op], n))
 if errs:
     print("; ".join(errs)); sys.exit(1)
 print("mapped %d, released %d, live %d x %d KB, frees %d local %d remote, %d mappings" %
@@ -271,7 +283,8 @@ if pol["superslab"] == "fixed" and m:
     out.append("size=%d" % (int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]))
 # The file names promise some settings: a file that breaks its name's promise is an error.
 promise = {"option-f.ini": "ownership=central", "option-g.ini": "ownership=tls",
-           "superslab-1mb.ini": "size=1048576", "trim-eager.ini": "trim=eager", "trim-none.ini": "trim=none"}
+           "superslab-1mb.ini": "size=1048576", "trim-eager.ini": "trim=eager", "trim-none.ini": "trim=none",
+           "trim-pressure.ini": "trim=pressure"}
 p = promise.get(path.rsplit("/", 1)[-1])
 if p and p not in out:
     print("%s does not select %s (it selects %s)" % (path, p, " ".join(out)))
@@ -312,6 +325,8 @@ idle() {
     exp=$(expect_for "$conf") || exp=""
     case $exp in
         *trim=idle*) want="max_empty_kept=0" ;;
+        # Below its low watermark pressure trims as idle; at or above it, more: never fewer go back.
+        *trim=pressure*) want="max_empty_kept=0" ;;
         *trim=none*) want="min_empty_kept=1" ;;
         *) say_skip "$name" "trim policy of $conf is not idle or none"; return 0 ;;
     esac
@@ -348,12 +363,161 @@ large_aging() {
     if [[ $MODE == hakmem ]]; then
         trim=$(expect_for "$conf" | sed -n 's/.*trim=\([^ ]*\).*/\1/p')
         case $trim in
-            idle) want=back ;;
+            idle|pressure) want=back ;;
             none) want=kept ;;
             *) say_skip "$name" "trim policy '$trim' runs no pass while the program is idle"; return 0 ;;
         esac
     fi
     simple large_aging "$conf" 30 -- large_aging "$want"
+}
+
+# ---- trim pressure ----------------------------------------------------------------------------
+# shellcheck source=tests/pressure-source.sh
+. "$ROOT/tests/pressure-source.sh"
+
+# pressure_conf NAME FS_ROOT [KEY=VALUE...]: a test configuration under trim pressure, reading
+# /proc and /sys under FS_ROOT ("" for the real ones), with the snapshot's plugins.
+pressure_conf() {
+    local name=$1 root=$2 kv; shift 2
+    {
+        printf '[core]\npolicy_dir = %s\n[trim]\npolicy = pressure\n' "$SNAP/build/policies"
+        [[ -n $root ]] && printf 'fs_root = %s\n' "$root"
+        for kv in "$@"; do printf '%s\n' "${kv/=/ = }"; done
+    } >"$TESTCONF/$name.ini"
+    chmod 600 "$TESTCONF/$name.ini"
+}
+
+# pressure_files: the plugin over file trees that say what the kernel would (fs_root): a cgroup
+# v2 at 95 % of memory.high (above the high mark: everything goes back, the threads' caches
+# included), at 80 % (between the marks): the program holds 32 MB, frees it and wants RSS back;
+# and a tree with nothing in it: one line at start-up, then the idle test's expectation.
+pressure_files() {
+    local band name t d want summary
+    if [[ $MODE != hakmem ]]; then wanted "pressure_files[glibc]" && say_skip "pressure_files[glibc]" "hakmem only; $why_glibc"; return 0; fi
+    for band in high mid none; do
+        name="pressure_files[$band]"
+        wanted "$name" || continue
+        t=$TESTCONF/tree-$band
+        d=$t/sys/fs/cgroup/e2e.slice
+        mkdir -p "$t/proc/self"
+        if [[ $band != none ]]; then
+            mkdir -p "$d"
+            echo "0::/e2e.slice" >"$t/proc/self/cgroup"
+            if [[ $band == high ]]; then echo 950000000 >"$d/memory.current"; else echo 800000000 >"$d/memory.current"; fi
+            echo 1000000000 >"$d/memory.high"
+            echo max >"$d/memory.max"
+            printf 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n' >"$d/memory.events"
+        fi
+        pressure_conf "pressure-$band" "$t" interval_ms=50
+        # Nothing to read: the idle test's workload and expectation (every empty back once quiet).
+        local prog=(pressure -m 32 back)
+        [[ $band == none ]] && prog=(idle 1.5)
+        run "$name" "pressure-$band" 60 any HAKMEM_STATS=json -- "${prog[@]}" || continue
+        case $band in
+            high) want="only=1 eq:policies.trim.counters.source=1 eq:policies.trim.counters.band=2
+                        min:policies.trim.counters.high_passes=1 eq:policies.trim.counters.mid_passes=0
+                        min:bytes_purged+superslabs.released=1" ;;
+            mid) want="only=1 eq:policies.trim.counters.source=1 eq:policies.trim.counters.band=1
+                       min:policies.trim.counters.mid_passes=1 eq:policies.trim.counters.high_passes=0" ;;
+            none) want="eq:policies.trim.counters.source=0 eq:policies.trim.counters.mid_passes=0
+                        eq:policies.trim.counters.high_passes=0 max_empty_kept=0"
+                  local lines line
+                  lines=$(grep -vc '^{"policies"' "$LOGS/$name.err")
+                  line=$(grep -v '^{"policies"' "$LOGS/$name.err" | head -n1)
+                  if [[ $lines != 1 || $line != "hakmem: trim pressure: no memory pressure to read ("*"/proc/pressure/memory: no such file); trimming as idle" ]]; then
+                      say_fail "$name" "want exactly one line saying there is nothing to read, got $lines: $line"
+                      repro "pressure-$band" HAKMEM_STATS=json -- "${prog[@]}"
+                      continue
+                  fi ;;
+        esac
+        # shellcheck disable=SC2086
+        summary=$(check_json "$LOGS/$name.err" $want) ||
+            { say_fail "$name" "$summary"; repro "pressure-$band" HAKMEM_STATS=json -- "${prog[@]}"; continue; }
+        local what
+        what=$(sed -n 's/^pressure: //p' "$LOGS/$name.out")
+        [[ $band == none ]] && what="one line, then as idle"
+        say_pass "$name" "$what; $summary"
+    done
+}
+
+# A cgroup with a memory limit, made for one run where the machine allows it. cg_make sets CG
+# (the folder) and CG_KIND (v2: memory.high = 64 MB, under the cgroup2 mount; v1: the memory
+# controller still on a v1 hierarchy, memory.limit_in_bytes = 64 MB, inside this script's own
+# group), or CG_WHY; cg_remove takes it away (also at exit, from the trap).
+CGROUPS=()
+CG_ENABLED=
+cg_make() {
+    CG='' CG_KIND='' CG_WHY=''
+    if ((EUID != 0)); then CG_WHY="not root: making a cgroup needs root"; return 1; fi
+    local v2 v1 own err
+    v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
+    v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
+    if [[ -n $v2 ]] && grep -qw memory "$v2/cgroup.controllers" 2>/dev/null; then
+        if ! grep -qw memory "$v2/cgroup.subtree_control"; then
+            if ! err=$( (echo +memory >"$v2/cgroup.subtree_control") 2>&1); then
+                CG_WHY="cannot enable the memory controller in $v2/cgroup.subtree_control: ${err##*: }"; return 1
+            fi
+            CG_ENABLED=$v2
+        fi
+        CG=$v2/hakmem-e2e.$$.$RANDOM CG_KIND=v2
+    elif [[ -n $v1 ]]; then
+        own=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}:\(.*\)$/\3/p' /proc/self/cgroup)
+        CG=$v1${own%/}/hakmem-e2e.$$.$RANDOM CG_KIND=v1
+    elif [[ -n $v2 ]]; then
+        CG_WHY="no memory controller in cgroup v2 ($v2/cgroup.controllers: $(tr '\n' ' ' <"$v2/cgroup.controllers"| sed 's/ $//')) and none on a v1 hierarchy"; return 1
+    else
+        CG_WHY="no cgroup2 mount and no v1 memory hierarchy in /proc/self/mounts"; return 1
+    fi
+    if ! err=$(mkdir "$CG" 2>&1); then CG_WHY="mkdir $CG: ${err##*: }"; CG=; return 1; fi
+    CGROUPS+=("$CG")
+    local file=memory.high
+    [[ $CG_KIND == v1 ]] && file=memory.limit_in_bytes
+    if ! err=$( (echo $((64 << 20)) >"$CG/$file") 2>&1); then
+        CG_WHY="cannot write $CG/$file: ${err##*: }"; cg_remove "$CG"; CG=; return 1
+    fi
+    return 0
+}
+cg_remove() {
+    local d=$1 i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        [[ -d $d ]] || break
+        rmdir "$d" 2>/dev/null && break
+        sleep 0.2 # the killed program may take a moment to leave
+    done
+}
+cg_cleanup() {
+    local d
+    for d in "${CGROUPS[@]}"; do cg_remove "$d"; done
+    # Put the parent's controllers back as found (fails harmlessly if another group uses it now).
+    [[ -n $CG_ENABLED ]] && { echo -memory >"$CG_ENABLED/cgroup.subtree_control"; } 2>/dev/null
+    CGROUPS=() CG_ENABLED=
+}
+
+# pressure_cgroup CONF WANT: the program allocates 1 KB blocks until its cgroup's usage is 85 %
+# (60 % for pressure-high, whose marks are 20/40) of the limit, frees them and wants RSS back
+# (WANT=back: trim pressure, whose counters must show it read the cgroup and acted in the band)
+# or kept (trim-none). Skipped with the reason where no cgroup can be made.
+pressure_cgroup() {
+    local conf=$1 want=$2 name="pressure_cgroup[$1]" pct=85 checks summary
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
+    if ! cg_make; then say_skip "$name" "$CG_WHY"; return 0; fi
+    [[ $conf == pressure-high ]] && pct=60
+    run "$name" "$conf" 60 any HAKMEM_STATS=json -- pressure -c "$CG" -p $pct "$want"
+    local ok=$?
+    cg_remove "$CG"
+    ((ok == 0)) || return 0
+    local src=1
+    [[ $CG_KIND == v1 ]] && src=2
+    case $conf in
+        trim-pressure) checks="eq:policies.trim.counters.source=$src min:policies.trim.counters.mid_passes+policies.trim.counters.high_passes=1 min:bytes_purged+superslabs.released=1" ;;
+        pressure-high) checks="eq:policies.trim.counters.source=$src min:policies.trim.counters.high_passes=1 min:bytes_purged+superslabs.released=1" ;;
+        trim-none) checks="eq:bytes_purged=0 eq:superslabs.released=0" ;;
+    esac
+    # shellcheck disable=SC2086
+    summary=$(check_json "$LOGS/$name.err" only=1 $checks) ||
+        { say_fail "$name" "cgroup $CG_KIND: $summary"; echo "    (the cgroup is made by tests/e2e/run.sh's cg_make)"; return 0; }
+    say_pass "$name" "cgroup $CG_KIND; $(sed -n 's/^pressure: //p' "$LOGS/$name.out"); $summary"
 }
 
 # introspect CONF: mallinfo2, mallinfo, mallopt and malloc_info(1, fp) are checked by the program
@@ -423,7 +587,8 @@ unsafe_dir() {
 
 # ---- real programs: the same commands under glibc and under hakmem give the same results ----
 REAL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-e2e.XXXXXX")
-trap 'rm -rf "$REAL_TMP"' EXIT
+trap 'rm -rf "$REAL_TMP"; cg_cleanup' EXIT
+trap 'exit 130' INT TERM # so that the EXIT trap removes the cgroups
 
 # Each real_* function runs its commands through "${RUNP[@]}" (a timeout, then the preload or
 # nothing) in the directory $W, and prints what must match between the two runs.
@@ -543,6 +708,10 @@ PYBIN=/usr/bin/python3
 [[ -x $PYBIN ]] || PYBIN=$(command -v python3)
 # Every shipped configuration, plus "builtin" (no file at all: the compiled-in defaults).
 ALL="builtin $(for f in "$CONFDIR"/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
+if [[ $MODE == hakmem && " $ALL " == *" trim-pressure "* ]] && ! pressure_source_here; then
+    ALL=${ALL/ trim-pressure / }
+    say_skip "*[trim-pressure]" "this machine has neither PSI nor cgroup memory files: trim pressure says so in one line at start-up, which the suites' empty-stderr rule refuses; pressure_files[none] tests that case"
+fi
 if [[ $MODE == hakmem ]]; then
     c_all=${E2E_CONFS:-$ALL}
     c_threads=${E2E_CONFS:-"builtin option-g option-f"}
@@ -574,12 +743,23 @@ if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
 else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done
 for c in $c_all; do idle "$c"; done
-# Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim only.
-for c in ${E2E_CONFS:-builtin hakmem option-g option-f superslab-1mb}; do
+# Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim, and
+# pressure, which trims as idle below its low mark.
+for c in ${E2E_CONFS:-builtin hakmem option-g option-f superslab-1mb trim-pressure}; do
+    [[ $c == trim-pressure && " $ALL " != *" trim-pressure "* ]] && continue # left out, said above
     if [[ $MODE == hakmem ]]; then simple idle_owner "$c" 60 -- idle_owner 10
     else wanted "idle_owner[$c]" && say_skip "idle_owner[$c]" "hakmem only; $why_glibc"; fi
 done
 for c in $c_all; do larson "$c"; done
+pressure_files
+if [[ $MODE == hakmem ]]; then
+    pressure_conf pressure-high "" low_watermark=20 high_watermark=40
+    for c in trim-pressure pressure-high trim-none; do
+        case $c in trim-none) pressure_cgroup "$c" kept ;; *) pressure_cgroup "$c" back ;; esac
+    done
+else
+    for c in trim-pressure pressure-high trim-none; do wanted "pressure_cgroup[$c]" && say_skip "pressure_cgroup[$c]" "hakmem only; $why_glibc"; done
+fi
 for c in $c_some; do
     real python "$c" real_python
     real sort "$c" real_sort
