@@ -375,6 +375,7 @@ enum hak_setting_type {
 	HAK_SETTING_BYTES = 2, /* integer with an optional K, M or G suffix (powers of 1024), [lo, hi] */
 	HAK_SETTING_BOOL = 3,  /* on|off, yes|no, true|false, 1|0 (int) */
 	HAK_SETTING_PERCENT = 4, /* integer 0..100 with an optional '%' (unsigned long), [lo, hi] */
+	HAK_SETTING_TEXT = 5,    /* copied into a char array of hi bytes (NUL included), at least lo */
 };
 
 struct hak_setting_spec {
@@ -491,6 +492,19 @@ static inline int hak__setting_one(const struct hak_setting *it, const struct ha
 {
 	const char *p = it->value;
 	char *dst = (char *)out + sp->offset;
+	if (sp->type == HAK_SETTING_TEXT) {
+		size_t n = 0;
+		while (p[n])
+			n++;
+		if ((long long)n < sp->lo || (long long)n >= sp->hi) {
+			snprintf(err, errlen, "line %d: %s = '%s': expected text of %lld to %lld bytes", it->line, it->key,
+				 it->value, sp->lo, sp->hi - 1);
+			return 22;
+		}
+		for (size_t k = 0; k <= n; k++)
+			dst[k] = p[k];
+		return 0;
+	}
 	if (sp->type == HAK_SETTING_BOOL) {
 		static const char *const yes[] = {"on", "yes", "true", "1"}, *const no[] = {"off", "no", "false", "0"};
 		for (int i = 0; i < 4; i++) {

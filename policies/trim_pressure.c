@@ -308,6 +308,7 @@ struct pressure_settings {
 	unsigned long high_watermark; /* percent of the limit */
 	unsigned long psi_threshold;  /* percent of time stalled (avg10) */
 	struct hak_large_limits large;
+	char fs_root[PR_ROOT];        /* read /proc and /sys under this folder ("/": the real ones) */
 };
 
 static const struct hak_setting_spec pressure_spec[] = {
@@ -322,6 +323,8 @@ static const struct hak_setting_spec pressure_spec[] = {
 	{"psi_threshold", HAK_SETTING_PERCENT, 1, 100, offsetof(struct pressure_settings, psi_threshold), "10",
 	 "PSI avg10 percent: 'some' at or above it acts as between the marks, 'full' as above the high one"},
 	HAK_LARGE_CACHE_SETTINGS(struct pressure_settings, large),
+	{"fs_root", HAK_SETTING_TEXT, 1, PR_ROOT, offsetof(struct pressure_settings, fs_root), "/",
+	 "absolute folder under which /proc and /sys are read (tests, containers)"},
 };
 #define PRESSURE_NSPEC (sizeof pressure_spec / sizeof pressure_spec[0])
 
@@ -856,33 +859,20 @@ static int pressure_init(const struct hak_core_api *core, hak_policy *self, cons
 	struct pressure_state st = {.core = core, .self = self,
 				    .set = {.interval_ms = 100, .empty_reserve = 2, .low_watermark = 70,
 					    .high_watermark = 90, .psi_threshold = 10, .large = HAK_LARGE_LIMITS_DEFAULT}};
-	/* fs_root is a path: the spec table has no string type, so it is taken out here. */
-	struct hak_setting rest[64];
-	struct hak_settings others = {settings->file, rest, 0};
-	for (size_t i = 0; i < settings->count; i++) {
-		const struct hak_setting *it = &settings->items[i];
-		if (strcmp(it->key, "fs_root")) {
-			if (others.count == sizeof rest / sizeof rest[0]) {
-				snprintf(err, errlen, "line %d: more than 64 keys", it->line);
-				return EINVAL;
-			}
-			rest[others.count++] = *it;
-			continue;
-		}
-		size_t n = strlen(it->value);
-		while (n > 1 && it->value[n - 1] == '/')
-			n--;
-		if (it->value[0] != '/' || n >= sizeof st.root) {
-			snprintf(err, errlen, "line %d: fs_root = '%s': expected an absolute folder path shorter than %zu bytes",
-				 it->line, it->value, sizeof st.root);
-			return EINVAL;
-		}
-		memcpy(st.root, it->value, n);
-		st.root[n == 1 ? 0 : n] = '\0'; /* "/" is the default: no prefix */
-	}
-	int e = hak_settings_parse(&others, pressure_spec, PRESSURE_NSPEC, &st.set, err, errlen);
+	strcpy(st.set.fs_root, "/");
+	int e = hak_settings_parse(settings, pressure_spec, PRESSURE_NSPEC, &st.set, err, errlen);
 	if (e)
 		return e;
+	size_t n = strlen(st.set.fs_root);
+	while (n > 1 && st.set.fs_root[n - 1] == '/')
+		n--;
+	if (st.set.fs_root[0] != '/') {
+		int line = pr_line_of(settings, "fs_root");
+		snprintf(err, errlen, "line %d: fs_root = '%s': expected an absolute folder path", line, st.set.fs_root);
+		return EINVAL;
+	}
+	memcpy(st.root, st.set.fs_root, n);
+	st.root[n == 1 ? 0 : n] = '\0'; /* "/" is the default: no prefix */
 	if (st.set.low_watermark >= st.set.high_watermark) {
 		int hl = pr_line_of(settings, "high_watermark"), ll = pr_line_of(settings, "low_watermark");
 		if (hl)

@@ -358,6 +358,8 @@ static void settings_bad_named_with_line_key_expected_found(void **state)
 		size_t n;
 		const char *want[3];
 	} cases[] = {
+#define A16 "aaaaaaaaaaaaaaaa"
+#define LONG_ROOT "/" A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 /* 257 bytes */
 		{{{"high_watermark", "50", 9}}, 1, {"line 9: high_watermark = '50'", "above low_watermark (70)", NULL}},
 		{{{"low_watermark", "95", 4}}, 1, {"line 4: low_watermark = '95'", "below high_watermark (90)", NULL}},
 		{{{"low_watermark", "50", 2}, {"high_watermark", "50", 3}}, 2, {"line 3: high_watermark = '50'", NULL}},
@@ -366,6 +368,8 @@ static void settings_bad_named_with_line_key_expected_found(void **state)
 		{{{"psi_threshold", "ten", 7}}, 1, {"line 7: psi_threshold = 'ten'", "expected a percentage", NULL}},
 		{{{"interval_ms", "0", 8}}, 1, {"line 8: interval_ms = '0'", "[1, 60000]", NULL}},
 		{{{"fs_root", "relative/dir", 10}}, 1, {"line 10: fs_root = 'relative/dir'", "absolute", NULL}},
+		{{{"fs_root", LONG_ROOT, 12}}, 1, {"line 12: fs_root = '/aaaa", NULL}}, /* the rest is cut */
+		{{{"fs_root", "", 13}}, 1, {"line 13: fs_root = ''", "expected text of 1 to 255 bytes", NULL}},
 		{{{"idle_ms", "100", 11}}, 1, {"line 11: unknown key 'idle_ms'", "interval_ms", "low_watermark"}},
 	};
 	for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
