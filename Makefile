@@ -8,7 +8,9 @@ CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror
 OPT      ?= -O2 -g
 LDFLAGS  ?=  # extra link flags (debian/rules passes dpkg-buildflags' hardening flags)
-CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-tree-slp-vectorize \
+# HAK_DEBUG=1: internal asserts (HAK_ASSERT), 2: also the expensive invariants (core/base.h).
+HAK_DEBUG ?= 0
+CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -DHAK_DEBUG=$(HAK_DEBUG) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-tree-slp-vectorize \
               -fno-plt -Iinclude -Icore
 PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib

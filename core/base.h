@@ -14,8 +14,10 @@
  *   7 services services.c                                      the table of services plugins get
  *   8 alloc    init.c malloc.c free.c realloc.c memalign.c     the slow paths (alloc_fast.h: fast)
  *   9 edge     api.c, startup.c, stats.c                       libc names, constructor, counters
- * Beside them, used by the core and the tools alike: config.c, kinds.c, loader.c (files and
- * plugins), which call into no layer above 0. */
+ * Beside them, just above layer 0, used by the core and the tools alike: config.c, kinds.c,
+ * loader.c, elf_check.c, trusted_dir.c (files and plugins), which call into no layer above 0
+ * (a policy's init goes through policy_call.h's inline lifecycle wrapper).
+ * tools/check-layers (run by `make test`) checks the includes and the calls of every file. */
 #ifndef HAK_BASE_H
 #define HAK_BASE_H
 

@@ -7,6 +7,9 @@
 
 struct hak_kind_slots hak__policies[HAK_KIND_COUNT];
 
+/* A trim op runs on this thread (policy_call.h's re-entry rule). */
+__thread int hak__in_trim_op __attribute__((tls_model("initial-exec")));
+
 struct hak_policy *hak__policy_reserve(uint32_t kind)
 {
 	HAK_ASSERT(hak__kind(kind));

@@ -10,8 +10,10 @@
 #ifndef HAK_POLICY_CALL_H
 #define HAK_POLICY_CALL_H
 
+#include <sched.h>
+
 #include "policy.h"
-#include "thread.h"
+#include "thread_state.h"
 
 /* The kind's ops table of p, and one op of it: NULL when p's table predates the member. */
 #define HAK__OPS(p, type) ((const struct type *)(p)->ops)

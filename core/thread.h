@@ -1,60 +1,14 @@
 /* thread.h: layer 5, per-thread state (thread.c): the caches the fast paths use, made on a
  * thread's first slow path, flushed and parked or settled at its exit, recycled, summed for the
  * stats, and what fork() does to them; plus the shared "orphan" state of threads past their exit.
- * The struct is declared here, below its layer, because the policy calls (layer 4) take it. */
+ * The struct itself is in thread_state.h, below this layer: the policy calls (layer 4) take it. */
 #ifndef HAK_THREAD_H
 #define HAK_THREAD_H
 
 #include <pthread.h>
-#include <sched.h>
 
-#include "size_class.h"
+#include "thread_state.h"
 
-struct hak_policy;
-
-/* Counters a thread keeps for the core, declared once: the struct fields, the fold at exit and
- * the sums for the stats come from this list. (Local frees are counted per cache.) */
-#define HAK_THREAD_COUNTERS(X)                                                                  \
-	X(remote_frees, "frees of blocks another thread (or nobody) owned")                      \
-	X(adoptions, "abandoned slabs taken over")                                               \
-	X(remote_drained, "blocks moved from remote queues to free lists")
-enum {
-#define HAK__X(name, help) HAK_TCOUNT_##name,
-	HAK_THREAD_COUNTERS(HAK__X)
-#undef HAK__X
-	HAK_TCOUNT_N
-};
-#define HAK_THREAD_PLUGIN_COUNTERS 16 /* scalar COUNT counters of plugins kept per thread */
-
-enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };
-
-struct hak_thread {
-	/* First, so that the zeros of hak__tc_off_of_small before hak__init() (a malloc from
-	 * another library's constructor, before ours) name cache[0], empty in the sentinels. */
-	struct hak_tcache cache[HAK_NCLASSES];
-	uintptr_t token;               /* owner token (the struct's address) */
-	/* ---- cold ---- */
-	int state;                     /* enum hak_thread_state */
-	struct hak_policy *model;      /* the ownership policy this thread's slabs follow */
-	void *own_tstate;              /* that policy's per-thread state */
-	uint64_t counters[HAK_TCOUNT_N];
-	uint64_t plugin_counters[HAK_THREAD_PLUGIN_COUNTERS];
-	unsigned flush_epoch;          /* the request_cache_flush round this thread honoured */
-	struct hak_thread *next_live, *prev_live; /* registry of live threads (thread lock) */
-	struct hak_thread *next_free;  /* recycled structs and parked states (thread lock) */
-	_Atomic int xplock;            /* policy lock: see policy_call.h */
-	size_t alloc_size;             /* bytes of this struct plus policy state */
-	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
-					* state was made: a small state is parked at exit, a big one
-					* settled */
-	int64_t out_bytes[2];          /* bytes of small blocks that left slab land through this
-					* state (cache fills) minus those that came back (flushes,
-					* foreign frees), by SuperSlab size (1 MB, 2 MB): written only by
-					* whoever uses the state, summed for mallinfo2 (introspect.c) */
-};
-_Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
-
-HAK_HIDDEN extern __thread struct hak_thread *hak__tls;
 
 /* The calling thread's state, made (from the current ownership policy) if needed; NULL once the
  * thread is past its exit hook, or when no memory is left for a state. hak__init() ran. */
@@ -88,9 +42,9 @@ struct hak_thread_sums {
 };
 HAK_HIDDEN void hak__threads_sum(struct hak_thread_sums *out);
 HAK_HIDDEN void hak__threads_class_frees(uint64_t *out, unsigned n); /* local frees per class */
-/* fn(t, ctx) for every live thread state, thread lock held: fn reads, takes no lock, allocates
- * nothing. */
-HAK_HIDDEN void hak__threads_each(void (*fn)(const struct hak_thread *t, void *ctx), void *ctx);
+/* fn(t, ctx) for every live thread state (the orphan's included), thread lock held: fn takes no
+ * lock and allocates nothing (introspection reads, recording marks the caches). */
+HAK_HIDDEN void hak__threads_each(void (*fn)(struct hak_thread *t, void *ctx), void *ctx);
 /* out_bytes of the states retired or parked, and of frees that went through no state. */
 HAK_HIDDEN void hak__threads_out_bytes_retired(int64_t out[2]);
 /* A small block of a 2^lg SuperSlab leaves slab land's count on t (or, for a thread without a
@@ -103,6 +57,8 @@ HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void); /* orphan lock held; NULL: no memory */
 
 HAK_HIDDEN void hak__thread_init_hooks(void); /* once, from hak__init */
+/* fn runs first in every thread's exit hook (the recorder's, layer 8: trace.c). */
+HAK_HIDDEN void hak__threads_set_exit_hook(void (*fn)(void));
 HAK_HIDDEN void hak__thread_fork_prepare(void);
 HAK_HIDDEN void hak__thread_fork_parent(void);
 HAK_HIDDEN void hak__thread_fork_child(bool self_consistent);

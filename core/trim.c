@@ -11,8 +11,6 @@
 #include "slab.h"
 #include "thread.h"
 
-__thread int hak__in_trim_op __attribute__((tls_model("initial-exec")));
-
 static _Atomic uint64_t xlast_purge_ns, xlast_age_ns, xpasses;
 
 unsigned hak__trim_reap_parked(void)

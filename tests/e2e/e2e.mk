@@ -20,5 +20,5 @@ $(E2E_DIR)/%: tests/e2e/%.c tests/e2e/e2e.h | $(E2E_DIR)
 $(E2E_DIR):
 	mkdir -p $@
 
-test-e2e: all e2e-progs
+test-e2e: all e2e-progs $(BUILD)/tools/stats-keys
 	E2E_PRELOAD=$(E2E_PRELOAD) tests/e2e/run.sh $(E2E_DIR)

@@ -201,6 +201,14 @@ try:
         if not isinstance(n, str) or not n:
             print("policies.%s.name is %r" % (kind, n)); sys.exit(1)
         get("policies.%s.version" % kind)
+        if not isinstance(get("policies.%s.counters" % kind), dict):
+            print("policies.%s.counters is not an object" % kind); sys.exit(1)
+    # Every key the stats list declares (core/stats.h, via build/tools/stats-keys) is there.
+    if "keys" in want:
+        for k in open(want["keys"]).read().split():
+            v = get(k)
+            if not isinstance(v, int) or isinstance(v, bool):
+                print("%s is %r, want an integer" % (k, v)); sys.exit(1)
     num = {}
     for k in ("superslabs.mapped", "superslabs.released", "superslabs.live", "superslabs.size_bytes",
               "frees.local", "frees.remote", "mappings"):
@@ -290,6 +298,8 @@ stats() {
     local exp want
     exp=$(expect_for "$conf") || exp=""   # a conf that breaks its name's promise fails loaded[]
     want="only=1 min_frees=$((n + 4 * 65536)) $exp"
+    [[ -x $ROOT/build/tools/stats-keys ]] && "$ROOT/build/tools/stats-keys" >"$LOGS/stats-keys.txt" &&
+        want+=" keys=$LOGS/stats-keys.txt"
     [[ $want == *ownership=tls* ]] && want+=" min_remote=$((n / 2))"
     # shellcheck disable=SC2086
     summary=$(check_json "$LOGS/$name.err" $want) ||

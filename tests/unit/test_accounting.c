@@ -85,6 +85,7 @@ static void quiescent_counts_are_exact(void)
 		}
 	hak__thread_restart();
 	assert_int_equal(hak__pool_active_total(), 0);
+	assert_int_equal(hak__pool_check(), hak__pool_live()); /* lists, units and slabs agree */
 
 	/* Nothing held: one trim pass returns every SuperSlab (the seed's freed=0 bug). */
 	uint64_t released = hak__pool_released_total();

@@ -10,7 +10,7 @@
 #   UNIT_LDFLAGS_test_superslab := -Wl,--wrap=mmap -Wl,--wrap=munmap
 # Fixture plugins: each tests/fixtures/*.c becomes build/tests/fixtures/<same>.so.
 
-UNIT_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -Iinclude -Icore -DHAK_UNIT_TEST \
+UNIT_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -Iinclude -Icore -DHAK_UNIT_TEST -DHAK_DEBUG=2 \
                 -DHAK_SOURCE_ROOT='"$(CURDIR)"' $(UNIT_SAN_FLAGS)
 UNIT_LIBS    := -lcmocka -linih -ldl -lpthread
 UNIT_OBJ_DIR := $(BUILD)/unit

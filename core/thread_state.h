@@ -1,0 +1,56 @@
+/* thread_state.h: the per-thread state's layout (layer 4 boundary): what the policy calls
+ * (policy_call.h) and the fast paths read of a thread. Its functions are layer 5 (thread.h). */
+#ifndef HAK_THREAD_STATE_H
+#define HAK_THREAD_STATE_H
+
+#include "size_class.h"
+
+struct hak_policy;
+
+/* Counters a thread keeps for the core, declared once: the struct fields, the fold at exit and
+ * the sums for the stats come from this list. (Local frees are counted per cache.) */
+#define HAK_THREAD_COUNTERS(X)                                                                  \
+	X(remote_frees, "frees of blocks another thread (or nobody) owned")                      \
+	X(adoptions, "abandoned slabs taken over")                                               \
+	X(remote_drained, "blocks moved from remote queues to free lists")
+enum {
+#define HAK__X(name, help) HAK_TCOUNT_##name,
+	HAK_THREAD_COUNTERS(HAK__X)
+#undef HAK__X
+	HAK_TCOUNT_N
+};
+#define HAK_THREAD_PLUGIN_COUNTERS 16 /* scalar COUNT counters of plugins kept per thread */
+
+enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };
+
+struct hak_thread {
+	/* First, so that the zeros of hak__tc_off_of_small before hak__init() (a malloc from
+	 * another library's constructor, before ours) name cache[0], empty in the sentinels. */
+	struct hak_tcache cache[HAK_NCLASSES];
+	uintptr_t token;               /* owner token (the struct's address) */
+	/* ---- cold ---- */
+	int state;                     /* enum hak_thread_state */
+	struct hak_policy *model;      /* the ownership policy this thread's slabs follow */
+	void *own_tstate;              /* that policy's per-thread state */
+	uint64_t counters[HAK_TCOUNT_N];
+	uint64_t plugin_counters[HAK_THREAD_PLUGIN_COUNTERS];
+	unsigned flush_epoch;          /* the request_cache_flush round this thread honoured */
+	struct hak_thread *next_live, *prev_live; /* registry of live threads (thread lock) */
+	struct hak_thread *next_free;  /* recycled structs and parked states (thread lock) */
+	_Atomic int xplock;            /* policy lock: see policy_call.h */
+	size_t alloc_size;             /* bytes of this struct plus policy state */
+	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
+					* state was made: a small state is parked at exit, a big one
+					* settled */
+	void *trace_null;              /* always NULL: while recording, malloc's size table names it
+					* as every small size's cache, so every malloc misses (trace.c) */
+	int64_t out_bytes[2];          /* bytes of small blocks that left slab land through this
+					* state (cache fills) minus those that came back (flushes,
+					* foreign frees), by SuperSlab size (1 MB, 2 MB): written only by
+					* whoever uses the state, summed for mallinfo2 (introspect.c) */
+};
+_Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
+
+HAK_HIDDEN extern __thread struct hak_thread *hak__tls;
+
+#endif
