@@ -226,7 +226,7 @@ static uint64_t large_limit(struct decay_state *s, uint64_t now, uint64_t cached
 
 static void count(struct decay_state *s, int which, uint64_t n)
 {
-	if (n)
+	if (n && s->counter[which] >= 0)
 		s->core->counter_add(NULL, s->counter[which], n);
 }
 
@@ -271,7 +271,8 @@ static int decay_pass_locked(struct decay_state *s)
 	if (sc.dirty > limit)
 		purged = c->purge(0, sc.dirty - limit);
 	count(s, C_PURGED, purged);
-	c->counter_set(s->counter[C_DIRTY_LIMIT], (int64_t)limit);
+	if (s->counter[C_DIRTY_LIMIT] >= 0)
+		c->counter_set(s->counter[C_DIRTY_LIMIT], (int64_t)limit);
 	/* Cached large mappings, by bytes. A mapping goes whole: one goes only when those left
 	 * still hold the curve's bytes, within one mapping of the average size (the ceiling, as
 	 * for empty SuperSlabs: a lone mapping stays until decay_ms). */

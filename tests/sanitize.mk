@@ -10,7 +10,7 @@ test-asan:
 	$(MAKE) --no-print-directory test-unit UNIT_OBJ_DIR=$(BUILD)/asan/unit UNIT_BIN_DIR=$(BUILD)/asan/tests/unit \
 		UNIT_SAN_FLAGS="-fsanitize=address,undefined $(SAN_COMMON)"
 
-TSAN_TESTS := test_remote test_accounting test_heap test_introspect test_plugin_trim
+TSAN_TESTS := test_remote test_accounting test_heap test_introspect test_plugin_trim test_plugin_decay
 test-tsan:
 	$(MAKE) --no-print-directory $(addprefix $(BUILD)/tsan/tests/unit/,$(TSAN_TESTS)) \
 		UNIT_OBJ_DIR=$(BUILD)/tsan/unit UNIT_BIN_DIR=$(BUILD)/tsan/tests/unit \
