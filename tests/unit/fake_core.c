@@ -100,6 +100,7 @@ static bool class_ok(const char *service, unsigned cls)
 
 static struct fake_call calls[FAKE_CALLS_MAX];
 static size_t ncalls;
+static unsigned long calls_in_test; /* logged or not, since fake_reset */
 static bool log_overflowed;
 static char last_log[256];
 static void *loaded_state; /* rendered "state" */
@@ -111,6 +112,11 @@ static struct fake_call *record(const char *name, unsigned flags, unsigned nargs
 {
 	static struct fake_call spill;
 	struct fake_call *c = &spill;
+	if (++calls_in_test > FAKE_RUNAWAY) { /* a plugin looping for ever: end the runner, do not hang */
+		fprintf(stderr, "fake core: more than %d service calls in one test (the last: %s): a runaway loop\n",
+			FAKE_RUNAWAY, name);
+		abort();
+	}
 	if (fake.quiet) {
 		/* not logged */
 	} else if (ncalls < FAKE_CALLS_MAX) {
@@ -605,6 +611,26 @@ struct hak_chain fake_cache_take(hak_thread *p, unsigned cls)
 	t->cache[cls].n = 0;
 	fake_unlock();
 	return ch;
+}
+
+void fake_program_free(void *b)
+{
+	fake_lock();
+	size_t idx;
+	struct fake_slab *s = block_arg("fake_program_free", b, B_PROGRAM, B_PROGRAM, &idx);
+	assert_non_null(s);
+	s->st[idx] = B_OUT;
+	set_link(b, NULL);
+	fake_unlock();
+}
+
+void fake_free_foreign(const struct hak_policy_desc *d, void *state, hak_thread *t, void *b)
+{
+	const struct hak_ownership_ops *o = d->ops;
+	hak_slab *s = fake_block_slab(b);
+	assert_non_null(s);
+	fake_program_free(b);
+	o->free_foreign(state, t, s, b);
 }
 
 /* Walks a chain a plugin handed in: every block in state `want` (or `also`), the count and
@@ -1234,7 +1260,7 @@ static void fake_remote_push(hak_slab *p, void *block)
 	record("remote_push", 0, 2, P(p), P(block));
 	size_t idx;
 	struct fake_slab *s = slab_arg("remote_push", p);
-	struct fake_slab *bs = s ? block_arg("remote_push", block, B_PROGRAM, B_OUT, &idx) : NULL;
+	struct fake_slab *bs = s ? block_arg("remote_push", block, B_OUT, B_OUT, &idx) : NULL;
 	if (bs && bs != s)
 		violation("remote_push: block s%u#%zu pushed to the queue of s%u", bs->id, idx, s->id);
 	else if (bs) {
@@ -1447,6 +1473,7 @@ void fake_reset(void)
 	fake.now_ns = UINT64_C(1000000000);
 	fake.spawn_err = EAGAIN;
 	ncalls = 0;
+	calls_in_test = 0;
 	log_overflowed = false;
 	last_log[0] = '\0';
 	loaded_state = NULL;

@@ -26,6 +26,9 @@
  *     }
  *     ... cmocka_unit_test_setup_teardown(empties_go_back, fake_setup, fake_teardown) ...
  *
+ * (A test that starts threads, a helper or its own, also goes into TSAN_TESTS in
+ * tests/sanitize.mk; make test-asan runs every runner.)
+ *
  * fake_setup resets everything (log, script, slabs, threads, counters, clock); fake_teardown
  * fails the test if the plugin broke a rule the fake checks (below) or left a helper running,
  * and frees the fake's memory.
@@ -59,14 +62,16 @@
  * free), slab_get_info reports the counts. fake_thread_new makes a thread state with a token, a
  * zeroed tstate and caches: cache_fill appends to its cache of cls; fake_cache_pop hands a
  * cached block to the program, fake_cache_push frees one into the cache, fake_cache_take
- * empties the cache into a chain (what the core hands to flush).
+ * empties the cache into a chain (what the core hands to flush), fake_free_foreign frees one
+ * through the policy's free_foreign (what the core does with a block t does not accept).
  *
  * Rules the fake checks (fake_teardown fails on the first broken one, with its message):
  * a slab released with blocks out or queued, or twice, or while abandoned; a slab used after
  * its release; chain_return, cache_fill or remote_push of a block in the wrong place, or a
  * chain whose count or tail is wrong; word 1 of any fake block changed (the core's free mark:
  * a policy never writes it); a service called with a class that does not exist; a handle
- * other than the one init got passed to slab_acquire/slab_adopt/counter_register.
+ * other than the one init got passed to slab_acquire/slab_adopt/counter_register. A plugin
+ * looping for ever ends the runner (abort, with a message) after FAKE_RUNAWAY service calls.
  *
  * Helper threads. spawn_helper records fn and arg; with script.spawn = FAKE_SPAWN_REFUSE it
  * returns script.spawn_err (the plugin's fallback runs), with FAKE_SPAWN_HOLD (the default) it
@@ -88,7 +93,8 @@
 #include <stdint.h>
 
 #define FAKE_ARGS 4            /* arguments recorded per call */
-#define FAKE_CALLS_MAX 16384   /* calls kept; more is a rule broken (a runaway loop) */
+#define FAKE_CALLS_MAX 16384   /* calls kept; more is a rule broken (unless script.quiet) */
+#define FAKE_RUNAWAY 20000000  /* calls in one test, logged or not, before the runner aborts */
 #define FAKE_SLABS_MAX 512     /* fake slabs alive in one test */
 #define FAKE_THREADS_MAX 16
 #define FAKE_HELPERS_MAX 4
@@ -234,6 +240,11 @@ uintptr_t fake_accept(const hak_thread *t, unsigned cls);  /* last cache_accept,
 void *fake_cache_pop(hak_thread *t, unsigned cls);         /* a cached block to the program */
 void fake_cache_push(hak_thread *t, unsigned cls, void *block); /* the program frees it into the cache */
 struct hak_chain fake_cache_take(hak_thread *t, unsigned cls);  /* the whole cache as a chain */
+/* The program frees a block the core does not cache: with the program -> out (free, in the
+ * hands of the policy the core gives it to). fake_free_foreign does that, then calls d's
+ * free_foreign(state, t, the block's slab, block), as the core's free path does. */
+void fake_program_free(void *block);
+void fake_free_foreign(const struct hak_policy_desc *d, void *state, hak_thread *t, void *block);
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 unsigned fake_helpers(void);          /* spawn_helper calls that returned 0 */

@@ -87,6 +87,47 @@ static void trim_pass_purges_what_stayed_empty(void **unused)
 	assert_int_equal(fake_empties(), 0);
 }
 
+static void count_run(void *ctx, const struct hak_free_run *run)
+{
+	uint64_t *bytes = ctx;
+	*bytes += run->dirty ? run->bytes : 0;
+}
+
+/* The facts a trim policy decides on come from the script; a small facts struct (a plugin
+ * built against an older header) gets only what fits. */
+static void facts_come_from_the_script(void **unused)
+{
+	(void)unused;
+	fake.process_rss = 12345;
+	fake.facts.dirty_bytes = 1 << 20;
+	fake.facts.large_cached_bytes = 4096;
+	fake.runs[0] = (struct hak_free_run){NULL, 65536, 5, 1, 0};
+	fake.runs[1] = (struct hak_free_run){NULL, 131072, 7, 0, 1};
+	fake.runs[2] = (struct hak_free_run){NULL, 65536, 9, 1, 1};
+	fake.nruns = 3;
+	fake.local_frees[4] = 99;
+	assert_int_equal(core->process_rss(), 12345);
+	uint64_t dirty = 0;
+	core->free_runs_each(count_run, &dirty);
+	assert_int_equal(dirty, 131072);
+	struct hak_heap_facts f = {.size = sizeof f};
+	core->heap_facts(&f);
+	assert_int_equal(f.dirty_bytes, 1 << 20);
+	assert_int_equal(f.large_cached_bytes, 4096);
+	struct hak_heap_facts small;
+	memset(&small, 0xee, sizeof small);
+	small.size = offsetof(struct hak_heap_facts, superslabs_empty);
+	core->heap_facts(&small);
+	assert_int_equal(small.now_ns, 1000000000);
+	assert_int_equal(small.superslabs_empty, 0xeeeeeeeeeeeeeeeeull); /* past its size: untouched */
+	uint64_t frees[8];
+	core->class_local_frees(frees, 8);
+	assert_int_equal(frees[4], 99);
+	assert_int_equal(frees[3], 0);
+	assert_string_equal(fake_actions(), ""); /* all of them queries */
+	assert_int_equal(fake_ncalls(), 5);
+}
+
 static void on_free(void *ctx, hak_slab *s)
 {
 	hak_slab **seen = ctx;
@@ -109,6 +150,7 @@ static void slabs_move_blocks(void **unused)
 	assert_int_equal(fake_cached(t, 3), 3);
 	void *b = fake_cache_pop(t, 3);
 	assert_ptr_equal(core->slab_of(b), s);
+	fake_program_free(b); /* freed by a thread that does not cache it */
 	core->remote_push(s, b);
 	struct hak_slab_info in;
 	core->slab_get_info(s, &in);
@@ -226,6 +268,7 @@ int main(void)
 		T(calls_are_recorded_in_order),
 		T(release_empty_follows_the_header),
 		T(trim_pass_purges_what_stayed_empty),
+		T(facts_come_from_the_script),
 		T(slabs_move_blocks),
 		T(adopt_takes_the_latest_abandoned),
 		T(counters_are_kept),
