@@ -12,7 +12,8 @@ test-asan:
 		UNIT_SAN_FLAGS="-fsanitize=address,undefined $(SAN_COMMON)"
 
 TSAN_TESTS := test_remote test_accounting test_heap test_introspect test_plugin_trim test_plugin_ownership \
-              test_plugin_trim_pressure
+              test_plugin_trim_pressure \
+              test_plugin_decay
 test-tsan:
 	$(MAKE) --no-print-directory $(addprefix $(BUILD)/tsan/tests/unit/,$(TSAN_TESTS)) \
 		UNIT_OBJ_DIR=$(BUILD)/tsan/unit UNIT_BIN_DIR=$(BUILD)/tsan/tests/unit \

@@ -59,6 +59,8 @@ wanted()   { [[ -z ${E2E_FILTER:-} || $1 =~ $E2E_FILTER ]]; }
 TESTCONF=$LOGS/test-conf
 mkdir -p "$TESTCONF"
 printf '; large_aging: trim passes every 20 ms\n[trim]\npolicy = idle\nidle_ms = 20\n' >"$TESTCONF/idle-20ms.ini"
+printf '; large_aging: decay within a second\n[core]\npolicy_dir = %s\n[trim]\npolicy = decay\ndecay_ms = 1000\n' \
+    "$(dirname "$CONFDIR")/build/policies" >"$TESTCONF/decay-1s.ini"
 chmod -R go-w "$TESTCONF"
 
 # conf_file NAME: the INI file for a configuration name; "builtin" means no file at all.
@@ -278,13 +280,19 @@ if path:
     if cp.has_option("superslab", "size"):
         size = cp.get("superslab", "size").strip()
 out = ["%s=%s" % kv for kv in pol.items()]
+# decay: how long until every freed page is back, and the empty SuperSlabs it always keeps.
+if pol["trim"] == "decay":
+    get = lambda k, d: cp.get("trim", k).strip() if path and cp.has_option("trim", k) else d
+    out.append("decay_ms=%s" % get("decay_ms", "10000"))
+    out.append("reserve=%s" % get("empty_reserve", "2"))
 m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", size)
 if pol["superslab"] == "fixed" and m:
     out.append("size=%d" % (int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]))
 # The file names promise some settings: a file that breaks its name's promise is an error.
 promise = {"option-f.ini": "ownership=central", "option-g.ini": "ownership=tls",
            "superslab-1mb.ini": "size=1048576", "trim-eager.ini": "trim=eager", "trim-none.ini": "trim=none",
-           "trim-pressure.ini": "trim=pressure"}
+           "trim-pressure.ini": "trim=pressure",
+           "trim-decay.ini": "trim=decay"}
 p = promise.get(path.rsplit("/", 1)[-1])
 if p and p not in out:
     print("%s does not select %s (it selects %s)" % (path, p, " ".join(out)))
@@ -318,23 +326,38 @@ stats() {
 
 # idle CONF: after 16 MB of small blocks come and go and the program stays quiet for 1.5 s,
 # idle trim has unmapped every empty SuperSlab, the reserve included; trim none keeps them.
+# Decay: quiet for decay_ms and 1.5 s more, exactly its empty_reserve stays mapped (a floor)
+# and the free pages went back (RSS, like idle's, at least 12 of the 16 MB lower).
 idle() {
-    local conf=$1 name="idle[$1]" summary exp want
+    local conf=$1 name="idle[$1]" summary exp want secs=1.5 rss_back=0 live end
     wanted "$name" || return 0
     if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
     exp=$(expect_for "$conf") || exp=""
     case $exp in
-        *trim=idle*) want="max_empty_kept=0" ;;
+        *trim=idle*) want="max_empty_kept=0" rss_back=1 ;;
         # Below its low watermark pressure trims as idle; at or above it, more: never fewer go back.
-        *trim=pressure*) want="max_empty_kept=0" ;;
+        *trim=pressure*) want="max_empty_kept=0" rss_back=1 ;;
         *trim=none*) want="min_empty_kept=1" ;;
-        *) say_skip "$name" "trim policy of $conf is not idle or none"; return 0 ;;
+        *trim=decay*)
+            local ms reserve
+            ms=$(sed -n 's/.*decay_ms=\([^ ]*\).*/\1/p' <<<"$exp")
+            reserve=$(sed -n 's/.*reserve=\([^ ]*\).*/\1/p' <<<"$exp")
+            if ((ms < 0 || ms > 20000)); then say_skip "$name" "decay_ms = $ms: nothing comes back within the test"; return 0; fi
+            secs=$(awk -v ms="$ms" 'BEGIN { printf "%.1f", ms / 1000 + 1.5 }')
+            want="min_empty_kept=$reserve max_empty_kept=$reserve" rss_back=1 ;;
+        *) say_skip "$name" "trim policy of $conf is not idle, none or decay"; return 0 ;;
     esac
-    run "$name" "$conf" 60 any HAKMEM_STATS=json -- idle 1.5 || return 0
+    run "$name" "$conf" 60 any HAKMEM_STATS=json -- idle "$secs" || return 0
     # shellcheck disable=SC2086
     summary=$(check_json "$LOGS/$name.err" only=1 $want $exp) ||
-        { say_fail "$name" "$summary"; repro "$conf" HAKMEM_STATS=json -- idle 1.5; return 0; }
-    say_pass "$name" "$summary"
+        { say_fail "$name" "$summary"; repro "$conf" HAKMEM_STATS=json -- idle "$secs"; return 0; }
+    read -r live end < <(sed -n 's/^idle: RSS \([0-9]*\) -> \([0-9]*\) kB$/\1 \2/p' "$LOGS/$name.out")
+    if [[ -z $live || -z $end ]]; then say_fail "$name" "no 'idle: RSS a -> b kB' line on stdout"; return 0; fi
+    if ((rss_back && end > live - 12 * 1024)); then
+        say_fail "$name" "RSS $live -> $end kB after ${secs} s quiet: the 16 MB freed did not go back"
+        repro "$conf" HAKMEM_STATS=json -- idle "$secs"; return 0
+    fi
+    say_pass "$name" "RSS $live -> $end kB after ${secs} s; $summary"
 }
 
 # larson CONF: the seed's workload for ~3 s; under hakmem the stats must show memory going back.
@@ -365,6 +388,12 @@ large_aging() {
         case $trim in
             idle|pressure) want=back ;;
             none) want=kept ;;
+            decay)
+                local ms
+                ms=$(expect_for "$conf" | sed -n 's/.*decay_ms=\([^ ]*\).*/\1/p')
+                if ((ms < 0 || ms > 3000)); then
+                    say_skip "$name" "decay_ms = $ms: the test waits 5 s for the mappings (decay-1s runs it)"; return 0
+                fi ;;
             *) say_skip "$name" "trim policy '$trim' runs no pass while the program is idle"; return 0 ;;
         esac
     fi
@@ -718,7 +747,7 @@ if [[ $MODE == hakmem ]]; then
     c_some=${E2E_CONFS:-"builtin option-f"}
     c_ss=${E2E_CONFS:-"builtin superslab-1mb"}
     c_maps=${E2E_CONFS:-"builtin option-f superslab-1mb"}
-    c_aging=${E2E_CONFS:-"builtin idle-20ms trim-none"}
+    c_aging=${E2E_CONFS:-"builtin idle-20ms trim-none decay-1s"}
 else
     echo "e2e: running under plain glibc ($why_glibc); hakmem-only tests are skipped"
     c_all=glibc c_threads=glibc c_some=glibc c_ss=glibc c_maps=glibc c_aging=glibc

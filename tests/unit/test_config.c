@@ -670,6 +670,7 @@ static void test_shipped_configs(void **state)
 		{"trim-none.ini", "none", NULL, NULL, NULL},
 		{"trim-eager.ini", "eager", NULL, NULL, NULL},
 		{"trim-pressure.ini", "pressure", NULL, NULL, NULL},
+		{"trim-decay.ini", "decay", NULL, NULL, NULL},
 	};
 	for (size_t i = 0; i < sizeof confs / sizeof confs[0]; i++) {
 		char path[512];
