@@ -387,7 +387,7 @@ void hak__pool_free_runs_each(void (*fn)(void *ctx, const struct hak_free_run *r
 				v++;
 			}
 			struct hak_free_run run = {(char *)ss + unit_from(u), ((uint64_t)v << HAK_UNIT_SHIFT) - unit_from(u),
-						   since, dirty, ss->unit_mask == 0};
+						   since, dirty, ss->unit_mask == 0, ss};
 			fn(ctx, &run);
 			u = v;
 		}

@@ -144,6 +144,8 @@ struct hak_free_run {
 	uint64_t free_since_ns; /* when its last unit became free */
 	int dirty;              /* touched since its last purge */
 	int superslab_empty;    /* the run belongs to an empty SuperSlab */
+	const void *superslab;  /* the SuperSlab it belongs to (its base): runs come SuperSlab by
+				 * SuperSlab, in address order */
 };
 
 /* Limits of the core's cache of freed large mappings (set by the trim policy in start; the

@@ -94,17 +94,15 @@ static uint64_t decay_h(uint64_t age, uint64_t decay_ns)
 /* What one walk of the free runs found. The curve's limit on dirty bytes is the sum of
  * bytes * h(age) over every free run, dirty or already purged: of the pages freed at t, the
  * share h may still be dirty (a sum over the dirty runs alone would apply h again to what
- * earlier passes left, and compound). Empty SuperSlabs are found among the runs: the runs of
- * one SuperSlab come in address order and tile it, and its first run starts after its header,
- * so a run that does not continue the previous one (or lies in another 2 MB block) starts the
- * next SuperSlab; the oldest OLDEST of them are kept, to remember those a pass unmaps. */
+ * earlier passes left, and compound). Empty SuperSlabs are found among the runs (each names its
+ * SuperSlab, and they come SuperSlab by SuperSlab); the oldest OLDEST of them are kept, to
+ * remember those a pass unmaps. */
 struct scan {
 	uint64_t now, decay_ns;
 	uint64_t dirty, dirty_limit; /* bytes */
 	unsigned empties;
 	uint64_t empties_h;          /* sum of h over them, Q16 */
-	const char *group_end;       /* where the open empty SuperSlab's runs reached; NULL: none */
-	uintptr_t group_block;       /* its 2 MB block */
+	const void *group_ss;        /* the open empty SuperSlab; NULL: none */
 	struct gone group;           /* its emptying time (its last unit's free time) and bytes */
 	unsigned oldest_n;
 	struct gone oldest[OLDEST];  /* the longest-empty ones, oldest first */
@@ -117,9 +115,9 @@ static uint64_t age_of(uint64_t now, uint64_t since)
 
 static void scan_close(struct scan *sc)
 {
-	if (!sc->group_end)
+	if (!sc->group_ss)
 		return;
-	sc->group_end = NULL;
+	sc->group_ss = NULL;
 	sc->empties++;
 	sc->empties_h += decay_h(age_of(sc->now, sc->group.since), sc->decay_ns);
 	unsigned i = sc->oldest_n < OLDEST ? sc->oldest_n++ : OLDEST;
@@ -144,16 +142,14 @@ static void scan_run(void *ctx, const struct hak_free_run *r)
 		scan_close(sc);
 		return;
 	}
-	const char *b = r->base;
-	if (!sc->group_end || b != sc->group_end || (uintptr_t)b >> 21 != sc->group_block) {
+	if (r->superslab != sc->group_ss) {
 		scan_close(sc);
-		sc->group_block = (uintptr_t)b >> 21;
+		sc->group_ss = r->superslab;
 		sc->group = (struct gone){0, 0};
 	}
 	if (r->free_since_ns > sc->group.since)
 		sc->group.since = r->free_since_ns;
 	sc->group.bytes += r->bytes;
-	sc->group_end = b + r->bytes;
 }
 
 static void decay_scan(struct decay_state *s, uint64_t now, struct scan *sc)

@@ -101,9 +101,9 @@ static void facts_come_from_the_script(void **unused)
 	fake.process_rss = 12345;
 	fake.facts.dirty_bytes = 1 << 20;
 	fake.facts.large_cached_bytes = 4096;
-	fake.runs[0] = (struct hak_free_run){NULL, 65536, 5, 1, 0};
-	fake.runs[1] = (struct hak_free_run){NULL, 131072, 7, 0, 1};
-	fake.runs[2] = (struct hak_free_run){NULL, 65536, 9, 1, 1};
+	fake.runs[0] = (struct hak_free_run){NULL, 65536, 5, 1, 0, NULL};
+	fake.runs[1] = (struct hak_free_run){NULL, 131072, 7, 0, 1, NULL};
+	fake.runs[2] = (struct hak_free_run){NULL, 65536, 9, 1, 1, NULL};
 	fake.nruns = 3;
 	fake.local_frees[4] = 99;
 	assert_int_equal(core->process_rss(), 12345);

@@ -37,7 +37,7 @@ static double h_of(double u)
 
 static struct hak_free_run a_run(uintptr_t base, uint64_t bytes, uint64_t since, int dirty, int empty)
 {
-	return (struct hak_free_run){(const void *)base, bytes, since, dirty, empty};
+	return (struct hak_free_run){(const void *)base, bytes, since, dirty, empty, (const void *)(base & ~(uintptr_t)0x1fffff)};
 }
 
 /* The purge the last pass asked for (max_bytes), 0 when it asked none; then forgets the log. */
