@@ -11,7 +11,7 @@ BENCH_RUN    := python3 bench/run.py
 # Extra runner flags, e.g. `make bench BENCH_ARGS="--repeats 5 --workload larson"`.
 BENCH_ARGS   ?=
 
-.PHONY: bench bench-progs bench-quick bench-callgrind bench-larson bench-try-lib demo
+.PHONY: bench bench-progs bench-quick bench-callgrind bench-larson bench-traces bench-try-lib demo
 
 bench-progs: $(BENCH_BINS)
 
@@ -38,6 +38,10 @@ bench-callgrind: bench-progs bench-try-lib
 
 bench-larson: bench-progs bench-try-lib
 	$(BENCH_RUN) larson $(BENCH_ARGS)
+
+# Real programs recorded and replayed under every allocator (also the last section of `make bench`).
+bench-traces: bench-progs bench-try-lib
+	$(BENCH_RUN) traces $(BENCH_ARGS)
 
 # `make demo`: build everything, then Larson (10 s, 4 threads, 8-128 B, 1024 blocks) under
 # glibc and hakmem side by side. Exits non-zero, after showing glibc, if hakmem did not build.

@@ -6,6 +6,8 @@ each cell, and writes Markdown tables, raw CSV/JSON and a gnuplot plot to bench/
 Modes:  quick      short runs, the whole matrix in under a minute (threads 1 and 4)
         full       the whole matrix, threads 1, 2, 4, 8, then instruction counts (~35 min)
         callgrind  instructions per malloc+free pair on `churn`, under valgrind --tool=callgrind
+        traces     real programs (gcc, python3, sqlite3) recorded with HAKMEM_TRACE and replayed
+                   under every allocator (tools/hakmem_replay.py); also the last section of full
         larson     the core issue's Larson targets: 4 threads, 8-128 B, 1024 blocks, 60 s
         demo       Larson for 10 s under glibc and hakmem (conf/hakmem.ini), side by side
 Every run also reports the measured process's rusage (os.wait4): user and system CPU seconds,
@@ -1020,6 +1022,8 @@ def mode_matrix(args, allocs, notes):
     extra = ""
     if args.mode == "full" and not args.no_callgrind:
         extra = run_callgrind(allocs)
+    if args.mode == "full" and not args.no_traces:
+        extra += traces_section(args, allocs, notes)
     stem = os.path.join(args.out, f"{started:%Y%m%d-%H%M%S}-{args.mode}")
     os.makedirs(args.out, exist_ok=True)
     md = write_report(args.mode, rows, row_secs, cells, allocs, notes, args.repeats, started,
@@ -1054,6 +1058,32 @@ def mode_callgrind(args, allocs, notes):
     print(md)
     print(f"written: {os.path.relpath(stem, ROOT)}.md", file=sys.stderr)
     return 0
+
+
+def traces_section(args, allocs, notes, started=None):
+    """Markdown of the traces section (tools/hakmem_replay.py records and replays)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import hakmem_replay
+    replayer = os.path.join(ROOT, "build", "bin", "hakmem-replay")
+    if not os.path.exists(replayer) or not any(a.kind == "hakmem" for a in allocs):
+        return ("\n## Traces of real programs\n\nskipped: build/bin/hakmem-replay or "
+                "build/libhakmem.so is missing (run `make`)\n")
+    conf = next((a.conf for a in allocs if a.label == "hakmem-default"), "")
+    lib = next(a.preload for a in allocs if a.kind == "hakmem")
+    return hakmem_replay.lab_traces(replayer, lib, conf, allocs, args.repeats, args.out,
+                                    args.no_plot, started)
+
+
+def mode_traces(args, allocs, notes):
+    for n in notes:
+        print("note: " + n, file=sys.stderr)
+    started = datetime.datetime.now()
+    os.makedirs(args.out, exist_ok=True)
+    md = traces_section(args, allocs, notes, started)
+    print(md)
+    print(f"written: {os.path.relpath(os.path.join(args.out, f'{started:%Y%m%d-%H%M%S}-traces'), ROOT)}"
+          ".{md,csv,json} and plots", file=sys.stderr)
+    return 1 if "FAIL" in md else 0
 
 
 def rss_steady(run):
@@ -1195,7 +1225,7 @@ def mode_larson(args, allocs, notes, demo=False):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["quick", "full", "callgrind", "larson", "demo"])
+    ap.add_argument("mode", choices=["quick", "full", "callgrind", "larson", "demo", "traces"])
     ap.add_argument("--repeats", type=int, default=3, help="runs per cell (default 3)")
     ap.add_argument("--budget", type=float, default=None,
                     help="target seconds for the matrix (default quick 45, full 2100)")
@@ -1211,6 +1241,7 @@ def main():
     ap.add_argument("--out", default=RESULTS_DIR, help="results folder (default bench/results)")
     ap.add_argument("--no-plot", action="store_true", help="skip gnuplot")
     ap.add_argument("--no-callgrind", action="store_true", help="full mode without callgrind")
+    ap.add_argument("--no-traces", action="store_true", help="full mode without the traces section")
     ap.add_argument("--quick-callgrind", action="store_true",
                     help="callgrind with 10x fewer iterations")
     args = ap.parse_args()
@@ -1232,6 +1263,8 @@ def main():
         return mode_matrix(args, allocs, notes)
     if args.mode == "callgrind":
         return mode_callgrind(args, allocs, notes)
+    if args.mode == "traces":
+        return mode_traces(args, allocs, notes)
     return mode_larson(args, allocs, notes, demo=args.mode == "demo")
 
 

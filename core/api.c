@@ -1,7 +1,9 @@
 /* api.c: the ONLY file that exports the libc allocation names (and their __libc_ aliases),
  * hakmem's public hak_ API, and the process hooks: the constructor that reads the
  * configuration and loads the plugins, the exit-time stats, and the fork handlers.
- * Never link this file into a test runner: everything else is testable without it. */
+ * Never link this file into a test runner: everything else is testable without it.
+ * While a trace is recorded (trace.h) the entry points other than malloc and free go through
+ * trace.c's wrappers: the lines marked "recording". */
 #include "alloc_fast.h"
 #include "hakmem.h"
 #include "introspect.h"
@@ -13,6 +15,8 @@
 #include "slab.h"
 #include "startup.h"
 #include "stats.h"
+#include "trace.h"
+#include "trace_format.h"
 #include "trim.h"
 
 #include <errno.h>
@@ -38,11 +42,15 @@ HAK_EXPORT void free(void *p)
 
 HAK_EXPORT void *calloc(size_t n, size_t size)
 {
+	if (hak__tracing()) /* recording */
+		return hak__trace_calloc(n, size);
 	return hak__calloc(n, size);
 }
 
 HAK_EXPORT void *realloc(void *p, size_t n)
 {
+	if (hak__tracing()) /* recording */
+		return hak__trace_realloc(p, n);
 	return hak__realloc(p, n);
 }
 
@@ -53,13 +61,15 @@ HAK_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (hak__tracing()) /* recording */
+		return hak__trace_realloc(p, bytes);
 	return hak__realloc(p, bytes);
 }
 
 /* glibc's memalign (and aligned_alloc, the same function in glibc 2.36): EINVAL only for an
  * alignment above SIZE_MAX / 2 + 1; any other is rounded up to the next power of two, and one
  * that cannot be served (up to 2^63) fails with ENOMEM like any size that cannot. */
-static void *memalign_glibc(size_t align, size_t n)
+static void *memalign_glibc(size_t align, size_t n, unsigned kind)
 {
 	if (align > SIZE_MAX / 2 + 1) {
 		errno = EINVAL;
@@ -67,24 +77,27 @@ static void *memalign_glibc(size_t align, size_t n)
 	}
 	if (align & (align - 1))
 		align = (size_t)1 << (64 - __builtin_clzll(align));
+	if (hak__tracing()) /* recording */
+		return hak__trace_memalign(kind, align, n);
 	return hak__memalign(align, n);
 }
 
 HAK_EXPORT void *memalign(size_t align, size_t n)
 {
-	return memalign_glibc(align, n);
+	return memalign_glibc(align, n, HAK_TALIGN_MEMALIGN);
 }
 
 HAK_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
-	return memalign_glibc(align, n);
+	return memalign_glibc(align, n, HAK_TALIGN_ALIGNED_ALLOC);
 }
 
 HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
 	if (align < sizeof(void *) || (align & (align - 1)))
 		return EINVAL;
-	void *p = hak__memalign(align, n);
+	void *p = hak__tracing() ? hak__trace_memalign(HAK_TALIGN_POSIX_MEMALIGN, align, n) /* recording */
+				 : hak__memalign(align, n);
 	if (!p) {
 		errno = ENOMEM; /* as glibc's: programs look at errno after a failed call */
 		return ENOMEM;
@@ -95,6 +108,8 @@ HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 
 HAK_EXPORT void *valloc(size_t n)
 {
+	if (hak__tracing()) /* recording */
+		return hak__trace_memalign(HAK_TALIGN_VALLOC, (size_t)sysconf(_SC_PAGESIZE), n);
 	return hak__memalign((size_t)sysconf(_SC_PAGESIZE), n);
 }
 
@@ -105,6 +120,8 @@ HAK_EXPORT void *pvalloc(size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (hak__tracing()) /* recording */
+		return hak__trace_memalign(HAK_TALIGN_PVALLOC, page, n ? (n + page - 1) & ~(page - 1) : page);
 	return hak__memalign(page, n ? (n + page - 1) & ~(page - 1) : page);
 }
 
@@ -120,14 +137,15 @@ HAK_EXPORT void cfree(void *p)
 
 HAK_EXPORT void free_sized(void *p, size_t size)
 {
-	(void)size;
+	if (hak__tracing()) /* recording */
+		return hak__trace_free_sized(p, size, 0);
 	hak__free_fast(p);
 }
 
 HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 {
-	(void)align;
-	(void)size;
+	if (hak__tracing()) /* recording */
+		return hak__trace_free_sized(p, size, align);
 	hak__free_fast(p);
 }
 
@@ -144,7 +162,8 @@ static struct hak_trim_result trim_everything(void)
 
 HAK_EXPORT int malloc_trim(size_t pad)
 {
-	(void)pad;
+	if (hak__tracing()) /* recording */
+		hak__trace_trim(pad);
 	struct hak_trim_result r = trim_everything();
 	return r.superslabs_released > 0 || r.bytes_purged > 0 || r.large_released > 0;
 }
@@ -317,6 +336,7 @@ __attribute__((constructor)) static void hakmem_start(void)
 
 __attribute__((destructor)) static void hakmem_stop(void)
 {
+	hak__trace_finish(); /* recording: what the threads recorded, and the END record */
 	hak__policies_stop_all();
 	if (hak__stats_mode)
 		hak__stats_fd(hak__stats_exit_fd(), hak__stats_mode == HAK_STATS_JSON);

@@ -158,7 +158,7 @@ int hak__open_trusted(const char *path, int *err, char *why, size_t whylen)
 
 /* ---- The [core] table, expanded --------------------------------------------------------------- */
 
-enum core_type { CT_PATH, CT_UINT, CT_BOOL, CT_STATS };
+enum core_type { CT_PATH, CT_FILE, CT_UINT, CT_BOOL, CT_STATS };
 
 struct core_key {
 	const char *key;
@@ -185,6 +185,7 @@ static void copy_string(char *dst, size_t size, const char *src)
 }
 
 #define SET_DEFAULT_PATH(field, def)  copy_string(field, sizeof field, def)
+#define SET_DEFAULT_FILE(field, def)  copy_string(field, sizeof field, def)
 #define SET_DEFAULT_UINT(field, def)  (field) = (def)
 #define SET_DEFAULT_BOOL(field, def)  (field) = (def)
 #define SET_DEFAULT_STATS(field, def) (field) = (def)
@@ -203,6 +204,7 @@ static const char *core_format(const struct hak_core_settings *c, const struct c
 	const char *field = (const char *)c + k->offset;
 	switch (k->type) {
 	case CT_PATH:
+	case CT_FILE:
 		return hak__log_quote(buf, size, field, true);
 	case CT_UINT:
 		snprintf(buf, size, "%llu", (unsigned long long)*(const uint64_t *)(const void *)field);
@@ -263,7 +265,12 @@ static bool core_parse(struct hak_core_settings *c, const struct core_key *k, co
 {
 	char *field = (char *)c + k->offset;
 	switch (k->type) {
-	case CT_PATH: {
+	case CT_PATH:
+	case CT_FILE: {
+		if (!*value && k->type == CT_FILE) {
+			field[0] = '\0'; /* no file */
+			return true;
+		}
 		if (!*value) {
 			snprintf(why, whylen, "expected a folder, found an empty value");
 			return false;
@@ -743,6 +750,16 @@ int hak__config_load(const char *path, struct hak_config *cfg)
 
 void hak__config_apply_env(struct hak_config *cfg)
 {
+	const char *t = hak__getenv("HAKMEM_TRACE");
+	if (t) {
+		if (strlen(t) < sizeof cfg->core.trace) {
+			copy_string(cfg->core.trace, sizeof cfg->core.trace, t); /* relative: the current folder */
+		} else {
+			cfg->diagnostics++;
+			hak__log("HAKMEM_TRACE: file name longer than %d bytes; not recording", HAK_CONFIG_PATH_MAX - 1);
+			cfg->core.trace[0] = '\0';
+		}
+	}
 	const char *v = hak__getenv("HAKMEM_STATS");
 	if (!v || !*v)
 		return;
@@ -776,6 +793,9 @@ void hak__config_doc(FILE *out)
 		switch (k->type) {
 		case CT_PATH:
 			snprintf(type, sizeof type, "folder");
+			break;
+		case CT_FILE:
+			snprintf(type, sizeof type, "file name");
 			break;
 		case CT_UINT:
 			snprintf(type, sizeof type, "integer %llu..%llu", (unsigned long long)k->min,

@@ -44,7 +44,8 @@ enum hak_stats_mode {
 /* The [core] settings, declared once. Columns:
  *   X(key, type, default, min, max, help)
  * type is one of PATH (a folder; relative values resolve against the INI file's folder),
- * UINT (decimal integer in [min, max]), BOOL (on|off, yes|no, true|false, 1|0), STATS (off|table|json).
+ * FILE (a file name, resolved the same way; empty: none), UINT (decimal integer in [min, max]),
+ * BOOL (on|off, yes|no, true|false, 1|0), STATS (off|table|json).
  * min and max only mean something for UINT. */
 #define HAK_CORE_SETTINGS(X)                                                                        \
 	X(policy_dir, PATH, HAK_PLUGIN_DIR, 0, 0,                                                   \
@@ -57,10 +58,15 @@ enum hak_stats_mode {
 	  "Most memory mappings hakmem may hold at once; past it an allocation fails with ENOMEM "   \
 	  "and one diagnostic line. `0` = automatic: a share of `vm.max_map_count`.")                \
 	X(verbose, BOOL, false, 0, 0,                                                               \
-	  "Log one line per policy at start-up naming what was loaded and from which file.")
+	  "Log one line per policy at start-up naming what was loaded and from which file.")        \
+	X(trace, FILE, "", 0, 0,                                                                    \
+	  "Record every allocation call of the program into this file, for `hakmem replay` (see "    \
+	  "hakmem(7)). Empty: no recording. The environment variable `HAKMEM_TRACE` overrides it; "  \
+	  "`hakmem record -o FILE` sets it.")
 
 /* Storage of each type. */
 #define HAK__CFG_FIELD_PATH(name)  char name[HAK_CONFIG_PATH_MAX]
+#define HAK__CFG_FIELD_FILE(name)  char name[HAK_CONFIG_PATH_MAX]
 #define HAK__CFG_FIELD_UINT(name)  uint64_t name
 #define HAK__CFG_FIELD_BOOL(name)  bool name
 #define HAK__CFG_FIELD_STATS(name) enum hak_stats_mode name
@@ -128,7 +134,8 @@ HAK_HIDDEN const char *hak__config_path_from_env(void);
 /* The decision itself, for tests: env_value is HAKMEM_CONF (NULL when unset). */
 HAK_HIDDEN const char *hak__config_choose_path(const char *env_value, bool secure,
 					       const char *system_path);
-/* Applies HAKMEM_STATS over cfg->core.stats (ignored in secure mode); a bad value is one line. */
+/* Applies HAKMEM_STATS over cfg->core.stats and HAKMEM_TRACE over cfg->core.trace (both ignored
+ * in secure mode); a bad value is one line. */
 HAK_HIDDEN void hak__config_apply_env(struct hak_config *cfg);
 
 /* Nonzero when the process runs in secure-execution mode (setuid, setgid, capabilities):

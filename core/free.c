@@ -9,6 +9,7 @@
 #include "large.h"
 #include "policy_call.h"
 #include "slab.h"
+#include "trace.h"
 
 struct hak_slab *hak__ptr_check(const void *p, const char *what, bool check_freed)
 {
@@ -52,7 +53,7 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 {
 	uintptr_t owner = hak_load_acquire(&s->xowner);
 	struct hak_tcache *tc = &t->cache[s->cls];
-	if (owner == tc->accept) {
+	if (owner == hak__accept_real(tc->accept)) { /* recording marks accept (trace.h) */
 		if (hak__tc_full(tc))
 			cache_overflow(t, s->cls);
 		if (!hak__tc_full(tc)) {
@@ -106,11 +107,18 @@ static void free_slow(void *p)
 	hak__after_slow();
 }
 
-void hak__free_slow(void *p)
+void hak__free_untraced(void *p)
 {
 	int saved = errno;
 	free_slow(p);
 	errno = saved;
+}
+
+void hak__free_slow(void *p)
+{
+	if (hak__tracing()) /* recording: every free comes here, trace.c makes it (trace.h) */
+		return hak__trace_free(p);
+	hak__free_untraced(p);
 }
 
 void hak__free(void *p)

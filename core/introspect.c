@@ -44,7 +44,7 @@ HAK_SNAPSHOT_READ static uint32_t read_u32(const uint32_t *p)
 }
 
 /* heap lock held */
-HAK_SNAPSHOT_READ static void thread_fn(const struct hak_thread *t, void *ctx)
+HAK_SNAPSHOT_READ static void thread_fn(struct hak_thread *t, void *ctx)
 {
 	struct walk *w = ctx;
 	for (unsigned h = 0; h < 2; h++)

@@ -39,6 +39,7 @@
 #include "alloc_fast.h"
 #include "large.h"
 #include "policy_call.h"
+#include "trace.h"
 
 __thread int hak__busy __attribute__((tls_model("initial-exec")));
 
@@ -113,7 +114,7 @@ void *hak__large_alloc_guarded(size_t n, size_t align, bool zero)
 	return p;
 }
 
-void *hak__malloc_slow(size_t n)
+void *hak__malloc_untraced(size_t n)
 {
 	if (likely(n > 1024 && n <= HAK_SMALL_MAX)) {
 		/* 1 KB < n <= 128 KB with a warm cache: the fast path's pop with the class computed
@@ -126,6 +127,13 @@ void *hak__malloc_slow(size_t n)
 	if (n > HAK_SMALL_MAX)
 		return hak__large_alloc_guarded(n, 0, false);
 	return hak__alloc_class(hak__size_to_class(n));
+}
+
+void *hak__malloc_slow(size_t n)
+{
+	if (hak__tracing()) /* recording: every malloc comes here, trace.c makes it (trace.h) */
+		return hak__trace_malloc(n);
+	return hak__malloc_untraced(n);
 }
 
 void *hak__malloc(size_t n)

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 
 #include "core_services.h"
@@ -52,6 +53,20 @@ static void api_counter_add(hak_thread *t, int id, uint64_t n)
 
 #define api_counter_set hak__counter_set
 
+/* A helper thread names itself "hakmem-helper": the recorder's writer (trace.c) ends a process
+ * in which only hakmem's own threads are left. */
+struct helper_start {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static void *helper_main(void *p)
+{
+	struct helper_start h = *(struct helper_start *)p;
+	prctl(PR_SET_NAME, "hakmem-helper", 0, 0, 0);
+	return h.fn(h.arg);
+}
+
 static int api_spawn_helper(void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
@@ -62,7 +77,13 @@ static int api_spawn_helper(void *(*fn)(void *), void *arg)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 64 << 10);
 	pthread_t tid;
-	int err = pthread_create(&tid, &attr, fn, arg);
+	struct helper_start *h = hak__meta_alloc(sizeof *h); /* a few bytes per helper, kept */
+	int err = ENOMEM;
+	if (h) {
+		h->fn = fn;
+		h->arg = arg;
+		err = pthread_create(&tid, &attr, helper_main, h);
+	}
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return err;
@@ -107,7 +128,7 @@ static void api_cache_fill(hak_thread *t, unsigned cls, struct hak_chain chain)
 static void api_cache_accept(hak_thread *t, unsigned cls, uintptr_t owner)
 {
 	if (cls < HAK_NCLASSES && t && t->state == HAK_THREAD_LIVE)
-		t->cache[cls].accept = owner;
+		t->cache[cls].accept = owner | hak__accept_mark; /* recording marks it (tcache.h) */
 }
 
 #define api_class_local_frees hak__threads_class_frees

@@ -6,6 +6,7 @@
 struct hak_class_info hak__classes[HAK_NCLASSES];
 uint8_t hak__class_of_small[1024 / 16 + 1];
 uint16_t hak__tc_off_of_small[1024 / 16 + 1];
+uintptr_t hak__accept_mark; /* tcache.h: HAK_ACCEPT_TRACED while recording */
 
 /* m^-1 mod 2^64 for odd m: Newton's iteration doubles the correct low bits (3 to start). */
 static uint64_t inverse_odd(uint64_t m)

@@ -7,6 +7,7 @@
 #include "os.h"
 #include "policy_call.h"
 #include "services.h"
+#include "trace.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -126,5 +127,7 @@ void hak__startup(void)
 	static const uint32_t order[] = {HAK_POLICY_SUPERSLAB, HAK_POLICY_TRIM, HAK_POLICY_OWNERSHIP};
 	for (unsigned i = 0; i < sizeof order / sizeof order[0]; i++)
 		start_kind(order[i], &cfg);
+	/* Recording (HAKMEM_TRACE, [core] trace) starts once the policies are in: trace.c. */
+	hak__trace_start(cfg.core.trace);
 	hak__config_free(&cfg);
 }

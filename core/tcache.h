@@ -13,6 +13,18 @@
 
 #include "block.h"
 
+/* While a trace is recorded (trace.c) every cache's `accept` carries HAK_ACCEPT_TRACED, a bit
+ * no slab owner has, so every free fails the fast path's owner test; the slow path compares the
+ * real owner (hak__accept_real). hak__accept_mark is that bit while recording, else 0: what a
+ * new state's and a policy's accept get (thread.c, services.c). */
+#define HAK_ACCEPT_TRACED ((uintptr_t)1 << 63)
+HAK_HIDDEN extern uintptr_t hak__accept_mark;
+
+HAK_INLINE uintptr_t hak__accept_real(uintptr_t accept)
+{
+	return accept & ~HAK_ACCEPT_TRACED;
+}
+
 struct hak_tcache {
 	void *head;       /* top of the stack of free blocks, linked through word 0 */
 	uintptr_t accept; /* the slab owner whose blocks a free may push here (token or ANY) */

@@ -54,6 +54,12 @@ static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_thread *orphan_thread;
 
 static void thread_exit_hook(void *arg);
+static void (*_Atomic xexit_hook)(void);
+
+void hak__threads_set_exit_hook(void (*fn)(void))
+{
+	hak_store_release(&xexit_hook, fn);
+}
 
 struct hak_thread *hak__thread_sentinel_gone(void)
 {
@@ -99,6 +105,8 @@ static struct hak_thread *thread_new(bool take_parked)
 			t->next_free = NULL;
 			t->state = HAK_THREAD_LIVE;
 			t->flush_epoch = atomic_load(&xflush_epoch);
+			for (unsigned c = 0; c < HAK_NCLASSES; c++) /* recording marks accept (tcache.h) */
+				t->cache[c].accept = hak__accept_real(t->cache[c].accept) | hak__accept_mark;
 			register_live(t);
 			pthread_mutex_unlock(&thread_lock);
 			return t;
@@ -122,7 +130,7 @@ static struct hak_thread *thread_new(bool take_parked)
 	t->model = m;
 	t->own_tstate = (char *)t + sizeof(struct hak_thread);
 	t->flush_epoch = atomic_load(&xflush_epoch);
-	uintptr_t accept = hak__own_default_accept(m, t->token);
+	uintptr_t accept = hak__own_default_accept(m, t->token) | hak__accept_mark; /* tcache.h */
 	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 		t->cache[c].max = t->cache[c].room = hak__classes[c].cache_max;
 		t->cache[c].accept = accept;
@@ -328,6 +336,9 @@ unsigned hak__threads_parked(void)
 static void thread_exit_hook(void *arg)
 {
 	struct hak_thread *t = arg;
+	void (*hook)(void) = hak_load_acquire(&xexit_hook);
+	if (hook) /* the recorder's (trace.c): the thread's end, before its later frees */
+		hook();
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
 	if (t && t->state == HAK_THREAD_LIVE) {
 		/* A thread that freed many blocks of other threads (a consumer) may have emptied
@@ -386,11 +397,11 @@ void hak__threads_sum(struct hak_thread_sums *out)
 	pthread_mutex_unlock(&thread_lock);
 }
 
-void hak__threads_each(void (*fn)(const struct hak_thread *t, void *ctx), void *ctx)
+void hak__threads_each(void (*fn)(struct hak_thread *t, void *ctx), void *ctx)
 {
 	pthread_mutex_lock(&thread_lock);
 	for (struct hak_thread *t = live_threads; t; t = t->next_live)
-		fn(t, ctx);
+		fn(t, ctx); /* the orphan state is registered too */
 	pthread_mutex_unlock(&thread_lock);
 }
 

@@ -42,9 +42,9 @@ struct hak_thread_sums {
 };
 HAK_HIDDEN void hak__threads_sum(struct hak_thread_sums *out);
 HAK_HIDDEN void hak__threads_class_frees(uint64_t *out, unsigned n); /* local frees per class */
-/* fn(t, ctx) for every live thread state, thread lock held: fn reads, takes no lock, allocates
- * nothing. */
-HAK_HIDDEN void hak__threads_each(void (*fn)(const struct hak_thread *t, void *ctx), void *ctx);
+/* fn(t, ctx) for every live thread state (the orphan's included), thread lock held: fn takes no
+ * lock and allocates nothing (introspection reads, recording marks the caches). */
+HAK_HIDDEN void hak__threads_each(void (*fn)(struct hak_thread *t, void *ctx), void *ctx);
 /* out_bytes of the states retired or parked, and of frees that went through no state. */
 HAK_HIDDEN void hak__threads_out_bytes_retired(int64_t out[2]);
 /* A small block of a 2^lg SuperSlab leaves slab land's count on t (or, for a thread without a
@@ -57,6 +57,8 @@ HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void); /* orphan lock held; NULL: no memory */
 
 HAK_HIDDEN void hak__thread_init_hooks(void); /* once, from hak__init */
+/* fn runs first in every thread's exit hook (the recorder's, layer 8: trace.c). */
+HAK_HIDDEN void hak__threads_set_exit_hook(void (*fn)(void));
 HAK_HIDDEN void hak__thread_fork_prepare(void);
 HAK_HIDDEN void hak__thread_fork_parent(void);
 HAK_HIDDEN void hak__thread_fork_child(bool self_consistent);

@@ -42,6 +42,8 @@ struct hak_thread {
 	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
 					* state was made: a small state is parked at exit, a big one
 					* settled */
+	void *trace_null;              /* always NULL: while recording, malloc's size table names it
+					* as every small size's cache, so every malloc misses (trace.c) */
 	int64_t out_bytes[2];          /* bytes of small blocks that left slab land through this
 					* state (cache fills) minus those that came back (flushes,
 					* foreign frees), by SuperSlab size (1 MB, 2 MB): written only by

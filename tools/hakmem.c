@@ -1,7 +1,8 @@
 /* hakmem.c: the `hakmem` command. Owns the command line, --help, and the launcher: it sets
  * LD_PRELOAD (libhakmem first), HAKMEM_CONF and HAKMEM_STATS, then execs the program, like
- * jemalloc's jemalloc.sh. The `policies` and `check` subcommands live in hakmem_policies.c
- * and hakmem_check.c. */
+ * jemalloc's jemalloc.sh; `record` is the launcher with HAKMEM_TRACE set, `replay` execs the
+ * replay driver (tools/hakmem_replay.py, which runs tools/replayer.c once per allocator).
+ * The `policies` and `check` subcommands live in hakmem_policies.c and hakmem_check.c. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -16,6 +17,9 @@
 
 static const char usage_text[] =
 	"usage: hakmem [-c FILE] [--stats[=table|json|off]] [--lib PATH] [--] PROGRAM [ARGS...]\n"
+	"       hakmem record [-o TRACE] [-c FILE] [--lib PATH] [--] PROGRAM [ARGS...]\n"
+	"       hakmem replay TRACE [--config FILE.ini]... [--alloc NAME|PATH.so]... [--runs N]\n"
+	"                     [--timed] [--out DIR]\n"
 	"       hakmem policies [--keys] [DIR]\n"
 	"       hakmem check [FILE]\n"
 	"       hakmem --help | --version\n";
@@ -39,6 +43,21 @@ static void help(void)
 	       "\n"
 	       "The library preloaded is the first of: --lib, $HAKMEM_LIB, <bin>/%s/%s\n"
 	       "(installed), <bin>/../libhakmem.so (a build folder: build/bin/hakmem), %s/%s.\n"
+	       "\n"
+	       "hakmem record [-o TRACE] [options above] [--] PROGRAM [ARGS...]\n"
+	       "  Runs PROGRAM like above, recording every allocation call it makes (malloc, free, calloc,\n"
+	       "  realloc, the memalign family, sized frees: thread, size, alignment, block, time) into\n"
+	       "  TRACE (default hakmem.trace), by setting HAKMEM_TRACE. Programs it forks or executes\n"
+	       "  under hakmem append their own sections to the same file.\n"
+	       "\n"
+	       "hakmem replay TRACE [--config FILE.ini]... [--alloc NAME|PATH.so]... [--runs N] [--timed]\n"
+	       "  Replays TRACE once per allocator and configuration, each in a process of its own with\n"
+	       "  the allocator preloaded: the same calls from the same threads, blocks freed by the thread\n"
+	       "  that freed them, as fast as possible (--timed: at the recorded times), every block checked.\n"
+	       "  Prints a Markdown table (time, CPU, faults, peak and final RSS, mappings, hakmem's\n"
+	       "  counters) and writes CSV, JSON and gnuplot files (--out DIR, default beside TRACE).\n"
+	       "  NAME is glibc, mimalloc, jemalloc or tcmalloc; --config FILE.ini is hakmem with that\n"
+	       "  file. Without either: glibc and hakmem as configured now. --help lists the rest.\n"
 	       "\n"
 	       "hakmem policies [--keys] [DIR]\n"
 	       "  Lists the policy plugins (<kind>_<name>.so) of DIR with kind, name, version and the\n"
@@ -64,6 +83,8 @@ static void help(void)
 	       "  hakmem --stats ./program\n"
 	       "  hakmem -c /etc/hakmem-option-f.ini --stats=json ./server\n"
 	       "  hakmem check my.ini && hakmem -c my.ini ./program\n"
+	       "  hakmem record -o my.trace -- ./program args\n"
+	       "  hakmem replay my.trace --config conf/option-f.ini --config conf/option-g.ini --alloc glibc\n"
 	       "\n"
 	       "See hakmem(7) and hakmem.ini(5).\n",
 	       HAK_CONFIG_SYSTEM_PATH, HAK_LIB_FROM_BIN, HAK_SONAME, HAK_LIBDIR, HAK_SONAME,
@@ -211,6 +232,82 @@ static int launch(char **argv, const char *config, const char *stats, const char
 	return e == ENOENT ? 127 : 126; /* the shell's codes */
 }
 
+/* ---- record and replay ----------------------------------------------------------------------- */
+
+/* record: the launcher with HAKMEM_TRACE=<absolute TRACE>; a session of an outer recording is
+ * not this one's. */
+static int record(char **argv, const char *trace, const char *config, const char *stats, const char *opt_lib)
+{
+	char abs[PATH_MAX], cwd[PATH_MAX], dir[PATH_MAX];
+	if (trace[0] == '/' || !getcwd(cwd, sizeof cwd))
+		snprintf(abs, sizeof abs, "%s", trace);
+	else if (snprintf(abs, sizeof abs, "%s/%s", cwd, trace) >= (int)sizeof abs)
+		return usage_error("-o %s: name too long", trace);
+	snprintf(dir, sizeof dir, "%s", abs);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	if (access(dir, W_OK) != 0) {
+		fprintf(stderr, "hakmem: record -o %s: cannot write in %s: %s\n", trace, dir, strerror(errno));
+		return HAK_TOOL_USAGE;
+	}
+	if (set_env("HAKMEM_TRACE", abs))
+		return 127;
+	unsetenv("HAKMEM_TRACE_SESSION");
+	return launch(argv, config, stats, opt_lib);
+}
+
+/* The first of `rel` (relative to this command's folder, or absolute) that exists. */
+static bool find_near(const char *const *rel, size_t n, char buf[static PATH_MAX], char *tried, size_t tlen)
+{
+	char cand[PATH_MAX];
+	size_t used = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (hak__tool_near_exe(rel[i], false, cand, sizeof cand) && realpath(cand, buf))
+			return true;
+		used += (size_t)snprintf(tried + used, used < tlen ? tlen - used : 0, "%s%s", i ? ", " : "", rel[i]);
+	}
+	return false;
+}
+
+/* replay: the driver, a Python program that runs the replayer once per allocator and reports
+ * like the benchmark lab (it imports bench/run.py). This command is never preloaded. */
+static int replay(int argc, char **argv, const char *opt_lib)
+{
+	static const char *const drivers[] = {HAK_DRIVER_FROM_BIN, "../../tools/hakmem_replay.py"};
+	static const char *const replayers[] = {HAK_REPLAYER_FROM_BIN, "hakmem-replay"};
+	char driver[PATH_MAX], replayer[PATH_MAX], lib[PATH_MAX], tried[2 * PATH_MAX];
+	if (!find_near(drivers, 2, driver, tried, sizeof tried)) {
+		fprintf(stderr, "hakmem: replay: cannot find the replay driver; tried %s (beside %s)\n", tried, argv[0]);
+		return 127;
+	}
+	if (!find_near(replayers, 2, replayer, tried, sizeof tried)) {
+		fprintf(stderr, "hakmem: replay: cannot find hakmem-replay; tried %s\n", tried);
+		return 127;
+	}
+	if (!find_library(opt_lib, lib))
+		return 127;
+	char **args = calloc((size_t)argc + 8, sizeof *args);
+	if (!args)
+		return 127;
+	int n = 0;
+	args[n++] = "python3";
+	args[n++] = driver;
+	args[n++] = "--replayer";
+	args[n++] = replayer;
+	args[n++] = "--hakmem-lib";
+	args[n++] = lib;
+	for (int i = 0; i < argc; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	unsetenv("LD_PRELOAD"); /* the driver measures others; it never runs on them itself */
+	execvp("python3", args);
+	int e = errno;
+	fprintf(stderr, "hakmem: replay: cannot run python3: %s (the replay driver needs it)\n", strerror(e));
+	free(args);
+	return e == ENOENT ? 127 : 126;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 /* `name` is argv[i]: "-c" takes argv[i + 1], "--config=X" and "-cX" carry it. NULL when absent. */
@@ -227,8 +324,8 @@ static const char *option_value(int argc, char **argv, int *i, const char *shrt,
 
 int main(int argc, char **argv)
 {
-	const char *config = NULL, *stats = NULL, *lib = NULL;
-	bool dashdash = false;
+	const char *config = NULL, *stats = NULL, *lib = NULL, *trace = NULL;
+	bool dashdash = false, recording = false;
 	int i;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -237,8 +334,19 @@ int main(int argc, char **argv)
 			i++;
 			break;
 		}
+		if (!recording && !strcmp(a, "record")) {
+			recording = true; /* its options follow, then PROGRAM */
+			continue;
+		}
+		if (!recording && !strcmp(a, "replay"))
+			return replay(argc - i - 1, argv + i + 1, lib);
 		if (a[0] != '-' || a[1] == '\0')
 			break;
+		if (recording && (!strncmp(a, "-o", 2) || !strcmp(a, "--output") || !strncmp(a, "--output=", 9))) {
+			if (!(trace = option_value(argc, argv, &i, "-o", "--output")) || !*trace)
+				return usage_error("%s needs a TRACE file", a);
+			continue;
+		}
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			help();
 			return HAK_TOOL_OK;
@@ -264,7 +372,9 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc)
 		return usage_error("no PROGRAM to run");
-	if (!dashdash && (!strcmp(argv[i], "policies") || !strcmp(argv[i], "check"))) {
+	if (recording)
+		return record(argv + i, trace ? trace : "hakmem.trace", config, stats, lib);
+	if (!recording && !dashdash && (!strcmp(argv[i], "policies") || !strcmp(argv[i], "check"))) {
 		bool check = argv[i][0] == 'c';
 		if (stats || lib)
 			return usage_error("--stats and --lib are for running a program, not for '%s'", argv[i]);

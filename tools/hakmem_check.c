@@ -111,6 +111,10 @@ static void print_PATH(const char *key, const char *v)
 	/* Resolved for the reader (the file's folder may be relative to where check ran). */
 	printf("%-*s = %s\n", KEY_WIDTH, key, realpath(v, real) ? real : v);
 }
+static void print_FILE(const char *key, const char *v)
+{
+	printf("%-*s = %s%s\n", KEY_WIDTH, key, v, *v ? "" : "; (empty: no recording)");
+}
 static void print_UINT(const char *key, uint64_t v) { printf("%-*s = %llu\n", KEY_WIDTH, key, (unsigned long long)v); }
 static void print_BOOL(const char *key, bool v) { printf("%-*s = %s\n", KEY_WIDTH, key, v ? "on" : "off"); }
 static void print_STATS(const char *key, enum hak_stats_mode v)

@@ -20,6 +20,12 @@
 #ifndef HAK_SONAME
 #define HAK_SONAME "libhakmem.so.0"
 #endif
+#ifndef HAK_REPLAYER_FROM_BIN
+#define HAK_REPLAYER_FROM_BIN "../libexec/hakmem/hakmem-replay" /* `hakmem replay`'s replayer */
+#endif
+#ifndef HAK_DRIVER_FROM_BIN
+#define HAK_DRIVER_FROM_BIN "../share/hakmem/hakmem_replay.py" /* and its driver */
+#endif
 #ifndef HAK_VERSION
 #define HAK_VERSION "0.1.0"
 #endif

@@ -20,6 +20,8 @@ BINDIR       ?= $(PREFIX)/bin
 INCLUDEDIR   ?= $(PREFIX)/include
 SYSCONFDIR   ?= $(PREFIX)/etc
 MANDIR       ?= $(PREFIX)/share/man
+DATADIR      ?= $(PREFIX)/share
+LIBEXECDIR   ?= $(PREFIX)/libexec
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL_BUILD ?= $(BUILD)/install
 HAKMEM_VERSION ?= 0.1.0
@@ -34,16 +36,18 @@ hak__from_bin = $(if $(and $(filter $(PREFIX)/bin,$(BINDIR)),$(filter $(PREFIX)/
 HAK_TOOL_DEFS := -DHAK_PLUGIN_DIR='"$(PLUGIN_DIR)"' -DHAK_LIBDIR='"$(LIBDIR)"' \
                  -DHAK_LIB_FROM_BIN='"$(call hak__from_bin,$(LIBDIR))"' \
                  -DHAK_PLUGIN_DIR_FROM_BIN='"$(call hak__from_bin,$(PLUGIN_DIR))"' \
-                 -DHAK_SONAME='"$(SONAME)"' -DHAK_VERSION='"$(HAKMEM_VERSION)"'
+                 -DHAK_SONAME='"$(SONAME)"' -DHAK_VERSION='"$(HAKMEM_VERSION)"' \
+                 -DHAK_REPLAYER_FROM_BIN='"$(call hak__from_bin,$(LIBEXECDIR))/hakmem/hakmem-replay"' \
+                 -DHAK_DRIVER_FROM_BIN='"$(call hak__from_bin,$(DATADIR))/hakmem/hakmem_replay.py"'
 HAK_PATHS := PLUGIN_DIR=$(PLUGIN_DIR) LIBDIR=$(LIBDIR) BINDIR=$(BINDIR) PREFIX=$(PREFIX) \
-             SONAME=$(SONAME) VERSION=$(HAKMEM_VERSION)
+             SONAME=$(SONAME) VERSION=$(HAKMEM_VERSION) DATADIR=$(DATADIR) LIBEXECDIR=$(LIBEXECDIR)
 HAK_PATHS_STAMP := $(BUILD)/paths.stamp
 
 # Paths go into C strings, shell words and sed replacements: no blanks, quotes, backslashes,
 # '|' or '&'. Checked once for the goals that use them.
 hak__bad_path = $(or $(word 2,$1),$(findstring ',$1),$(findstring ",$1),$(findstring \,$1),$(findstring |,$1),$(findstring &,$1))
 ifneq ($(filter install install-build uninstall install-list tools,$(or $(MAKECMDGOALS),all)),)
-$(foreach v,PREFIX DESTDIR LIBDIR PLUGIN_DIR BINDIR INCLUDEDIR SYSCONFDIR MANDIR PKGCONFIGDIR INSTALL_BUILD,\
+$(foreach v,PREFIX DESTDIR LIBDIR PLUGIN_DIR BINDIR INCLUDEDIR SYSCONFDIR MANDIR PKGCONFIGDIR INSTALL_BUILD DATADIR LIBEXECDIR,\
   $(if $(call hak__bad_path,$($(v))),$(error $(v)='$($(v))': blanks, quotes, backslashes, '|' and '&' are not supported in install paths)))
 endif
 
@@ -67,8 +71,17 @@ HAK_TOOL_CORE := core/config.c core/trusted_dir.c core/loader.c core/elf_check.c
                 core/kinds.c \
                  $(patsubst %,policies/%.c,$(BUILTIN_POLICIES))
 
+# `hakmem replay`'s replayer (tools/replayer.c): the program preloaded with each allocator under
+# test. It links the trace reader and the bench programs' probes, never the allocator.
+HAK_REPLAYER := $(BUILD)/bin/hakmem-replay
+$(HAK_REPLAYER): tools/replayer.c core/trace_format.c core/trace_format.h bench/bench_util.c bench/bench_util.h \
+                 | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -Icore -Ibench -o $@ tools/replayer.c core/trace_format.c \
+		bench/bench_util.c -ldl -lm
+
 .PHONY: tools
-tools: $(HAK_TOOL)
+tools: $(HAK_TOOL) $(HAK_REPLAYER)
 
 $(HAK_TOOL): $(HAK_TOOL_SRC) $(HAK_TOOL_CORE) $(wildcard tools/*.h core/*.h include/*.h) \
              $(HAK_PATHS_STAMP) | $(BUILD)/.deps
@@ -88,17 +101,19 @@ HAK_MAN_PAGES := man/hakmem.7 man/hakmem.ini.5
 install-build: plugins
 	@$(MAKE) --no-print-directory BUILD='$(INSTALL_BUILD)' PREFIX='$(PREFIX)' LIBDIR='$(LIBDIR)' \
 		PLUGIN_DIR='$(PLUGIN_DIR)' BINDIR='$(BINDIR)' HAKMEM_VERSION='$(HAKMEM_VERSION)' \
-		'$(INSTALL_BUILD)/libhakmem.so' '$(INSTALL_BUILD)/bin/hakmem'
+		'$(INSTALL_BUILD)/libhakmem.so' '$(INSTALL_BUILD)/bin/hakmem' '$(INSTALL_BUILD)/bin/hakmem-replay'
 
 # Text files get the real paths: the sources carry the defaults for PREFIX=/usr/local (so
 # `man -l man/hakmem.7` reads right in a checkout); markers first, so a replacement is never
 # matched again by a later rule.
-HAK_SED_PATHS := sed -e 's|/usr/local/lib/hakmem|@PLUGIN_DIR@|g' -e 's|/usr/local/lib/pkgconfig|@PKGCONFIGDIR@|g' \
+HAK_SED_PATHS := sed -e 's|/usr/local/libexec|@LIBEXECDIR@|g' -e 's|/usr/local/share/hakmem|@DATADIR@/hakmem|g' \
+	-e 's|/usr/local/lib/hakmem|@PLUGIN_DIR@|g' -e 's|/usr/local/lib/pkgconfig|@PKGCONFIGDIR@|g' \
 	-e 's|/usr/local/lib|@LIBDIR@|g' -e 's|/usr/local/etc|@SYSCONFDIR@|g' -e 's|/usr/local/bin|@BINDIR@|g' \
 	-e 's|/usr/local/include|@INCLUDEDIR@|g' -e 's|/usr/local/share/man|@MANDIR@|g' \
 	-e 's|@PLUGIN_DIR@|$(PLUGIN_DIR)|g' -e 's|@PKGCONFIGDIR@|$(PKGCONFIGDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-	-e 's|@MANDIR@|$(MANDIR)|g' -e 's|"hakmem 0\.1\.0"|"hakmem $(HAKMEM_VERSION)"|'
+	-e 's|@MANDIR@|$(MANDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|"hakmem 0\.1\.0"|"hakmem $(HAKMEM_VERSION)"|'
 
 # pkg-config wants libdir and includedir relative to ${prefix} when they are under it.
 hak__pc_rel = $(if $(filter $(PREFIX)/%,$1),$${prefix}/$(patsubst $(PREFIX)/%,%,$1),$1)
@@ -120,7 +135,8 @@ D := $(DESTDIR)
 .PHONY: install
 install: install-build
 	$(INSTALL) -d -m 0755 '$(D)$(LIBDIR)' '$(D)$(PLUGIN_DIR)' '$(D)$(PKGCONFIGDIR)' '$(D)$(INCLUDEDIR)' \
-		'$(D)$(BINDIR)' '$(D)$(SYSCONFDIR)' '$(D)$(MANDIR)/man5' '$(D)$(MANDIR)/man7'
+		'$(D)$(BINDIR)' '$(D)$(SYSCONFDIR)' '$(D)$(MANDIR)/man5' '$(D)$(MANDIR)/man7' \
+		'$(D)$(DATADIR)/hakmem' '$(D)$(LIBEXECDIR)/hakmem'
 	$(INSTALL) -m 0644 '$(HAK_INST_LIB)' '$(D)$(LIBDIR)/$(SONAME)'
 	ln -sfn '$(SONAME)' '$(D)$(LIBDIR)/libhakmem.so'
 	$(INSTALL) -m 0644 $(PLUGINS) '$(D)$(PLUGIN_DIR)/'
@@ -133,11 +149,14 @@ install: install-build
 	$(HAK_SED_PATHS) man/hakmem.7 > '$(D)$(MANDIR)/man7/hakmem.7'
 	chmod 0644 '$(D)$(MANDIR)/man5/hakmem.ini.5' '$(D)$(MANDIR)/man7/hakmem.7'
 	$(INSTALL) -m 0755 '$(HAK_INST_TOOL)' '$(D)$(BINDIR)/hakmem'
+	$(INSTALL) -m 0755 '$(INSTALL_BUILD)/bin/hakmem-replay' '$(D)$(LIBEXECDIR)/hakmem/hakmem-replay'
+	$(INSTALL) -m 0644 tools/hakmem_replay.py bench/run.py '$(D)$(DATADIR)/hakmem/'
 
 # Every file install writes, one per line (for packagers and the uninstall test).
 HAK_INSTALLED := $(LIBDIR)/$(SONAME) $(LIBDIR)/libhakmem.so $(addprefix $(PLUGIN_DIR)/,$(HAK_PLUGIN_FILES)) \
 	$(INCLUDEDIR)/hakmem.h $(INCLUDEDIR)/hakmem_policy.h $(PKGCONFIGDIR)/hakmem.pc \
-	$(SYSCONFDIR)/hakmem.ini $(MANDIR)/man5/hakmem.ini.5 $(MANDIR)/man7/hakmem.7 $(BINDIR)/hakmem
+	$(SYSCONFDIR)/hakmem.ini $(MANDIR)/man5/hakmem.ini.5 $(MANDIR)/man7/hakmem.7 $(BINDIR)/hakmem \
+	$(LIBEXECDIR)/hakmem/hakmem-replay $(DATADIR)/hakmem/hakmem_replay.py $(DATADIR)/hakmem/run.py
 .PHONY: install-list
 install-list:
 	@printf '%s\n' $(HAK_INSTALLED)
@@ -147,4 +166,4 @@ install-list:
 .PHONY: uninstall
 uninstall:
 	rm -f $(addprefix '$(D),$(addsuffix ',$(HAK_INSTALLED)))
-	rmdir '$(D)$(PLUGIN_DIR)' 2>/dev/null || true
+	rmdir '$(D)$(PLUGIN_DIR)' '$(D)$(DATADIR)/hakmem' '$(D)$(LIBEXECDIR)/hakmem' 2>/dev/null || true
