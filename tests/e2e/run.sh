@@ -61,6 +61,12 @@ mkdir -p "$TESTCONF"
 printf '; large_aging: trim passes every 20 ms\n[trim]\npolicy = idle\nidle_ms = 20\n' >"$TESTCONF/idle-20ms.ini"
 printf '; large_aging: decay within a second\n[core]\npolicy_dir = %s\n[trim]\npolicy = decay\ndecay_ms = 1000\n' \
     "$(dirname "$CONFDIR")/build/policies" >"$TESTCONF/decay-1s.ini"
+# hybrid_switch: the hybrid ownership policy evaluating at every 16th refill or flush, so that a
+# short program's traffic is enough for classes to switch.
+if [[ $MODE == hakmem ]]; then
+    printf '[core]\npolicy_dir = %s\n[ownership]\npolicy = hybrid\nwindow_ms = 0\nwindow_frees = 1024\ndwell = 1\n' \
+        "$SNAP/build/policies" >"$TESTCONF/hybrid-eager.ini"
+fi
 chmod -R go-w "$TESTCONF"
 
 # conf_file NAME: the INI file for a configuration name; "builtin" means no file at all.
@@ -289,7 +295,7 @@ m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", size)
 if pol["superslab"] == "fixed" and m:
     out.append("size=%d" % (int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]))
 # The file names promise some settings: a file that breaks its name's promise is an error.
-promise = {"option-f.ini": "ownership=central", "option-g.ini": "ownership=tls",
+promise = {"option-f.ini": "ownership=central", "option-g.ini": "ownership=tls", "hybrid.ini": "ownership=hybrid",
            "superslab-1mb.ini": "size=1048576", "trim-eager.ini": "trim=eager", "trim-none.ini": "trim=none",
            "trim-pressure.ini": "trim=pressure",
            "trim-decay.ini": "trim=decay"}
@@ -732,6 +738,43 @@ real() {
     echo "    to reproduce: E2E_FILTER='^$test\[$conf\]' E2E_KEEP=1 tests/e2e/run.sh (see $func in tests/e2e/run.sh)"
 }
 
+# hybrid_switch: under the hybrid ownership policy, threads that free each other's blocks
+# (xthread's ring) move size classes to Option F, and the stats say so per class: the model
+# (0 G, 1 F), the switches, the last window's cross-thread share.
+hybrid_switch() {
+    local name="hybrid_switch[hybrid-eager]" summary
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
+    run "$name" hybrid-eager 90 any HAKMEM_STATS=json -- xthread || return 0
+    summary=$("$PY" - "$LOGS/$name.err" <<'EOF'
+import json, sys
+js = [l for l in open(sys.argv[1], errors="replace").read().splitlines() if l.startswith('{"policies"')]
+if len(js) != 1:
+    print("want one stats line, found %d" % len(js)); sys.exit(1)
+own = json.loads(js[0])["policies"]["ownership"]
+c = own.get("counters", {})
+if own.get("name") != "hybrid":
+    print("ownership policy %r, want 'hybrid'" % own.get("name")); sys.exit(1)
+for k in ("class_model", "switches", "remote_share"):
+    if not isinstance(c.get(k), list) or len(c[k]) < 2:
+        print("counters.%s is %r, want one entry per size class" % (k, c.get(k))); sys.exit(1)
+for k in ("pops", "pushes", "evaluations"):
+    if not isinstance(c.get(k), int):
+        print("counters.%s is %r, want an integer" % (k, c.get(k))); sys.exit(1)
+switched = [i for i, n in enumerate(c["switches"]) if n > 0]
+if not switched:
+    print("no class switched (remote_share %s)" % c["remote_share"]); sys.exit(1)
+if any(m not in (0, 1) for m in c["class_model"]):
+    print("class_model %s, want 0 or 1 per class" % c["class_model"]); sys.exit(1)
+if c["evaluations"] < 1 or max(c["remote_share"]) < 50:
+    print("evaluations %d, highest share %d%%" % (c["evaluations"], max(c["remote_share"]))); sys.exit(1)
+print("%d classes switched, %d switches, %d now F, %d evaluations, %d batches popped" %
+      (len(switched), sum(c["switches"]), sum(c["class_model"]), c["evaluations"], c["pops"]))
+EOF
+    ) || { say_fail "$name" "$summary"; repro hybrid-eager HAKMEM_STATS=json -- xthread; return 0; }
+    say_pass "$name" "$summary"
+}
+
 # ---- the plan ----
 PYBIN=/usr/bin/python3
 [[ -x $PYBIN ]] || PYBIN=$(command -v python3)
@@ -743,7 +786,7 @@ if [[ $MODE == hakmem && " $ALL " == *" trim-pressure "* ]] && ! pressure_source
 fi
 if [[ $MODE == hakmem ]]; then
     c_all=${E2E_CONFS:-$ALL}
-    c_threads=${E2E_CONFS:-"builtin option-g option-f"}
+    c_threads=${E2E_CONFS:-"builtin option-g option-f hybrid"}
     c_some=${E2E_CONFS:-"builtin option-f"}
     c_ss=${E2E_CONFS:-"builtin superslab-1mb"}
     c_maps=${E2E_CONFS:-"builtin option-f superslab-1mb"}
@@ -774,7 +817,7 @@ for c in $c_all; do stats "$c"; done
 for c in $c_all; do idle "$c"; done
 # Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim, and
 # pressure, which trims as idle below its low mark.
-for c in ${E2E_CONFS:-builtin hakmem option-g option-f superslab-1mb trim-pressure}; do
+for c in ${E2E_CONFS:-builtin hakmem option-g option-f hybrid superslab-1mb trim-pressure}; do
     [[ $c == trim-pressure && " $ALL " != *" trim-pressure "* ]] && continue # left out, said above
     if [[ $MODE == hakmem ]]; then simple idle_owner "$c" 60 -- idle_owner 10
     else wanted "idle_owner[$c]" && say_skip "idle_owner[$c]" "hakmem only; $why_glibc"; fi
@@ -789,6 +832,7 @@ if [[ $MODE == hakmem ]]; then
 else
     for c in trim-pressure pressure-high trim-none; do wanted "pressure_cgroup[$c]" && say_skip "pressure_cgroup[$c]" "hakmem only; $why_glibc"; done
 fi
+hybrid_switch
 for c in $c_some; do
     real python "$c" real_python
     real sort "$c" real_sort

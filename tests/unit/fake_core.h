@@ -98,7 +98,7 @@
 #define FAKE_SLABS_MAX 512     /* fake slabs alive in one test */
 #define FAKE_THREADS_MAX 16
 #define FAKE_HELPERS_MAX 4
-#define FAKE_COUNTERS_MAX 64   /* counter ids */
+#define FAKE_COUNTERS_MAX 1024 /* counter ids (the core's HAK_COUNTER_VALUES: per-class arrays fit) */
 #define FAKE_RUNS_MAX 16       /* free runs free_runs_each reports */
 #define FAKE_EMPTIES_MAX 1024  /* empty SuperSlabs in the model */
 #define FAKE_CLASSES_MAX 128   /* bound of the per-class script arrays (the core has fewer) */
