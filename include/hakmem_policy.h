@@ -221,11 +221,15 @@ struct hak_core_api {
 	/* The chain enters t's cache of `cls` (refill only, t the calling thread). */
 	void (*cache_fill)(hak_thread *t, unsigned cls, struct hak_chain chain);
 	/* Which slab owner t caches freed blocks of, for class cls (default: HAK_OWNER_ANY when the
-	 * policy's caches_any is 1, else t's token). Refill, flush or thread_exit of t only. */
+	 * policy's caches_any is 1, else t's token). Refill, flush or thread_exit of t, or
+	 * free_foreign when t is the calling thread's own state (its live state, not the shared
+	 * one: the core ignores it there). */
 	void (*cache_accept)(hak_thread *t, unsigned cls, uintptr_t owner);
 	/* Blocks freed into live threads' caches per class since the start (the fast path's
-	 * counts, summed over threads): out[cls] for cls < n. Slow (takes the thread registry lock):
-	 * for a periodic evaluation, not per call. */
+	 * counts, summed over threads, each read while its thread may be counting: a snapshot):
+	 * out[cls] for cls < n. Slow (takes the thread registry lock): for a periodic evaluation,
+	 * not per call. It may be called from refill and flush (under t's policy lock): the
+	 * registry lock's holders only try policy locks, never wait for one. */
 	void (*class_local_frees)(uint64_t *out, unsigned n);
 
 	/* ---- since 2.0: slabs --------------------------------------------------------------------
@@ -243,6 +247,8 @@ struct hak_core_api {
 	/* (x) each block back to its own slab; on_slab_free(ctx, s) for each slab that became
 	 * entirely free (the policy decides whether to release it). */
 	void (*chain_return)(struct hak_chain chain, void (*on_slab_free)(void *ctx, hak_slab *s), void *ctx);
+	/* cls, capacity and owner are exact from any thread; free, used and remote_pending are exact
+	 * only with exclusive access (x), a snapshot otherwise. */
 	void (*slab_get_info)(const hak_slab *s, struct hak_slab_info *out);
 	void **(*slab_policy_links)(hak_slab *s); /* two words (next, prev) the owning policy may use */
 	hak_slab *(*slab_of)(const void *block);  /* the slab of a block hakmem handed out, else NULL */

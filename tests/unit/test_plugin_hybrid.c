@@ -95,7 +95,7 @@ static void remote_frees(void *st, hak_thread *t, uintptr_t owner, unsigned n)
 {
 	hak_slab *s = fake_slab_new(C, owner, n);
 	for (unsigned i = 0; i < n; i++)
-		ops()->free_foreign(st, t, s, fake_slab_give(s));
+		fake_free_foreign(&hak__builtin_ownership_hybrid, st, t, fake_slab_give(s));
 }
 
 /* Class C to F: 600 remote frees by t2 of t1's blocks and 424 local ones, one window (58%). */
@@ -190,7 +190,7 @@ static void g_foreign_frees_go_to_the_remote_queue(void **unused)
 	hak_slab *s1 = fake_slab_by_id(1);
 	void *b = fake_cache_pop(t1, C);
 	fake_clear();
-	ops()->free_foreign(st, t2, s1, b);
+	fake_free_foreign(&hak__builtin_ownership_hybrid, st, t2, b);
 	assert_string_equal(fake_actions(), "remote_push(s1,s1#0)");
 	assert_int_equal(fake_slab_remote(s1), 1);
 	/* t1's next refill drains it before carving on */
@@ -269,7 +269,7 @@ static void threads_follow_a_switch_to_f(void **unused)
 	assert_int_equal(fake_accept(t1, C), ANY);
 	assert_true(fake_slab_abandoned(s1));
 	fake_clear();
-	ops()->free_foreign(st, t1, s1, b); /* its own old block: foreign now */
+	fake_free_foreign(&hak__builtin_ownership_hybrid, st, t1, b); /* its own old block: foreign now */
 	assert_string_equal(fake_actions(), "remote_push(s1,s1#0)");
 	fake_clear();
 	refill(st, t1, C);
@@ -349,7 +349,7 @@ static void any_blocks_freed_by_g_threads_wait_in_the_remote_queue(void **unused
 	hak_slab *a = fake_block_slab(fake_cache_pop(t2, C));
 	void *b = fake_cache_pop(t2, C);
 	fake_clear();
-	ops()->free_foreign(st, t3, a, b);
+	fake_free_foreign(&hak__builtin_ownership_hybrid, st, t3, b);
 	assert_int_equal(fake_count("remote_push"), 1);
 	FAKE_ASSERT_CALL(fake_nth("remote_push", 0), "remote_push", (uintptr_t)a, (uintptr_t)b);
 	flush_all(st, t2, C); /* two batches' worth left: the queue */
@@ -443,7 +443,7 @@ static void reclaim_drains_parked_slabs(void **unused)
 	refill(st, t1, C); /* s1 exhausted: parked in the ring; s2 current */
 	hak_slab *s1 = fake_slab_by_id(1);
 	for (int i = 0; i < 4; i++)
-		ops()->free_foreign(st, t2, s1, b[i]);
+		fake_free_foreign(&hak__builtin_ownership_hybrid, st, t2, b[i]);
 	fake_clear();
 	ops()->reclaim(st, t1, fake_tstate(t1));
 	assert_string_equal(fake_actions(), "remote_drain(s1)=4 slab_release(s1)");
