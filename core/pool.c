@@ -236,6 +236,7 @@ static void retire_empty(struct hak_superslab *ss, struct hak_superslab **victim
 	if (ss->all_next)
 		ss->all_next->all_prev = ss->all_prev;
 	__atomic_store_n(&live_n, live_n - 1, __ATOMIC_RELAXED);
+	hak_add_relaxed(&xreleased_total, 1); /* with live_n, under the lock: a snapshot agrees */
 	__atomic_store_n(&live_by_lg[ss->lg_size], live_by_lg[ss->lg_size] - 1, __ATOMIC_RELAXED);
 	ss->next = *victims;
 	*victims = ss;
@@ -248,7 +249,6 @@ static unsigned unmap_victims(struct hak_superslab *victims)
 		struct hak_superslab *ss = victims;
 		victims = ss->next;
 		hak__os_unmap(ss, (size_t)1 << ss->lg_size);
-		hak_add_relaxed(&xreleased_total, 1);
 		n++;
 	}
 	return n;
@@ -388,7 +388,7 @@ void hak__pool_free_runs_each(void (*fn)(void *ctx, const struct hak_free_run *r
 				v++;
 			}
 			struct hak_free_run run = {(char *)ss + unit_from(u), ((uint64_t)v << HAK_UNIT_SHIFT) - unit_from(u),
-						   since, dirty, ss->unit_mask == 0};
+						   since, dirty, ss->unit_mask == 0, ss};
 			fn(ctx, &run);
 			u = v;
 		}
@@ -454,6 +454,15 @@ void hak__pool_each(void (*fn)(const struct hak_superslab *ss, void *ctx), void 
 	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next)
 		fn(ss, ctx);
 	hak__unlock(&pool_lock);
+}
+
+void hak__pool_counts(uint64_t *mapped, uint64_t *released, uint64_t *live)
+{
+	pthread_mutex_lock(&pool_lock);
+	*mapped = hak_load_relaxed(&xmapped_total);
+	*released = hak_load_relaxed(&xreleased_total);
+	*live = live_n;
+	pthread_mutex_unlock(&pool_lock);
 }
 
 uint64_t hak__pool_mapped_total(void)

@@ -42,6 +42,8 @@ HAK_HIDDEN uint64_t hak__pool_live(void);
 HAK_HIDDEN uint64_t hak__pool_live_of(unsigned lg); /* live SuperSlabs of 2^lg bytes */
 HAK_HIDDEN uint64_t hak__pool_peak_of(unsigned lg); /* most live at once, of 2^lg bytes */
 HAK_HIDDEN uint64_t hak__pool_mapped_total(void);   /* since start */
+/* Mapped and released since start and live now, read together: live == mapped - released. */
+HAK_HIDDEN void hak__pool_counts(uint64_t *mapped, uint64_t *released, uint64_t *live);
 HAK_HIDDEN uint64_t hak__pool_released_total(void);
 HAK_HIDDEN uint64_t hak__pool_peak_live(void);
 HAK_HIDDEN uint64_t hak__pool_purged_total(void);   /* bytes */

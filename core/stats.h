@@ -13,9 +13,9 @@
 /* X(group, key, source, help); every value is an int64_t; group `top` is the JSON's top level. `c` is the collection context
  * (stats.c): thread sums, large-block counts, the size policy's answer. */
 #define HAK_STATS_FIELDS(X)                                                                            \
-	X(superslabs, mapped, hak__pool_mapped_total(), "SuperSlabs mapped since start")                        \
-	X(superslabs, released, hak__pool_released_total(), "SuperSlabs unmapped since start")                  \
-	X(superslabs, live, hak__pool_live(), "SuperSlabs mapped now")                                          \
+	X(superslabs, mapped, c->ss_mapped, "SuperSlabs mapped since start")                        \
+	X(superslabs, released, c->ss_released, "SuperSlabs unmapped since start")                  \
+	X(superslabs, live, c->ss_live, "SuperSlabs mapped now")                                          \
 	X(superslabs, peak_live, hak__pool_peak_live(), "most SuperSlabs mapped at once")                       \
 	X(superslabs, size_bytes, c->size_bytes, "size of the next SuperSlab (the size policy)")                \
 	X(superslabs, empty_kept, hak__pool_empty_count(), "empty SuperSlabs mapped now")                       \

@@ -144,6 +144,8 @@ struct hak_free_run {
 	uint64_t free_since_ns; /* when its last unit became free */
 	int dirty;              /* touched since its last purge */
 	int superslab_empty;    /* the run belongs to an empty SuperSlab */
+	const void *superslab;  /* the SuperSlab it belongs to (its base): runs come SuperSlab by
+				 * SuperSlab, in address order */
 };
 
 /* Limits of the core's cache of freed large mappings (set by the trim policy in start; the
@@ -220,11 +222,15 @@ struct hak_core_api {
 	/* The chain enters t's cache of `cls` (refill only, t the calling thread). */
 	void (*cache_fill)(hak_thread *t, unsigned cls, struct hak_chain chain);
 	/* Which slab owner t caches freed blocks of, for class cls (default: HAK_OWNER_ANY when the
-	 * policy's caches_any is 1, else t's token). Refill, flush or thread_exit of t only. */
+	 * policy's caches_any is 1, else t's token). Refill, flush or thread_exit of t, or
+	 * free_foreign when t is the calling thread's own state (its live state, not the shared
+	 * one: the core ignores it there). */
 	void (*cache_accept)(hak_thread *t, unsigned cls, uintptr_t owner);
 	/* Blocks freed into live threads' caches per class since the start (the fast path's
-	 * counts, summed over threads): out[cls] for cls < n. Slow (takes the thread registry lock):
-	 * for a periodic evaluation, not per call. */
+	 * counts, summed over threads, each read while its thread may be counting: a snapshot):
+	 * out[cls] for cls < n. Slow (takes the thread registry lock): for a periodic evaluation,
+	 * not per call. It may be called from refill and flush (under t's policy lock): the
+	 * registry lock's holders only try policy locks, never wait for one. */
 	void (*class_local_frees)(uint64_t *out, unsigned n);
 
 	/* ---- since 2.0: slabs --------------------------------------------------------------------
@@ -242,6 +248,8 @@ struct hak_core_api {
 	/* (x) each block back to its own slab; on_slab_free(ctx, s) for each slab that became
 	 * entirely free (the policy decides whether to release it). */
 	void (*chain_return)(struct hak_chain chain, void (*on_slab_free)(void *ctx, hak_slab *s), void *ctx);
+	/* cls, capacity and owner are exact from any thread; free, used and remote_pending are exact
+	 * only with exclusive access (x), a snapshot otherwise. */
 	void (*slab_get_info)(const hak_slab *s, struct hak_slab_info *out);
 	void **(*slab_policy_links)(hak_slab *s); /* two words (next, prev) the owning policy may use */
 	hak_slab *(*slab_of)(const void *block);  /* the slab of a block hakmem handed out, else NULL */
@@ -392,6 +400,7 @@ enum hak_setting_type {
 	HAK_SETTING_BYTES = 2, /* integer with an optional K, M or G suffix (powers of 1024), [lo, hi] */
 	HAK_SETTING_BOOL = 3,  /* on|off, yes|no, true|false, 1|0 (int) */
 	HAK_SETTING_PERCENT = 4, /* integer 0..100 with an optional '%' (unsigned long), [lo, hi] */
+	HAK_SETTING_TEXT = 5,    /* copied into a char array of hi bytes (NUL included), at least lo */
 };
 
 struct hak_setting_spec {
@@ -518,6 +527,19 @@ static inline int hak__setting_one(const struct hak_setting *it, const struct ha
 {
 	const char *p = it->value;
 	char *dst = (char *)out + sp->offset;
+	if (sp->type == HAK_SETTING_TEXT) {
+		size_t n = 0;
+		while (p[n])
+			n++;
+		if ((long long)n < sp->lo || (long long)n >= sp->hi) {
+			snprintf(err, errlen, "line %d: %s = '%s': expected text of %lld to %lld bytes", it->line, it->key,
+				 it->value, sp->lo, sp->hi - 1);
+			return 22;
+		}
+		for (size_t k = 0; k <= n; k++)
+			dst[k] = p[k];
+		return 0;
+	}
 	if (sp->type == HAK_SETTING_BOOL) {
 		static const char *const yes[] = {"on", "yes", "true", "1"}, *const no[] = {"off", "no", "false", "0"};
 		for (int i = 0; i < 4; i++) {
