@@ -792,6 +792,20 @@ static void hy_fork_prepare(void *state)
 		pthread_mutex_lock(&st->cls[i].lock);
 }
 
+/* The same, only if every class lock is free at once (ABI 2.1: the core never waits for a policy
+ * lock while it holds glibc's stdio list lock, or in a fork from a signal handler). */
+static int hy_fork_try_prepare(void *state)
+{
+	struct hy_state *st = state;
+	for (unsigned i = 0; i < st->nclasses; i++)
+		if (pthread_mutex_trylock(&st->cls[i].lock) != 0) {
+			while (i-- > 0)
+				pthread_mutex_unlock(&st->cls[i].lock);
+			return 16; /* EBUSY */
+		}
+	return 0;
+}
+
 static void hy_fork_parent(void *state)
 {
 	struct hy_state *st = state;
@@ -896,6 +910,7 @@ HAK_POLICY_EXPORT(hak__builtin_ownership_hybrid) = {
 	.fork_prepare = hy_fork_prepare,
 	.fork_parent = hy_fork_parent,
 	.fork_child = hy_fork_child,
+	.fork_try_prepare = hy_fork_try_prepare,
 	.ops = &hy_ops,
 	HAK_SETTINGS_SPEC(hy_spec),
 };

@@ -301,10 +301,17 @@ static void decay_pass(struct decay_state *s, uint64_t min_gap)
 /* ---- The helper thread ---------------------------------------------------------------------- */
 
 /* The helper's only sleep: `ns`, or until the allocator has work (ns = UINT64_MAX) while the
- * work count is still `seen`. Returns nonzero when the helper must end (it never does yet: a
- * core with a helper_sleep service would say so when the helper is the last thread). */
+ * work count is still `seen`. Returns nonzero when the helper must end: a core of 2.1 says so
+ * when the helper is the process's last thread (its helper_sleep; decay_wake calls helper_wake,
+ * and a wake since its previous return counts, so none is lost between the test and the wait).
+ * An older core: nanosleep, or the policy's own condition. */
 static int decay_sleep(struct decay_state *s, uint64_t ns, unsigned long seen)
 {
+	if (HAK_CORE_HAS(s->core, helper_sleep)) {
+		if (ns == UINT64_MAX && (atomic_load(&s->xwork) != seen || atomic_load(&s->xstopping)))
+			return 0;
+		return s->core->helper_sleep(ns);
+	}
 	if (ns != UINT64_MAX) {
 		struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
 		nanosleep(&ts, NULL);
@@ -323,6 +330,8 @@ static int decay_sleep(struct decay_state *s, uint64_t ns, unsigned long seen)
 static void decay_wake(struct decay_state *s)
 {
 	atomic_fetch_add(&s->xwork, 1);
+	if (HAK_CORE_HAS(s->core, helper_wake))
+		s->core->helper_wake();
 	if (atomic_load(&s->xsleeping)) {
 		pthread_mutex_lock(&s->lock);
 		pthread_cond_signal(&s->wake);
@@ -423,6 +432,8 @@ static void decay_stop(void *state)
 {
 	struct decay_state *s = state;
 	atomic_store(&s->xstopping, 1);
+	if (HAK_CORE_HAS(s->core, helper_wake))
+		s->core->helper_wake();
 	pthread_mutex_lock(&s->lock);
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);

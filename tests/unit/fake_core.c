@@ -1029,6 +1029,46 @@ static int fake_spawn_helper(void *(*fn)(void *), void *arg)
 	return err;
 }
 
+/* The helper's sleep (2.1), as the core's: until ns passed or helper_wake was called (a call
+ * since the helper's previous return counts). Not recorded: a helper loop calls it on every
+ * round. It never says "last thread" here (returns 0): the tests stop helpers with their
+ * policy's stop. */
+static pthread_mutex_t helper_sleep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t helper_sleep_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t helper_wake_seq;
+static __thread uint64_t helper_seen_seq;
+
+static int fake_helper_sleep(uint64_t ns)
+{
+	pthread_mutex_lock(&helper_sleep_lock);
+	if (helper_wake_seq == helper_seen_seq) {
+		if (ns == UINT64_MAX) {
+			while (helper_wake_seq == helper_seen_seq)
+				pthread_cond_wait(&helper_sleep_cond, &helper_sleep_lock);
+		} else {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			uint64_t t = (uint64_t)until.tv_nsec + ns % 1000000000u;
+			until.tv_sec += (time_t)(ns / 1000000000u + t / 1000000000u);
+			until.tv_nsec = (long)(t % 1000000000u);
+			while (helper_wake_seq == helper_seen_seq &&
+			       pthread_cond_timedwait(&helper_sleep_cond, &helper_sleep_lock, &until) == 0)
+				;
+		}
+	}
+	helper_seen_seq = helper_wake_seq;
+	pthread_mutex_unlock(&helper_sleep_lock);
+	return 0;
+}
+
+static void fake_helper_wake(void)
+{
+	pthread_mutex_lock(&helper_sleep_lock);
+	helper_wake_seq++;
+	pthread_cond_broadcast(&helper_sleep_cond);
+	pthread_mutex_unlock(&helper_sleep_lock);
+}
+
 static uintptr_t fake_thread_token(hak_thread *p)
 {
 	fake_lock();
