@@ -15,7 +15,7 @@
 	X(reap_parked) X(consolidate) X(collect_abandoned) X(reclaim_threads)                      \
 	X(request_cache_flush) X(release_empty) X(purge) X(large_release) X(large_limits)          \
 	X(set_parking) X(empty_count) X(live_superslabs) X(heap_facts) X(free_runs_each) X(process_rss) X(trim_pass) \
-	X(remote_push_chain)
+	X(helper_sleep) X(helper_wake) X(remote_push_chain)
 
 /* The first fields of such a table; then HAK_CORE_SERVICES(X) with X(name) = `.name = f_##name,`. */
 #define HAK_CORE_API_HEADER \

@@ -55,12 +55,15 @@ static void cache_overflow(struct hak_thread *t, unsigned cls)
 	hak__policy_leave(t);
 }
 
-/* A block whose owner t does not accept: free from now on, whoever drains it later. `gather`
- * (t is the calling thread's own state) joins it to t's gathered frees of its slab when the
- * slab's policy takes chains, so one atomic hands over up to a class batch of them. */
+/* A block whose owner t does not accept: free from now on, whoever drains it later, and marked
+ * so (word 1 is the core's: a policy that queues it, Option F for a thread with no state, hands
+ * it to a cache as it is). `gather` (t is the calling thread's own state) joins it to t's
+ * gathered frees of its slab when the slab's policy takes chains, so one atomic hands over up
+ * to a class batch of them. */
 HAK_INLINE void free_foreign(struct hak_thread *t, struct hak_superslab *ss, struct hak_slab *s, void *p,
 			 uintptr_t owner, bool gather)
 {
+	hak__block_set_free(p);
 	hak__ss_active_add(ss, -1);
 	if (gather) { /* the caller's own live state: its counts, written in place */
 		unsigned h = ss->lg_size - HAK_SS_LG_MIN;
@@ -77,7 +80,6 @@ HAK_INLINE void free_foreign(struct hak_thread *t, struct hak_superslab *ss, str
 			hak__thread_foreign_flush(t);
 			t->foreign_slab = s;
 		}
-		hak__block_set_free(p);
 		hak__block_set_next(p, t->foreign_head);
 		if (!t->foreign_head)
 			t->foreign_tail = p;
@@ -106,6 +108,26 @@ HAK_INLINE void free_from(struct hak_thread *t, struct hak_superslab *ss, struct
 	free_foreign(t, ss, s, p, owner, gather); /* not ours to cache, or the cache could not take it */
 }
 
+/* The state a free goes through, or NULL. A free from a thread without a state does not make
+ * one: glibc frees after a thread's TSD destructors ran (a detached thread frees its TLS vector
+ * last of all, after its exit hook), and a state made then, or a parked one taken over, would
+ * never be retired (issue 14 item 5). Such a free goes to the block's owner as a foreign one,
+ * through the gone sentinel (a cache that accepts no owner). A thread that keeps freeing and
+ * never allocates (a consumer) is alive, though: after STATELESS_FREES frees it gets a state,
+ * as its first malloc would give it one. A thread past its exit hook (gone) never does. */
+#define STATELESS_FREES 64
+
+static struct hak_thread *free_thread(void)
+{
+	static __thread unsigned stateless_frees __attribute__((tls_model("initial-exec")));
+	struct hak_thread *t = hak__tls;
+	if (likely(t->state == HAK_THREAD_LIVE))
+		return t;
+	if (t->state == HAK_THREAD_BOOT && ++stateless_frees > STATELESS_FREES)
+		return hak__thread_get();
+	return NULL;
+}
+
 static void free_slow(void *p)
 {
 	if (!p)
@@ -126,17 +148,11 @@ static void free_slow(void *p)
 		return;
 	}
 	struct hak_superslab *ss = hak__ss_of_slab(s);
-	struct hak_thread *t = hak__current();
+	struct hak_thread *t = free_thread();
 	hak__enter("free");
-	if (likely(t != NULL)) {
-		free_from(t, ss, s, p, true);
-	} else {
-		hak__orphan_lock();
-		t = hak__orphan();
-		/* no memory even for the orphan state: a state with no cache that accepts nothing */
-		free_from(t ? t : hak__thread_sentinel_gone(), ss, s, p, false);
-		hak__orphan_unlock();
-	}
+	/* gather: the calling thread's own live state, never the shared sentinel of a thread
+	 * without one */
+	free_from(t ? t : hak__thread_sentinel_gone(), ss, s, p, t != NULL);
 	hak__leave();
 	hak__after_slow();
 }

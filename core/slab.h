@@ -37,8 +37,7 @@ HAK_HIDDEN void hak__abandoned_note_free(void);
  * lives in one heap size is not walked. */
 HAK_HIDDEN void hak__account_chain(struct hak_chain chain, int sign, unsigned cls, int64_t *bytes, int64_t *blocks);
 
-HAK_HIDDEN void hak__slab_fork_prepare(void);
-HAK_HIDDEN void hak__slab_fork_parent(void);
+HAK_HIDDEN bool hak__slab_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__slab_fork_child(void);
 
 #endif

@@ -154,6 +154,10 @@ static int pending(struct hak_slab *s)
 static void *free_gathered(void *arg)
 {
 	struct gather *g = arg;
+	/* a state first: a thread without one frees through the shared sentinel, which gathers
+	 * nothing (free.c, free_thread) */
+	if (!hak__thread_get())
+		return NULL;
 	for (unsigned i = 0; i < g->n; i++)
 		hak__free(g->a[i]);
 	g->pending_after_a = pending(g->sa); /* still gathered by this thread */
