@@ -83,6 +83,9 @@ HAK_INLINE void free_foreign(struct hak_thread *t, struct hak_superslab *ss, str
 		hak__block_set_next(p, t->foreign_head);
 		if (!t->foreign_head)
 			t->foreign_tail = p;
+		/* The slab and the links before the head: a fork copies a chain it can walk (the
+		 * child recounts it: hak__thread_fork_child). TSO keeps the order as stored. */
+		atomic_signal_fence(memory_order_seq_cst);
 		t->foreign_head = p;
 		t->foreign_count++;
 		return;

@@ -179,22 +179,24 @@ void hak__thread_count(struct hak_thread *t, unsigned which, uint64_t n)
 	hak_add_relaxed(&retired[which], n);
 }
 
-/* Empty every cache of t through its ownership policy (counted, not trusted: the room may be
- * off after a fork from a handler). */
 void hak__thread_foreign_flush(struct hak_thread *t)
 {
 	struct hak_slab *s = t->foreign_slab;
 	if (!t->foreign_head)
 		return;
 	struct hak_chain chain = {t->foreign_head, t->foreign_tail, t->foreign_count};
+	t->foreign_head = NULL;
+	atomic_signal_fence(memory_order_seq_cst); /* the head first: a fork copies no half-reset chain */
 	t->foreign_slab = NULL;
-	t->foreign_head = t->foreign_tail = NULL;
+	t->foreign_tail = NULL;
 	t->foreign_count = 0;
 	if (hak_load_relaxed(&s->xowner) == HAK_OWNER_NONE)
 		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
 	hak__own_free_foreign_chain(hak__policy_at(HAK_POLICY_OWNERSHIP, s->ss->model), t, s, chain);
 }
 
+/* Empty every cache of t through its ownership policy (counted, not trusted: the room may be
+ * off after a fork from a handler). */
 void hak__thread_flush(struct hak_thread *t)
 {
 	hak__thread_foreign_flush(t); /* the op runs without the policy lock */
@@ -563,6 +565,24 @@ bool hak__thread_fork_prepare(void)
 	       hak__fork_take(&plocks_ops, NULL);
 }
 
+/* In the child, a state whose thread did not come along: its gathered foreign frees (free.c
+ * gathers them without its policy lock) as the fork copied them, mid-update maybe. free.c stores
+ * the slab and the links before the head and hak__thread_foreign_flush clears the head first,
+ * so a chain that has a head is whole and of that slab; only its count and tail are recounted
+ * (the count is stored after the head). */
+static void foreign_recount(struct hak_thread *t)
+{
+	if (!t->foreign_head || !t->foreign_slab) {
+		t->foreign_head = t->foreign_tail = NULL;
+		t->foreign_slab = NULL;
+		t->foreign_count = 0;
+		return;
+	}
+	struct hak_chain chain = hak__chain_of(t->foreign_head);
+	t->foreign_tail = chain.tail;
+	t->foreign_count = chain.count;
+}
+
 /* Only the forking thread lives on: every other thread's state is retired as if it had exited,
  * so its cached blocks return and its slabs become adoptable (nothing stranded in the child).
  * When the fork came from a signal handler that interrupted this thread inside hakmem, its own
@@ -605,6 +625,7 @@ void hak__thread_fork_child(bool self_consistent)
 			}
 			unregister(t);
 		} else if (t != self && t != orphan_thread) {
+			foreign_recount(t);
 			hak__thread_retire(t);
 		}
 		t = next;

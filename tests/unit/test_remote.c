@@ -11,8 +11,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core_test.h"
+#include "startup.h"
 
 static int setup(void **state)
 {
@@ -208,6 +211,76 @@ static void foreign_frees_are_gathered_per_slab(void **state)
 	test_release_empty(0);
 }
 
+/* A fork copies another thread's gathered frees as they stand (free.c gathers them without the
+ * policy lock, so a copy may fall between two of its stores): the child hands them over to the
+ * slab's queue, recounted, when it retires that thread's state. Here the copy is taken as if
+ * between the head's store and the count's (the count one short). */
+struct held_gather {
+	void **a;
+	unsigned n;
+	struct hak_thread *t; /* the gathering thread's state */
+	pthread_barrier_t freed, forked;
+};
+
+static void *gather_and_wait(void *arg)
+{
+	struct held_gather *h = arg;
+	if ((h->t = hak__thread_get())) /* a state: see free_gathered */
+		for (unsigned i = 0; i < h->n; i++)
+			hak__free(h->a[i]);
+	pthread_barrier_wait(&h->freed);
+	pthread_barrier_wait(&h->forked);
+	if (hak__current())
+		hak__thread_flush(hak__tls); /* the parent's copy goes over now */
+	return NULL;
+}
+
+static void fork_child_hands_over_other_threads_gathered_frees(void **state)
+{
+	(void)state;
+	unsigned cls = hak__size_to_class(64), n = hak__classes[cls].batch / 2;
+	void *a[64];
+	struct hak_slab *sa = test_slab_acquire(cls, hak__tls->token ^ 0x10, 0);
+	struct hak_chain ca;
+	assert_int_equal(hak__slab_take(sa, n, &ca), n);
+	unsigned i = 0;
+	for (void **x = ca.head; x; x = x[0])
+		a[i++] = x;
+	struct hak_thread *me = hak__tls;
+	hak__account_chain(ca, +1, cls, me->out_bytes, me->out_blocks);
+	for (i = 0; i < n; i++)
+		hak__block_set_used(a[i]);
+	struct held_gather h = {a, n, NULL, {{0}}, {{0}}};
+	pthread_barrier_init(&h.freed, NULL, 2);
+	pthread_barrier_init(&h.forked, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, gather_and_wait, &h), 0);
+	pthread_barrier_wait(&h.freed);
+	assert_false(pending(sa)); /* gathered by the other thread */
+	assert_non_null(h.t);
+	assert_int_equal(h.t->foreign_count, n);
+	h.t->foreign_count--; /* the copy a fork may take */
+	hak__fork_install();
+	pid_t pid = fork();
+	h.t->foreign_count++;
+	if (pid == 0) { /* the child: the other thread's state was retired, its chain handed over */
+		unsigned got = hak__remote_drain(sa);
+		_exit(got == n ? 0 : 10 + (int)got);
+	}
+	assert_true(pid > 0);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	pthread_barrier_wait(&h.forked);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(hak__remote_drain(sa), n);
+	hak__slab_release(sa);
+	test_release_empty(0);
+	pthread_barrier_destroy(&h.freed);
+	pthread_barrier_destroy(&h.forked);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +288,7 @@ int main(void)
 		cmocka_unit_test(concurrent_pushes_lose_nothing),
 		cmocka_unit_test(refill_takes_remote_frees_before_carving),
 		cmocka_unit_test(foreign_frees_are_gathered_per_slab),
+		cmocka_unit_test(fork_child_hands_over_other_threads_gathered_frees), /* last: installs the atfork handlers */
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
