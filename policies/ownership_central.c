@@ -195,6 +195,14 @@ static void central_free_foreign(void *state, hak_thread *t, hak_slab *s, void *
 	central_flush(state, t, NULL, info.cls, (struct hak_chain){block, block, 1});
 }
 
+/* Such frees of one slab gathered by the core (2.1): queued as one batch. */
+static void central_free_foreign_chain(void *state, hak_thread *t, hak_slab *s, struct hak_chain chain)
+{
+	struct hak_slab_info info;
+	core->slab_get_info(s, &info);
+	central_flush(state, t, NULL, info.cls, chain);
+}
+
 static void central_thread_exit(void *state, hak_thread *t, void *tstate)
 {
 	(void)state;
@@ -334,6 +342,7 @@ static const struct hak_ownership_ops central_ops = {
 	.free_foreign = central_free_foreign,
 	.thread_exit = central_thread_exit,
 	.consolidate = central_consolidate,
+	.free_foreign_chain = central_free_foreign_chain,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_ownership_central) = {

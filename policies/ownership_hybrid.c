@@ -717,22 +717,35 @@ static void hy_flush(void *state, hak_thread *t, void *tstate, unsigned cls, str
 }
 
 /* Any thread, no lock held: never touch a slab's private list here. */
-static void hy_free_foreign(void *state, hak_thread *t, hak_slab *s, void *block)
+/* A foreign free of `block`, or (block NULL) of the gathered `chain`, all of slab s. */
+static void foreign_free(struct hy_state *st, hak_thread *t, hak_slab *s, void *block, struct hak_chain chain)
 {
-	struct hy_state *st = state;
 	struct hak_slab_info info;
 	core->slab_get_info(s, &info);
-	unsigned k = stripe_of(t);
-	if (info.owner == HAK_OWNER_ANY) { /* by a thread caching its token for this class */
-		atomic_fetch_add_explicit(&st->xanyfree[k][info.cls], 1, memory_order_relaxed);
-		core->remote_push(s, block); /* drained under the class lock */
-		if (!atomic_load_explicit(&st->cls[info.cls].xany_remote, memory_order_relaxed))
-			atomic_store_explicit(&st->cls[info.cls].xany_remote, 1, memory_order_relaxed);
-		return;
-	}
-	if (info.owner != core->thread_token(t)) /* another thread's G slab, or an abandoned one */
-		atomic_fetch_add_explicit(&st->xremote[k][info.cls], 1, memory_order_relaxed);
-	core->remote_push(s, block);
+	unsigned k = stripe_of(t), n = block ? 1 : chain.count;
+	bool any = info.owner == HAK_OWNER_ANY; /* by a thread caching its token for this class */
+	if (any)
+		atomic_fetch_add_explicit(&st->xanyfree[k][info.cls], n, memory_order_relaxed);
+	else if (info.owner != core->thread_token(t)) /* another thread's G slab, or an abandoned one */
+		atomic_fetch_add_explicit(&st->xremote[k][info.cls], n, memory_order_relaxed);
+	if (block)
+		core->remote_push(s, block);
+	else
+		core->remote_push_chain(s, chain);
+	/* after the push: ANY slabs' queues are drained under the class lock */
+	if (any && !atomic_load_explicit(&st->cls[info.cls].xany_remote, memory_order_relaxed))
+		atomic_store_explicit(&st->cls[info.cls].xany_remote, 1, memory_order_relaxed);
+}
+
+static void hy_free_foreign(void *state, hak_thread *t, hak_slab *s, void *block)
+{
+	foreign_free(state, t, s, block, (struct hak_chain){NULL, NULL, 0});
+}
+
+/* Such frees of one slab gathered by the core (2.1): counted as many, pushed with one atomic. */
+static void hy_free_foreign_chain(void *state, hak_thread *t, hak_slab *s, struct hak_chain chain)
+{
+	foreign_free(state, t, s, NULL, chain);
 }
 
 static void hy_thread_exit(void *state, hak_thread *t, void *tstate)
@@ -900,6 +913,7 @@ static const struct hak_ownership_ops hy_ops = {
 	.thread_exit = hy_thread_exit,
 	.consolidate = hy_consolidate,
 	.reclaim = hy_reclaim,
+	.free_foreign_chain = hy_free_foreign_chain,
 };
 
 HAK_POLICY_EXPORT(hak__builtin_ownership_hybrid) = {

@@ -633,6 +633,27 @@ void fake_free_foreign(const struct hak_policy_desc *d, void *state, hak_thread 
 	o->free_foreign(state, t, s, b);
 }
 
+void fake_free_foreign_chain(const struct hak_policy_desc *d, void *state, hak_thread *t, void *const *blocks,
+			     unsigned n)
+{
+	const struct hak_ownership_ops *o = d->ops;
+	assert_true(n > 0);
+	assert_true(HAK_STRUCT_HAS(o, free_foreign_chain) && o->free_foreign_chain);
+	hak_slab *s = fake_block_slab(blocks[0]);
+	assert_non_null(s);
+	struct hak_chain ch = {NULL, NULL, 0};
+	for (unsigned i = 0; i < n; i++) { /* linked newest first, as the core gathers them */
+		assert_ptr_equal(fake_block_slab(blocks[i]), s);
+		fake_program_free(blocks[i]);
+		set_link(blocks[i], ch.head);
+		if (!ch.tail)
+			ch.tail = blocks[i];
+		ch.head = blocks[i];
+		ch.count++;
+	}
+	o->free_foreign_chain(state, t, s, ch);
+}
+
 /* Walks a chain a plugin handed in: every block in state `want` (or `also`), the count and
  * the tail right. The number of blocks walked, or -1 (a rule broken). */
 static long chain_check(const char *service, struct hak_chain ch, int want, int also)

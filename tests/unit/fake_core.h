@@ -63,7 +63,9 @@
  * zeroed tstate and caches: cache_fill appends to its cache of cls; fake_cache_pop hands a
  * cached block to the program, fake_cache_push frees one into the cache, fake_cache_take
  * empties the cache into a chain (what the core hands to flush), fake_free_foreign frees one
- * through the policy's free_foreign (what the core does with a block t does not accept).
+ * through the policy's free_foreign (what the core does with a block t does not accept),
+ * fake_free_foreign_chain several of one slab through free_foreign_chain (the core's gathered
+ * frees).
  *
  * Rules the fake checks (fake_teardown fails on the first broken one, with its message):
  * a slab released with blocks out or queued, or twice, or while abandoned; a slab used after
@@ -246,6 +248,10 @@ struct hak_chain fake_cache_take(hak_thread *t, unsigned cls);  /* the whole cac
  * free_foreign(state, t, the block's slab, block), as the core's free path does. */
 void fake_program_free(void *block);
 void fake_free_foreign(const struct hak_policy_desc *d, void *state, hak_thread *t, void *block);
+/* n blocks of one slab freed so, gathered into one chain (the newest first, as the core links
+ * them) and handed to d's free_foreign_chain (since 2.1), as the core's gathered frees are. */
+void fake_free_foreign_chain(const struct hak_policy_desc *d, void *state, hak_thread *t, void *const *blocks,
+			     unsigned n);
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 unsigned fake_helpers(void);          /* spawn_helper calls that returned 0 */

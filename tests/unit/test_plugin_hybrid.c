@@ -108,6 +108,21 @@ static void switch_to_f(void *st, hak_thread *t1, hak_thread *t2)
 	assert_int_equal(gauge("remote_share", C), 58);
 }
 
+/* The same frees gathered by the core (2.1): chains of 60 blocks of one slab, each counted as
+ * 60 remote frees. */
+static void remote_frees_gathered(void *st, hak_thread *t, uintptr_t owner, unsigned n)
+{
+	hak_slab *s = fake_slab_new(C, owner, n);
+	void *b[60];
+	for (unsigned done = 0; done < n;) {
+		unsigned k = n - done < 60 ? n - done : 60;
+		for (unsigned i = 0; i < k; i++)
+			b[i] = fake_slab_give(s);
+		fake_free_foreign_chain(&hak__builtin_ownership_hybrid, st, t, b, k);
+		done += k;
+	}
+}
+
 /* ---- init ------------------------------------------------------------------------------------ */
 
 static void init_declares_counters_and_checks_keys(void **unused)
@@ -202,6 +217,34 @@ static void g_foreign_frees_go_to_the_remote_queue(void **unused)
 }
 
 /* A window below remote_high keeps G; one at or above it switches (dwell 1). */
+/* Gathered foreign frees (2.1): one push of the chain, counted block by block (the same share
+ * and switch as 600 single frees in switch_to_f). */
+static void g_gathered_foreign_frees_push_once_and_count_each(void **unused)
+{
+	(void)unused;
+	void *st = load(KV_FAST);
+	hak_thread *t1 = fake_thread_new(), *t2 = fake_thread_new();
+	refill(st, t1, C);
+	hak_slab *s1 = fake_slab_by_id(1);
+	void *b[4];
+	for (unsigned i = 0; i < 4; i++)
+		b[i] = fake_cache_pop(t1, C);
+	fake_clear();
+	fake_free_foreign_chain(HY, st, t2, b, 4);
+	assert_string_equal(fake_actions(), "remote_push_chain(s1,4)");
+	assert_int_equal(fake_slab_remote(s1), 4);
+	fake_clear();
+	refill(st, t1, C);
+	assert_string_equal(fake_actions(), "remote_drain(s1)=4 slab_take(s1,4)=4 cache_fill(t1,2,4)");
+	/* 596 more (600 with the 4 above) against 424 local frees: 58%, to F */
+	remote_frees_gathered(st, t2, fake_token(t1), 596);
+	fake.local_frees[C] += 424;
+	evaluate(st, t2);
+	assert_int_equal(gauge("class_model", C), 1);
+	assert_int_equal(gauge("remote_share", C), 58);
+	fake_unload(HY, st);
+}
+
 static void remote_share_decides_the_switch(void **unused)
 {
 	(void)unused;
@@ -480,6 +523,7 @@ int main(void)
 		T(full_counter_table_is_not_fatal),
 		T(g_refill_pairs_the_token_with_the_slab),
 		T(g_foreign_frees_go_to_the_remote_queue),
+		T(g_gathered_foreign_frees_push_once_and_count_each),
 		T(remote_share_decides_the_switch),
 		T(evaluations_wait_for_window_ms),
 		T(threads_follow_a_switch_to_f),

@@ -230,6 +230,27 @@ static void tls_free_foreign_pushes_to_the_remote_queue(void **unused)
 	assert_ptr_equal((void *)(uintptr_t)fake_call_at(0)->arg[1], b);
 }
 
+/* Frees of one slab the core gathered (2.1): the whole chain onto the queue at once, which the
+ * owner's next refill drains. */
+static void tls_free_foreign_chain_pushes_the_chain_at_once(void **unused)
+{
+	(void)unused;
+	struct tls_fixture f = tls_up();
+	tls_refill(&f);
+	void *b[4];
+	assert_int_equal(pop_all(f.t, b, 4), 4);
+	hak_slab *s = fake_block_slab(b[0]);
+	fake_clear();
+	fake_free_foreign_chain(TLS, f.st, f.other, b, 4);
+	assert_string_equal(fake_actions(), "remote_push_chain(s1,4)");
+	assert_int_equal(fake_slab_remote(s), 4);
+	fake_clear();
+	tls_refill(&f);
+	assert_int_equal(fake_count("remote_drain"), 1);
+	assert_int_equal(fake_nth("remote_drain", 0)->ret, 4);
+	assert_int_equal(fake_slab_remote(s), 0);
+}
+
 /* ---- central (Option F) ---------------------------------------------------------------------- */
 
 struct central_fixture {
@@ -366,6 +387,26 @@ static void central_free_foreign_queues_the_block(void **unused)
 	fake_unload(CENTRAL, f.st);
 }
 
+/* Such frees of one slab gathered by the core (2.1): queued as one batch, which a refill hands
+ * over whole. */
+static void central_free_foreign_chain_queues_one_batch(void **unused)
+{
+	(void)unused;
+	struct central_fixture f = central_up();
+	central_refill(&f, f.t);
+	void *b[4];
+	assert_int_equal(pop_all(f.t, b, 4), 4);
+	fake_clear();
+	fake_free_foreign_chain(CENTRAL, f.st, f.t2, b, 4);
+	assert_string_equal(fake_actions(), "counter_add(t2,1,1)");
+	fake_clear();
+	central_refill(&f, f.t2);
+	assert_string_equal(fake_actions(), "counter_add(t2,0,1) cache_fill(t2,3,4)");
+	assert_int_equal(fake_cached(f.t2, CLS), 4);
+	ops_of(CENTRAL)->thread_exit(f.st, f.t, NULL); /* owns nothing */
+	fake_unload(CENTRAL, f.st);
+}
+
 /* fork_child rebuilds each queue around the batches it holds: none lost, none doubled, even
  * once the queue's positions have gone round. */
 static void central_fork_child_keeps_the_queued_batches(void **unused)
@@ -480,11 +521,13 @@ int main(void)
 		T(tls_thread_exit_releases_free_and_abandons_the_rest),
 		T(tls_reclaim_drains_and_releases_ring_slabs),
 		T(tls_free_foreign_pushes_to_the_remote_queue),
+		T(tls_free_foreign_chain_pushes_the_chain_at_once),
 		T(central_registers_its_counters),
 		T(central_refill_carves_when_the_queue_is_empty),
 		T(central_refill_takes_a_queued_batch_first),
 		T(central_full_queue_and_consolidate_go_back_to_slabs),
 		T(central_free_foreign_queues_the_block),
+		T(central_free_foreign_chain_queues_one_batch),
 		T(central_fork_child_keeps_the_queued_batches),
 		T(central_runs_without_counters),
 		T(central_queues_under_threads),
