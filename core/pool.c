@@ -463,11 +463,11 @@ void hak__pool_each(void (*fn)(const struct hak_superslab *ss, void *ctx), void 
 
 void hak__pool_counts(uint64_t *mapped, uint64_t *released, uint64_t *live)
 {
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	*mapped = hak_load_relaxed(&xmapped_total);
 	*released = hak_load_relaxed(&xreleased_total);
 	*live = live_n;
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 }
 
 uint64_t hak__pool_mapped_total(void)
