@@ -223,16 +223,27 @@ static void idle_helper_passes_while_busy_then_twice_more(void **unused)
 
 /* ---- eager ----------------------------------------------------------------------------------- */
 
-/* Each empty goes back at once, free units purged with it. */
-static void eager_empty_releases_and_purges_at_once(void **unused)
+/* Each empty goes back at once; the free units that stayed free since the previous empty are
+ * purged with it (the first empty only marks the moment). */
+static void eager_empty_releases_at_once_and_purges_what_stayed_free(void **unused)
 {
 	(void)unused;
 	void *st = fake_load(EAGER, FAKE_NO_KV);
 	fake_add_empty(3);
 	fake.purge_ret = 65536;
 	ops_of(EAGER)->superslab_empty(st);
-	assert_string_equal(fake_actions(), "release_empty(0,0,~0u)=3 purge(0,~0)=65536");
-	FAKE_ASSERT_CALL(fake_call_at(1), "purge", 0, UINT64_MAX);
+	assert_string_equal(fake_actions(), "release_empty(0,0,~0u)=3");
+	assert_int_equal(fake_empties(), 0);
+	fake_clear();
+	fake_advance(5000000);
+	fake_add_empty(1);
+	ops_of(EAGER)->superslab_empty(st);
+	assert_string_equal(fake_actions(), "release_empty(0,0,~0u)=1 purge(5000000,~0)=65536");
+	FAKE_ASSERT_CALL(fake_nth("purge", 0), "purge", 5000000, UINT64_MAX);
+	fake_clear();
+	fake_advance(2000000); /* the next one: what stayed free since the one before */
+	ops_of(EAGER)->superslab_empty(st);
+	FAKE_ASSERT_CALL(fake_nth("purge", 0), "purge", 2000000, UINT64_MAX);
 	assert_int_equal(fake_empties(), 0);
 	fake_unload(EAGER, st);
 
@@ -240,7 +251,11 @@ static void eager_empty_releases_and_purges_at_once(void **unused)
 	st = fake_load(EAGER, FAKE_KV("empty_reserve = 1"));
 	fake_add_empty(3);
 	ops_of(EAGER)->superslab_empty(st);
-	assert_string_equal(fake_actions(), "release_empty(1,0,~0u)=2 purge(0,~0)=65536");
+	assert_string_equal(fake_actions(), "release_empty(1,0,~0u)=2");
+	fake_advance(1000000);
+	fake_clear();
+	ops_of(EAGER)->superslab_empty(st);
+	assert_string_equal(fake_actions(), "release_empty(1,0,~0u)=0 purge(1000000,~0)=65536");
 	assert_int_equal(fake_empties(), 1);
 	fake_unload(EAGER, st);
 }
@@ -341,7 +356,7 @@ int main(void)
 		T(idle_stop_ends_parking_and_helpers),
 		T(idle_fork_child_forgets_the_helper),
 		T(idle_helper_passes_while_busy_then_twice_more),
-		T(eager_empty_releases_and_purges_at_once),
+		T(eager_empty_releases_at_once_and_purges_what_stayed_free),
 		T(eager_tick_runs_a_pass_at_most_every_10ms),
 		T(eager_out_of_memory_and_start),
 		T(eager_rejects_bad_settings),
