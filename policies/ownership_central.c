@@ -282,9 +282,15 @@ static void central_fork_child(void *state)
 	st->fork_locked = 0;
 	for (unsigned i = 0; i < st->nclasses; i++) {
 		struct central_class *c = &st->cls[i];
-		if (!locked && pthread_mutex_trylock(&c->lock) != 0) {
-			c->cur = c->ring = NULL;
-			c->forgotten = 1;
+		if (!locked) {
+			if (pthread_mutex_trylock(&c->lock) != 0) {
+				c->cur = c->ring = NULL;
+				c->forgotten = 1;
+			} else {
+				pthread_mutex_unlock(&c->lock); /* free: let it go before the init below (a
+								 * thread that holds 64 locks overflows
+								 * ThreadSanitizer's deadlock detector) */
+			}
 		}
 		pthread_mutex_init(&c->lock, NULL);
 		void *kept[QUEUE_SLOTS];
