@@ -400,10 +400,10 @@ struct hak_ownership_ops {
 	 * thread's foreign frees of one slab, up to class_batch of them, and hands them over when
 	 * that thread frees into another slab or its caches are flushed (overflow excepted: exit,
 	 * fork, malloc_trim, request_cache_flush); until then the blocks wait, like those in a
-	 * thread's cache. Without it free_foreign runs at every foreign free. The core's shared
-	 * state for threads past their exit does not gather: free_foreign runs for those. Any
-	 * thread, no core lock held, t's policy lock NOT held. A core that calls it has
-	 * remote_push_chain. */
+	 * thread's cache. Without it free_foreign runs at every foreign free. A free from a
+	 * thread with no state of its own (before its first allocation, or after its exit hook
+	 * ran: see free_foreign) is not gathered: free_foreign runs for it. Any thread, no core
+	 * lock held, t's policy lock NOT held. A core that calls it has remote_push_chain. */
 	void (*free_foreign_chain)(void *state, hak_thread *t, hak_slab *s, struct hak_chain chain);
 };
 
