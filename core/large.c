@@ -50,6 +50,26 @@ struct cached {
 };
 static struct cached cache[LARGE_CACHE_SLOTS_MAX];
 static size_t cache_n, cache_bytes;
+/* Whoever holds the cache lock marks the cache as changing (cache_enter, cache_leave). A fork
+ * does not take that lock from a signal handler that interrupted its holder, nor from a trying
+ * fork that gave up on another thread holding it (lock.h): a child that finds the mark forgets
+ * the cache (its mappings leak) instead of handing out a slot half written (cache_n is stored
+ * before the slot it counts) or a mapping listed twice (cache_remove's memmove). */
+static int cache_changing;
+
+static void cache_enter(void)
+{
+	hak__lock(&cache_lock);
+	cache_changing = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void cache_leave(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	cache_changing = 0;
+	hak__unlock(&cache_lock);
+}
 static _Atomic uint64_t live_n, live_bytes;  /* mappings in the tables, their lengths */
 static _Atomic uint64_t peak_n, peak_bytes;  /* the most of each at once (malloc_stats) */
 static _Atomic uint64_t xmapped_total, xreleased_total;
@@ -205,9 +225,9 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 	size_t need = page_round(n), len = need, used = 0;
 	char *base = NULL;
 	if (align <= 4096) {
-		hak__lock(&cache_lock);
+		cache_enter();
 		bool got = cache_take(need, &base, &len);
-		hak__unlock(&cache_lock);
+		cache_leave();
 		if (got) {
 			used = len < n ? len : n; /* bytes that may hold old data */
 			if (len < need) {
@@ -263,7 +283,7 @@ bool hak__large_free(void *p, bool *wants_pass)
 	struct cached out[4];
 	size_t n_out = 0;
 	bool cached = false;
-	hak__lock(&cache_lock);
+	cache_enter();
 	if (len <= limits.max_one && limits.slots) {
 		while (!cache_fits(len) && cache_n && n_out < 4)
 			out[n_out++] = cache_remove(0);
@@ -273,7 +293,7 @@ bool hak__large_free(void *p, bool *wants_pass)
 			cached = true;
 		}
 	}
-	hak__unlock(&cache_lock);
+	cache_leave();
 	int none = PASS_NONE;
 	if (cached && hak_load_relaxed(&xpass_request) == PASS_NONE && hak_cas_strong(&xpass_request, &none, PASS_ASKED))
 		*wants_pass = true;
@@ -353,17 +373,17 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 unsigned hak__large_release(uint64_t min_idle_ns, uint64_t keep_bytes, uint64_t now)
 {
 	unsigned n = 0;
-	hak__lock(&cache_lock);
+	cache_enter();
 	hak_store_relaxed(&xpass_request, PASS_NONE);
-	hak__unlock(&cache_lock);
+	cache_leave();
 	for (;;) { /* oldest first, one at a time: the system call runs outside the lock */
-		hak__lock(&cache_lock);
+		cache_enter();
 		if (!cache_n || cache_bytes <= keep_bytes || now - cache[0].since_ns < min_idle_ns) {
-			hak__unlock(&cache_lock);
+			cache_leave();
 			return n;
 		}
 		struct cached c = cache_remove(0);
-		hak__unlock(&cache_lock);
+		cache_leave();
 		large_unmap(c.base, c.len);
 		n++;
 	}
@@ -385,41 +405,41 @@ void hak__large_set_limits(const struct hak_large_limits *l)
 		v.max_one = l->max_one;
 	if (HAK_STRUCT_HAS(l, slots))
 		v.slots = l->slots < LARGE_CACHE_SLOTS_MAX ? l->slots : LARGE_CACHE_SLOTS_MAX;
-	hak__lock(&cache_lock);
+	cache_enter();
 	limits = v;
-	hak__unlock(&cache_lock);
+	cache_leave();
 	for (;;) {
-		hak__lock(&cache_lock);
+		cache_enter();
 		size_t i = 0;
 		if (cache_n <= limits.slots && cache_bytes <= limits.max_bytes)
 			while (i < cache_n && cache[i].len <= limits.max_one)
 				i++;
 		if (i == cache_n) {
-			hak__unlock(&cache_lock);
+			cache_leave();
 			return;
 		}
 		struct cached c = cache_remove(i);
-		hak__unlock(&cache_lock);
+		cache_leave();
 		large_unmap(c.base, c.len);
 	}
 }
 
 void hak__large_get_limits(struct hak_large_limits *out)
 {
-	hak__lock(&cache_lock);
+	cache_enter();
 	*out = limits;
-	hak__unlock(&cache_lock);
+	cache_leave();
 }
 
 void hak__large_facts(struct hak_heap_facts *out)
 {
-	hak__lock(&cache_lock);
+	cache_enter();
 	uint64_t oldest = cache_n ? cache[0].since_ns : 0;
 	if (HAK_STRUCT_HAS(out, large_cached))
 		out->large_cached = cache_n;
 	if (HAK_STRUCT_HAS(out, large_cached_bytes))
 		out->large_cached_bytes = cache_bytes;
-	hak__unlock(&cache_lock);
+	cache_leave();
 	if (HAK_STRUCT_HAS(out, oldest_large_ns))
 		out->oldest_large_ns = oldest;
 	if (HAK_STRUCT_HAS(out, large_live))
@@ -429,9 +449,9 @@ void hak__large_facts(struct hak_heap_facts *out)
 void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total, uint64_t *released_total)
 {
 	*live = hak_load_relaxed(&live_n);
-	hak__lock(&cache_lock);
+	cache_enter();
 	*cached = cache_n;
-	hak__unlock(&cache_lock);
+	cache_leave();
 	*mapped_total = hak_load_relaxed(&xmapped_total);
 	*released_total = hak_load_relaxed(&xreleased_total);
 }
@@ -442,10 +462,10 @@ void hak__large_figures(struct hak_large_figures *out)
 	out->live_bytes = hak_load_relaxed(&live_bytes);
 	out->peak = hak_load_relaxed(&peak_n);
 	out->peak_bytes = hak_load_relaxed(&peak_bytes);
-	hak__lock(&cache_lock);
+	cache_enter();
 	out->cached = cache_n;
 	out->cached_bytes = cache_bytes;
-	hak__unlock(&cache_lock);
+	cache_leave();
 }
 
 bool hak__large_fork_prepare(void)
@@ -460,6 +480,10 @@ void hak__large_fork_child(void)
 {
 	/* The parent's trim helper did not come along: the child's next large free asks anew. */
 	hak_store_relaxed(&xpass_request, PASS_NONE);
+	if (cache_changing) { /* see cache_changing: a leak, not a fault */
+		cache_n = cache_bytes = 0;
+		cache_changing = 0;
+	}
 	pthread_mutex_init(&cache_lock, NULL);
 	for (unsigned i = 0; i < LARGE_SHARDS; i++)
 		pthread_mutex_init(&shards[i].lock, NULL);
