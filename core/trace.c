@@ -454,8 +454,6 @@ static inline void *malloc_cached(size_t n)
 static inline bool free_cached(void *p)
 {
 	struct hak_slab *s = hak__slab_lookup_fast(p);
-	if (!s)
-		return false;
 	struct hak_tcache *tc = (struct hak_tcache *)((char *)hak__tls + s->tc_off);
 	uintptr_t mark = hak__block_mark(p);
 	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || !hak__block_is_aligned(s, p) ||
