@@ -6,14 +6,13 @@
 
 #include "alloc.h"
 
-/* malloc, n <= 1 KB with a warm cache. Budget (16 instructions and ret): size test, one table
- * load, the TLS pointer (two loads), a pop (load head, load next, store head), the room
- * counter, and the store that clears the free mark. */
+/* malloc, n <= 1 KB with a warm cache. Budget (14 instructions and ret): size test, one table
+ * load indexed by n, the TLS pointer (two loads), a pop (load head, load next, store head), the
+ * room counter, and the store that clears the free mark. */
 HAK_INLINE void *hak__malloc_fast(size_t n)
 {
-	if (likely(n <= 1024)) {
-		struct hak_tcache *tc =
-			(struct hak_tcache *)((char *)hak__tls + hak__tc_off_of_small[(n + 15) >> 4]);
+	if (likely(n <= HAK_FAST_MAX)) {
+		struct hak_tcache *tc = (struct hak_tcache *)((char *)hak__tls + hak__tc_off_of_small[n]);
 		void *b = hak__tc_pop(tc);
 		if (likely(b != NULL))
 			return b;
@@ -21,9 +20,10 @@ HAK_INLINE void *hak__malloc_fast(size_t n)
 	return hak__malloc_slow(n);
 }
 
-/* free of a small block this thread may cache. Budget (30 instructions and ret): the flat
+/* free of a small block this thread may cache. Budget (29 instructions and ret): the flat
  * address map (5: never NULL, addrmap.h), the TLS pointer (2), the class's cache and owner test
- * (4), the free mark (2), block-start test (a multiply and a rotate: 8), free-mark test (2),
+ * (4), the free mark (2), block-start test (a multiply, a rotate, the carved count compared in
+ * memory: 7), free-mark test (2),
  * room (2), push (4 stores and the cache's free counter: 5). A pointer hakmem did not hand out
  * fails one of the tests (the flat map's sentinel fails them all) and the slow path names it. */
 HAK_INLINE void hak__free_fast(void *p)

@@ -5,7 +5,7 @@
 
 struct hak_class_info hak__classes[HAK_NCLASSES];
 uint8_t hak__class_of_small[1024 / 16 + 1];
-uint16_t hak__tc_off_of_small[1024 / 16 + 1];
+uint16_t hak__tc_off_of_small[HAK_FAST_MAX + 1];
 uintptr_t hak__accept_mark; /* tcache.h: HAK_ACCEPT_TRACED while recording */
 
 /* m^-1 mod 2^64 for odd m: Newton's iteration doubles the correct low bits (3 to start). */
@@ -66,8 +66,8 @@ void hak__size_classes_init(void)
 		ci->div_inv = inverse_odd(size >> ci->div_shift);
 		ci->tc_off = (uint16_t)(c * sizeof(struct hak_tcache)); /* thread.h: caches at offset 0 */
 	}
-	for (unsigned i = 0; i <= 1024 / 16; i++) {
+	for (unsigned i = 0; i <= 1024 / 16; i++)
 		hak__class_of_small[i] = (uint8_t)hak__size_to_class_slow(i * 16);
-		hak__tc_off_of_small[i] = hak__classes[hak__class_of_small[i]].tc_off;
-	}
+	for (unsigned n = 0; n <= HAK_FAST_MAX; n++)
+		hak__tc_off_of_small[n] = hak__classes[hak__size_to_class(n)].tc_off;
 }

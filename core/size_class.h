@@ -17,7 +17,10 @@ struct hak_class_info {
 };
 HAK_HIDDEN extern struct hak_class_info hak__classes[HAK_NCLASSES];
 HAK_HIDDEN extern uint8_t hak__class_of_small[1024 / 16 + 1]; /* index (n + 15) >> 4 */
-HAK_HIDDEN extern uint16_t hak__tc_off_of_small[1024 / 16 + 1]; /* that class's tc_off */
+/* The malloc fast path's table, indexed by the size itself (0 .. HAK_FAST_MAX): that size's
+ * class's tc_off (2 KB, so the index needs no rounding). */
+#define HAK_FAST_MAX 1024
+HAK_HIDDEN extern uint16_t hak__tc_off_of_small[HAK_FAST_MAX + 1];
 _Static_assert(HAK_NCLASSES * sizeof(struct hak_tcache) < 65536, "tc_off is 16 bits");
 
 HAK_HIDDEN void hak__size_classes_init(void);

@@ -637,7 +637,7 @@ void hak__trace_thread_exit(void)
 
 /* ---- The switch ---------------------------------------------------------------------------- */
 
-static uint16_t saved_tc_off[1024 / 16 + 1];
+static uint16_t saved_tc_off[HAK_FAST_MAX + 1];
 
 static void disguise(struct hak_thread *t, void *ctx)
 {
