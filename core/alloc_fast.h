@@ -6,6 +6,19 @@
 
 #include "alloc.h"
 
+/* HAK_FAST_ASM: the exported malloc and free are these two hand-scheduled for x86-64
+ * (alloc_fast_x86_64.h), on by default there; `make FAST_ASM=0` builds the C ones, and so do
+ * debug builds (`make test-debug` runs the end-to-end tests on them) and sanitizer builds.
+ * calloc, cfree, free_sized and the unit tests always use the C versions below. */
+#ifndef HAK_FAST_ASM
+#if defined(__x86_64__) && defined(__GNUC__) && HAK_DEBUG == 0 && !defined(__SANITIZE_ADDRESS__) && \
+	!defined(__SANITIZE_THREAD__)
+#define HAK_FAST_ASM 1
+#else
+#define HAK_FAST_ASM 0
+#endif
+#endif
+
 /* malloc, n <= 1 KB with a warm cache. Budget (14 instructions and ret): size test, one table
  * load indexed by n, the TLS pointer (two loads), a pop (load head, load next, store head), the
  * room counter, and the store that clears the free mark. */

@@ -1,0 +1,121 @@
+/* alloc_fast_x86_64.h: layer 8, the two fast paths of alloc_fast.h hand-scheduled for x86-64:
+ * the exported malloc and free (and their __libc_ aliases) when HAK_FAST_ASM (alloc_fast.h) is
+ * on. Included once, by api.c, in place of the C definitions. They do exactly what
+ * hak__malloc_fast and hak__free_fast do, test for test (keep the three in step: the C ones
+ * serve calloc, cfree, free_sized, the unit tests, debug builds and other targets); what they
+ * save is what the compiler cannot: registers chosen so the popped block is already the
+ * return value, and cache fields addressed as base + offset in one operand.
+ * Every field offset below is checked against the structs, so a layout change that forgets
+ * this file does not build. */
+#ifndef HAK_ALLOC_FAST_X86_64_H
+#define HAK_ALLOC_FAST_X86_64_H
+
+#include "alloc_fast.h"
+
+#define HAK__S(x) #x
+#define HAK__XS(x) HAK__S(x)
+
+#define HAK_AS_SLAB_OWNER 0
+#define HAK_AS_SLAB_START 8
+#define HAK_AS_SLAB_DIV_INV 16
+#define HAK_AS_SLAB_CARVED 24
+#define HAK_AS_SLAB_TC_OFF 32
+#define HAK_AS_SLAB_DIV_SHIFT 34
+#define HAK_AS_TC_HEAD 0
+#define HAK_AS_TC_ACCEPT 8
+#define HAK_AS_TC_ROOM 16
+#define HAK_AS_TC_FREES 24
+_Static_assert(offsetof(struct hak_slab, xowner) == HAK_AS_SLAB_OWNER && sizeof(uintptr_t) == 8, "slab");
+_Static_assert(offsetof(struct hak_slab, start) == HAK_AS_SLAB_START, "slab start");
+_Static_assert(offsetof(struct hak_slab, div_inv) == HAK_AS_SLAB_DIV_INV, "slab div_inv");
+_Static_assert(offsetof(struct hak_slab, xcarved) == HAK_AS_SLAB_CARVED && sizeof(uint64_t) == 8, "slab xcarved");
+_Static_assert(offsetof(struct hak_slab, tc_off) == HAK_AS_SLAB_TC_OFF, "slab tc_off");
+_Static_assert(sizeof(((struct hak_slab *)0)->tc_off) == 2, "slab tc_off is read with movzwl");
+_Static_assert(offsetof(struct hak_slab, div_shift) == HAK_AS_SLAB_DIV_SHIFT, "slab div_shift");
+_Static_assert(sizeof(((struct hak_slab *)0)->div_shift) == 1, "slab div_shift is read with movzbl");
+_Static_assert(offsetof(struct hak_tcache, head) == HAK_AS_TC_HEAD, "cache head");
+_Static_assert(offsetof(struct hak_tcache, accept) == HAK_AS_TC_ACCEPT, "cache accept");
+_Static_assert(offsetof(struct hak_tcache, room) == HAK_AS_TC_ROOM, "cache room");
+_Static_assert(sizeof(((struct hak_tcache *)0)->room) == 4, "cache room is counted with subl/addl");
+_Static_assert(offsetof(struct hak_tcache, frees) == HAK_AS_TC_FREES, "cache frees");
+_Static_assert(sizeof(hak__tc_off_of_small[0]) == 2, "malloc's table is read with movzwl");
+_Static_assert(HAK_UNIT_SHIFT == 16 && HAK_FAST_MAX == 1024, "the constants below");
+_Static_assert(HAK_FLAT_MASK_AT == 4088 && HAK_FLAT_ENTRIES_AT == 4096, "the flat map's layout");
+
+/* malloc: the C version's tests in the same order. 13 instructions and ret.
+ *   rdi n; rax table, then the block; ecx the class's tc_off; rdx the thread state; rsi next */
+__asm__(".text\n"
+	".globl malloc\n"
+	".type malloc, @function\n"
+	".p2align 4\n"
+	"malloc:\n"
+	".cfi_startproc\n"
+	"	cmpq $1024, %rdi\n"
+	"	ja 1f\n"
+	"	leaq hak__tc_off_of_small(%rip), %rax\n"
+	"	movq hak__tls@gottpoff(%rip), %rdx\n"
+	"	movzwl (%rax,%rdi,2), %ecx\n"
+	"	movq %fs:(%rdx), %rdx\n"
+	"	movq " HAK__XS(HAK_AS_TC_HEAD) "(%rdx,%rcx), %rax\n"
+	"	testq %rax, %rax\n"
+	"	je 1f\n"
+	"	movq (%rax), %rsi\n"                    /* the next block */
+	"	addl $1, " HAK__XS(HAK_AS_TC_ROOM) "(%rdx,%rcx)\n"
+	"	movq %rsi, " HAK__XS(HAK_AS_TC_HEAD) "(%rdx,%rcx)\n"
+	"	movq $0, 8(%rax)\n"                     /* the free mark goes: the block is out */
+	"	ret\n"
+	"1:	jmp hak__malloc_slow\n"
+	".cfi_endproc\n"
+	".size malloc, .-malloc\n"
+	".globl __libc_malloc\n"
+	".type __libc_malloc, @function\n"
+	".set __libc_malloc, malloc\n");
+
+/* free: the C version's tests in the same order: owner, block start, free mark, room. 29
+ * instructions and ret (the C one: 29).
+ *   rdi p; rax M, then the slab; rdx the index, the owner, then the mark; r8 the cache;
+ *   rsi the quotient; ecx the shift; r9 the old head */
+__asm__(".text\n"
+	".globl free\n"
+	".type free, @function\n"
+	".p2align 4\n"
+	"free:\n"
+	".cfi_startproc\n"
+	"	movq hak__flat(%rip), %rax\n"
+	"	movq %rdi, %rdx\n"
+	"	shrq $16, %rdx\n"
+	"	andq 4088(%rax), %rdx\n"
+	"	addq 4096(%rax,%rdx,8), %rax\n"         /* the slab: M + entry, never NULL */
+	"	movq hak__tls@gottpoff(%rip), %rcx\n"
+	"	movzwl " HAK__XS(HAK_AS_SLAB_TC_OFF) "(%rax), %r8d\n"
+	"	addq %fs:(%rcx), %r8\n"                 /* the class's cache */
+	"	movq " HAK__XS(HAK_AS_SLAB_OWNER) "(%rax), %rdx\n"
+	"	cmpq " HAK__XS(HAK_AS_TC_ACCEPT) "(%r8), %rdx\n"
+	"	jne 9f\n"
+	"	movq %rdi, %rsi\n"
+	"	subq " HAK__XS(HAK_AS_SLAB_START) "(%rax), %rsi\n"
+	"	movzbl " HAK__XS(HAK_AS_SLAB_DIV_SHIFT) "(%rax), %ecx\n"
+	"	imulq " HAK__XS(HAK_AS_SLAB_DIV_INV) "(%rax), %rsi\n"
+	"	movq hak__free_key(%rip), %rdx\n"
+	"	rorq %cl, %rsi\n"
+	"	xorq %rdi, %rdx\n"                      /* the free mark */
+	"	cmpq " HAK__XS(HAK_AS_SLAB_CARVED) "(%rax), %rsi\n"
+	"	jae 9f\n"                               /* not a block start, or never carved */
+	"	cmpq 8(%rdi), %rdx\n"
+	"	je 9f\n"                                /* marked free: the slow path names it */
+	"	subl $1, " HAK__XS(HAK_AS_TC_ROOM) "(%r8)\n"
+	"	jb 9f\n"                                /* full (hak__room_take) */
+	"	movq " HAK__XS(HAK_AS_TC_HEAD) "(%r8), %r9\n"
+	"	movq %rdx, 8(%rdi)\n"
+	"	movq %r9, (%rdi)\n"
+	"	movq %rdi, " HAK__XS(HAK_AS_TC_HEAD) "(%r8)\n"
+	"	addq $1, " HAK__XS(HAK_AS_TC_FREES) "(%r8)\n"
+	"	ret\n"
+	"9:	jmp hak__free_slow\n"
+	".cfi_endproc\n"
+	".size free, .-free\n"
+	".globl __libc_free\n"
+	".type __libc_free, @function\n"
+	".set __libc_free, free\n");
+
+#endif
