@@ -19,13 +19,14 @@
 #endif
 #endif
 
-/* malloc, n <= 1 KB with a warm cache. Budget (14 instructions and ret): size test, one table
- * load indexed by n, the TLS pointer (two loads), a pop (load head, load next, store head), the
+/* malloc, n <= 1 KB with a warm cache. Budget (15 instructions and ret; the asm: 12): size
+ * test, one table load indexed by n, the address of the thread's caches (hak__tcs: its offset
+ * from the GOT, the thread pointer, the add), a pop (load head, load next, store head), the
  * room counter, and the store that clears the free mark. */
 HAK_INLINE void *hak__malloc_fast(size_t n)
 {
 	if (likely(n <= HAK_FAST_MAX)) {
-		struct hak_tcache *tc = (struct hak_tcache *)((char *)hak__tls + hak__tc_off_of_small[n]);
+		struct hak_tcache *tc = (struct hak_tcache *)((char *)&hak__tcs + hak__tc_off_of_small[n]);
 		void *b = hak__tc_pop(tc);
 		if (likely(b != NULL))
 			return b;
@@ -33,16 +34,16 @@ HAK_INLINE void *hak__malloc_fast(size_t n)
 	return hak__malloc_slow(n);
 }
 
-/* free of a small block this thread may cache. Budget (29 instructions and ret): the flat
- * address map (5: never NULL, addrmap.h), the TLS pointer (2), the class's cache and owner test
- * (4), the free mark (2), block-start test (a multiply, a rotate, the carved count compared in
- * memory: 7), free-mark test (2),
- * room (2), push (4 stores and the cache's free counter: 5). A pointer hakmem did not hand out
+/* free of a small block this thread may cache. Budget (30 instructions and ret; the asm: 28):
+ * the flat address map (5: never NULL, addrmap.h), the address of the thread's caches (3), the
+ * class's cache and owner test (4), the free mark (2), block-start test (a multiply, a rotate,
+ * the carved count compared in memory: 7), free-mark test (2), room (2), push (4 stores and
+ * the cache's free counter: 5). A pointer hakmem did not hand out
  * fails one of the tests (the flat map's sentinel fails them all) and the slow path names it. */
 HAK_INLINE void hak__free_fast(void *p)
 {
 	struct hak_slab *s = hak__slab_lookup_fast(p);
-	struct hak_tcache *tc = (struct hak_tcache *)((char *)hak__tls + s->tc_off);
+	struct hak_tcache *tc = (struct hak_tcache *)((char *)&hak__tcs + s->tc_off);
 	uintptr_t mark = hak__block_mark(p); /* once: the asm of the room test is a barrier */
 	if (likely(hak_load_relaxed(&s->xowner) == tc->accept && hak__block_is_aligned(s, p) &&
 		   ((uintptr_t *)p)[1] != mark && hak__room_take(&tc->room))) {

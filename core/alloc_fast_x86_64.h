@@ -4,7 +4,9 @@
  * hak__malloc_fast and hak__free_fast do, test for test (keep the three in step: the C ones
  * serve calloc, cfree, free_sized, the unit tests, debug builds and other targets); what they
  * save is what the compiler cannot: registers chosen so the popped block is already the
- * return value, and cache fields addressed as base + offset in one operand.
+ * return value, and the thread's caches (static TLS, hak__tcs) addressed as
+ * %fs:(hak__tcs's offset + the class's tc_off) in one operand, where C computes the cache's
+ * address first.
  * Every field offset below is checked against the structs, so a layout change that forgets
  * this file does not build. */
 #ifndef HAK_ALLOC_FAST_X86_64_H
@@ -42,8 +44,9 @@ _Static_assert(sizeof(hak__tc_off_of_small[0]) == 2, "malloc's table is read wit
 _Static_assert(HAK_UNIT_SHIFT == 16 && HAK_FAST_MAX == 1024, "the constants below");
 _Static_assert(HAK_FLAT_MASK_AT == 4088 && HAK_FLAT_ENTRIES_AT == 4096, "the flat map's layout");
 
-/* malloc: the C version's tests in the same order. 13 instructions and ret.
- *   rdi n; rax table, then the block; ecx the class's tc_off; rdx the thread state; rsi next */
+/* malloc: the C version's tests in the same order. 12 instructions and ret.
+ *   rdi n; rax the table, then the block; rdx hak__tcs's offset from the thread pointer; ecx
+ *   the class's tc_off (its cache is %fs:(rdx + rcx)); rsi the next block */
 __asm__(".text\n"
 	".globl malloc\n"
 	".type malloc, @function\n"
@@ -53,15 +56,14 @@ __asm__(".text\n"
 	"	cmpq $1024, %rdi\n"
 	"	ja 1f\n"
 	"	leaq hak__tc_off_of_small(%rip), %rax\n"
-	"	movq hak__tls@gottpoff(%rip), %rdx\n"
+	"	movq hak__tcs@gottpoff(%rip), %rdx\n"
 	"	movzwl (%rax,%rdi,2), %ecx\n"
-	"	movq %fs:(%rdx), %rdx\n"
-	"	movq " HAK__XS(HAK_AS_TC_HEAD) "(%rdx,%rcx), %rax\n"
+	"	movq %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%rdx,%rcx), %rax\n"
 	"	testq %rax, %rax\n"
 	"	je 1f\n"
 	"	movq (%rax), %rsi\n"                    /* the next block */
-	"	addl $1, " HAK__XS(HAK_AS_TC_ROOM) "(%rdx,%rcx)\n"
-	"	movq %rsi, " HAK__XS(HAK_AS_TC_HEAD) "(%rdx,%rcx)\n"
+	"	addl $1, %fs:" HAK__XS(HAK_AS_TC_ROOM) "(%rdx,%rcx)\n"
+	"	movq %rsi, %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%rdx,%rcx)\n"
 	"	movq $0, 8(%rax)\n"                     /* the free mark goes: the block is out */
 	"	ret\n"
 	"1:	jmp hak__malloc_slow\n"
@@ -71,10 +73,11 @@ __asm__(".text\n"
 	".type __libc_malloc, @function\n"
 	".set __libc_malloc, malloc\n");
 
-/* free: the C version's tests in the same order: owner, block start, free mark, room. 29
- * instructions and ret (the C one: 29).
- *   rdi p; rax M, then the slab; rdx the index, the owner, then the mark; r8 the cache;
- *   rsi the quotient; ecx the shift; r9 the old head */
+/* free: the C version's tests in the same order: owner, block start, free mark, room. 28
+ * instructions and ret.
+ *   rdi p; rax M, then the slab; rdx the index, the owner, then the mark; r8 hak__tcs's offset
+ *   from the thread pointer and r9 the class's tc_off (its cache is %fs:(r8 + r9)); rsi the
+ *   quotient; ecx the shift; r10 the old head */
 __asm__(".text\n"
 	".globl free\n"
 	".type free, @function\n"
@@ -86,11 +89,10 @@ __asm__(".text\n"
 	"	shrq $16, %rdx\n"
 	"	andq 4088(%rax), %rdx\n"
 	"	addq 4096(%rax,%rdx,8), %rax\n"         /* the slab: M + entry, never NULL */
-	"	movq hak__tls@gottpoff(%rip), %rcx\n"
-	"	movzwl " HAK__XS(HAK_AS_SLAB_TC_OFF) "(%rax), %r8d\n"
-	"	addq %fs:(%rcx), %r8\n"                 /* the class's cache */
+	"	movq hak__tcs@gottpoff(%rip), %r8\n"
+	"	movzwl " HAK__XS(HAK_AS_SLAB_TC_OFF) "(%rax), %r9d\n"
 	"	movq " HAK__XS(HAK_AS_SLAB_OWNER) "(%rax), %rdx\n"
-	"	cmpq " HAK__XS(HAK_AS_TC_ACCEPT) "(%r8), %rdx\n"
+	"	cmpq %fs:" HAK__XS(HAK_AS_TC_ACCEPT) "(%r8,%r9), %rdx\n"
 	"	jne 9f\n"
 	"	movq %rdi, %rsi\n"
 	"	subq " HAK__XS(HAK_AS_SLAB_START) "(%rax), %rsi\n"
@@ -103,13 +105,13 @@ __asm__(".text\n"
 	"	jae 9f\n"                               /* not a block start, or never carved */
 	"	cmpq 8(%rdi), %rdx\n"
 	"	je 9f\n"                                /* marked free: the slow path names it */
-	"	subl $1, " HAK__XS(HAK_AS_TC_ROOM) "(%r8)\n"
+	"	subl $1, %fs:" HAK__XS(HAK_AS_TC_ROOM) "(%r8,%r9)\n"
 	"	jb 9f\n"                                /* full (hak__room_take) */
-	"	movq " HAK__XS(HAK_AS_TC_HEAD) "(%r8), %r9\n"
+	"	movq %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%r8,%r9), %r10\n"
 	"	movq %rdx, 8(%rdi)\n"
-	"	movq %r9, (%rdi)\n"
-	"	movq %rdi, " HAK__XS(HAK_AS_TC_HEAD) "(%r8)\n"
-	"	addq $1, " HAK__XS(HAK_AS_TC_FREES) "(%r8)\n"
+	"	movq %r10, (%rdi)\n"
+	"	movq %rdi, %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%r8,%r9)\n"
+	"	addq $1, %fs:" HAK__XS(HAK_AS_TC_FREES) "(%r8,%r9)\n"
 	"	ret\n"
 	"9:	jmp hak__free_slow\n"
 	".cfi_endproc\n"

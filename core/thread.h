@@ -14,6 +14,9 @@
  * thread is past its exit hook, or when no memory is left for a state. hak__init() ran. */
 HAK_HIDDEN struct hak_thread *hak__thread_get(void);
 HAK_HIDDEN struct hak_thread *hak__thread_sentinel_gone(void); /* the state of a gone thread */
+/* The calling thread's own state t takes the TLS caches (thread_state.h): the malloc slow path,
+ * once per state. Does nothing for any other state, or while the exit hook is not set. */
+HAK_HIDDEN void hak__thread_attach(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_flush(struct hak_thread *t);     /* every cache, through the policy */
 HAK_HIDDEN void hak__thread_retire(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_restart(void); /* retire the caller's state; next use makes one anew */

@@ -23,10 +23,23 @@ enum {
 
 enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };
 
-struct hak_thread {
-	/* First, so that the zeros of hak__tc_off_of_small before hak__init() (a malloc from
-	 * another library's constructor, before ours) name cache[0], empty in the sentinels. */
+/* The calling thread's caches, in static initial-exec TLS: the fast paths reach a cache at a
+ * fixed offset from the thread pointer (the class's tc_off), with no state pointer to load.
+ * They hold the caches of the thread's state while it is attached (thread.c: only from the
+ * malloc slow path, and only a state whose exit hook will detach it again); otherwise every
+ * cache is empty and accepts HAK_TLS_NOBODY, an owner no slab has, so both fast paths miss. The
+ * zeros of hak__tc_off_of_small before hak__init() name cache[0]: empty then too. */
+#define HAK_TLS_NOBODY ((uintptr_t)2) /* the boot sentinel's token (thread.c) */
+struct hak_tls_caches {
 	struct hak_tcache cache[HAK_NCLASSES];
+	void *trace_null; /* always NULL: while recording, malloc's size table names it as every
+			   * small size's cache, so every malloc misses (trace.c) */
+};
+HAK_HIDDEN extern __thread struct hak_tls_caches hak__tcs;
+
+struct hak_thread {
+	/* Its caches: hak__tcs.cache of its thread while attached, else `home` (thread.c). */
+	struct hak_tcache *cache;
 	uintptr_t token;               /* owner token (the struct's address) */
 	/* ---- cold ---- */
 	int state;                     /* enum hak_thread_state */
@@ -42,14 +55,12 @@ struct hak_thread {
 	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
 					* state was made: a small state is parked at exit, a big one
 					* settled */
-	void *trace_null;              /* always NULL: while recording, malloc's size table names it
-					* as every small size's cache, so every malloc misses (trace.c) */
 	int64_t out_bytes[2];          /* bytes of small blocks that left slab land through this
 					* state (cache fills) minus those that came back (flushes,
 					* foreign frees), by SuperSlab size (1 MB, 2 MB): written only by
 					* whoever uses the state, summed for mallinfo2 (introspect.c) */
+	struct hak_tcache home[HAK_NCLASSES]; /* the caches while no thread's TLS holds them */
 };
-_Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 
 HAK_HIDDEN extern __thread struct hak_thread *hak__tls;
 
