@@ -11,9 +11,8 @@ struct hak_slab **_Atomic hak__map[1u << HAK_MAP_L1_BITS]; /* .bss: NULL, no lea
  * entry 0, all zero and never written (.bss). */
 static _Alignas(64) char flat_none[HAK_FLAT_ENTRIES_AT + sizeof(intptr_t)];
 char *_Atomic hak__flat = flat_none;
+_Atomic uintptr_t hak__flat_mask;
 
-_Static_assert(HAK_FLAT_MASK_AT >= 256 && HAK_FLAT_MASK_AT + 8 <= HAK_FLAT_ENTRIES_AT,
-	       "the sentinel slab record and the mask share M's first page");
 
 void hak__map_init(void)
 {
@@ -28,12 +27,13 @@ void hak__map_init(void)
 		if (!m)
 			continue;
 		hak__os_advise_table(m, bytes);
-		*(uintptr_t *)(m + HAK_FLAT_MASK_AT) = units - 1;
 		char *expect = flat_none;
 		if (!atomic_compare_exchange_strong_explicit(&hak__flat, &expect, m, memory_order_release,
 							     memory_order_relaxed)) {
 			hak__os_unmap(m, bytes); /* another thread's init won */
+			return;
 		}
+		hak_store_release(&hak__flat_mask, units - 1); /* after M (addrmap.h) */
 		return;
 	}
 	hak__log("no address space for the free fast path's map (1 GB to 256 GB windows refused); "
@@ -42,10 +42,9 @@ void hak__map_init(void)
 
 size_t hak__map_flat_window(void)
 {
-	char *m = hak_load_acquire(&hak__flat);
-	if (m == flat_none)
+	if (hak_load_acquire(&hak__flat) == flat_none)
 		return 0;
-	return (*(uintptr_t *)(m + HAK_FLAT_MASK_AT) + 1) << HAK_UNIT_SHIFT;
+	return (hak_load_acquire(&hak__flat_mask) + 1) << HAK_UNIT_SHIFT;
 }
 
 /* The flat entry of the unit at address a, NULL when there is no flat map. */
@@ -53,7 +52,7 @@ static intptr_t *flat_slot(char *m, uintptr_t a)
 {
 	if (m == flat_none)
 		return NULL;
-	uintptr_t i = (a >> HAK_UNIT_SHIFT) & *(uintptr_t *)(m + HAK_FLAT_MASK_AT);
+	uintptr_t i = (a >> HAK_UNIT_SHIFT) & hak_load_acquire(&hak__flat_mask);
 	return &((intptr_t *)(m + HAK_FLAT_ENTRIES_AT))[i];
 }
 

@@ -11,13 +11,17 @@
  * number modulo the window (256 GB: 32 MB of MAP_NORESERVE address space, or a smaller one when
  * that cannot be reserved), holding `slab - M` where M is the map's own base. M's first page
  * holds the sentinel, a zero slab record (owner NONE, nothing carved: every test of the free
- * fast path fails on it), and the window's mask; the entries follow. An entry never written
+ * fast path fails on it), never written; the entries follow. An entry never written
  * reads 0 and so decodes to the sentinel: no NULL test, and the load and the add are one
  * instruction. An address outside the window aliases onto another unit's entry, whose slab
  * then fails the block-start test (superslab.h); two SuperSlabs whose units alias share an
  * entry, which the first keeps (the second's frees take the slow path: still exact). Before
  * the map is reserved (hak__map_init) and when no window could be, M is a static page of zeros
- * with mask 0. */
+ * and one entry, with mask 0.
+ * The mask is a variable of its own, so the fast path loads it and M side by side rather than
+ * one after the other. M is published before the mask: a reader that loads the mask first
+ * (acquire) pairs a new mask only with the new M, and an old mask (0) with either, whose entry
+ * 0 exists in both. */
 #ifndef HAK_ADDRMAP_H
 #define HAK_ADDRMAP_H
 
@@ -31,9 +35,9 @@ struct hak_slab;
 HAK_HIDDEN extern struct hak_slab **_Atomic hak__map[1u << HAK_MAP_L1_BITS];
 
 #define HAK_FLAT_WINDOW_LG 38       /* the largest window: 256 GB of address space */
-#define HAK_FLAT_MASK_AT 4088       /* where the window's mask (units - 1) sits in M's first page */
 #define HAK_FLAT_ENTRIES_AT 4096    /* where entry 0 sits */
 HAK_HIDDEN extern char *_Atomic hak__flat; /* M */
+HAK_HIDDEN extern _Atomic uintptr_t hak__flat_mask; /* units in the window - 1 */
 
 /* The slab whose unit holds p, or NULL when hakmem did not map p: exact, for the slow paths. */
 HAK_INLINE struct hak_slab *hak__slab_lookup(const void *p)
@@ -49,12 +53,13 @@ HAK_INLINE struct hak_slab *hak__slab_lookup(const void *p)
 
 /* The flat map's answer for the free fast path: a slab record, never NULL; the sentinel, or
  * an aliasing slab, when hakmem did not map p (the checks that follow turn it away). Budget:
- * the map's base, three ALU operations for the index (the mask read from M's first page), one
- * add from memory. */
+ * the mask and the map's base (two independent loads), the index (two ALU operations), one add
+ * from memory (the asm folds the mask's load into the and). */
 HAK_INLINE struct hak_slab *hak__slab_lookup_fast(const void *p)
 {
-	char *m = hak_load_acquire(&hak__flat); /* a plain load on x86-64 */
-	uintptr_t i = ((uintptr_t)p >> HAK_UNIT_SHIFT) & *(const uintptr_t *)(m + HAK_FLAT_MASK_AT);
+	uintptr_t mask = hak_load_acquire(&hak__flat_mask); /* first: see above */
+	char *m = hak_load_relaxed(&hak__flat);
+	uintptr_t i = ((uintptr_t)p >> HAK_UNIT_SHIFT) & mask;
 	return (struct hak_slab *)(m + ((const intptr_t *)(m + HAK_FLAT_ENTRIES_AT))[i]);
 }
 

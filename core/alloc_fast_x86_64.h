@@ -42,7 +42,7 @@ _Static_assert(sizeof(((struct hak_tcache *)0)->room) == 4, "cache room is count
 _Static_assert(offsetof(struct hak_tcache, frees) == HAK_AS_TC_FREES, "cache frees");
 _Static_assert(sizeof(hak__tc_off_of_small[0]) == 2, "malloc's table is read with movzwl");
 _Static_assert(HAK_UNIT_SHIFT == 16 && HAK_FAST_MAX == 1024, "the constants below");
-_Static_assert(HAK_FLAT_MASK_AT == 4088 && HAK_FLAT_ENTRIES_AT == 4096, "the flat map's layout");
+_Static_assert(HAK_FLAT_ENTRIES_AT == 4096 && sizeof(hak__flat_mask) == 8, "the flat map's layout");
 
 /* malloc: the C version's tests in the same order. 12 instructions and ret.
  *   rdi n; rax the table, then the block; rdx hak__tcs's offset from the thread pointer; ecx
@@ -84,10 +84,10 @@ __asm__(".text\n"
 	".p2align 4\n"
 	"free:\n"
 	".cfi_startproc\n"
-	"	movq hak__flat(%rip), %rax\n"
 	"	movq %rdi, %rdx\n"
 	"	shrq $16, %rdx\n"
-	"	andq 4088(%rax), %rdx\n"
+	"	andq hak__flat_mask(%rip), %rdx\n"     /* the mask before M (addrmap.h) */
+	"	movq hak__flat(%rip), %rax\n"
 	"	addq 4096(%rax,%rdx,8), %rax\n"         /* the slab: M + entry, never NULL */
 	"	movq hak__tcs@gottpoff(%rip), %r8\n"
 	"	movzwl " HAK__XS(HAK_AS_SLAB_TC_OFF) "(%rax), %r9d\n"

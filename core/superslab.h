@@ -54,6 +54,7 @@ struct hak_superslab {
 	struct hak_slab slabs[HAK_SS_MAX_UNITS]; /* valid where nunits != 0 */
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header too large");
+_Static_assert(sizeof(struct hak_slab) <= HAK_FLAT_ENTRIES_AT, "the flat map's sentinel fits M's first page");
 
 /* A slab's SuperSlab: the slab records live in the header, in the first page of the
  * SuperSlab, which is aligned to at least 1 MB. */
