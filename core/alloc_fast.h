@@ -43,7 +43,7 @@ HAK_INLINE void *hak__malloc_fast(size_t n)
 HAK_INLINE void hak__free_fast(void *p)
 {
 	struct hak_slab *s = hak__slab_lookup_fast(p);
-	struct hak_tcache *tc = (struct hak_tcache *)((char *)&hak__tcs + s->tc_off);
+	struct hak_tcache *tc = hak__slab_cache(s);
 	uintptr_t mark = hak__block_mark(p); /* once: the asm of the room test is a barrier */
 	if (likely(hak_load_relaxed(&s->xowner) == tc->accept && hak__block_is_aligned(s, p) &&
 		   ((uintptr_t *)p)[1] != mark && hak__room_take(&tc->room))) {

@@ -21,8 +21,8 @@
 #define HAK_AS_SLAB_START 8
 #define HAK_AS_SLAB_DIV_INV 16
 #define HAK_AS_SLAB_CARVED 24
-#define HAK_AS_SLAB_TC_OFF 32
-#define HAK_AS_SLAB_DIV_SHIFT 34
+#define HAK_AS_SLAB_TLS_OFF 32
+#define HAK_AS_SLAB_DIV_SHIFT 36
 #define HAK_AS_TC_HEAD 0
 #define HAK_AS_TC_ACCEPT 8
 #define HAK_AS_TC_ROOM 16
@@ -31,10 +31,10 @@ _Static_assert(offsetof(struct hak_slab, xowner) == HAK_AS_SLAB_OWNER && sizeof(
 _Static_assert(offsetof(struct hak_slab, start) == HAK_AS_SLAB_START, "slab start");
 _Static_assert(offsetof(struct hak_slab, div_inv) == HAK_AS_SLAB_DIV_INV, "slab div_inv");
 _Static_assert(offsetof(struct hak_slab, xcarved) == HAK_AS_SLAB_CARVED && sizeof(uint64_t) == 8, "slab xcarved");
-_Static_assert(offsetof(struct hak_slab, tc_off) == HAK_AS_SLAB_TC_OFF, "slab tc_off");
-_Static_assert(sizeof(((struct hak_slab *)0)->tc_off) == 2, "slab tc_off is read with movzwl");
 _Static_assert(offsetof(struct hak_slab, div_shift) == HAK_AS_SLAB_DIV_SHIFT, "slab div_shift");
 _Static_assert(sizeof(((struct hak_slab *)0)->div_shift) == 1, "slab div_shift is read with movzbl");
+_Static_assert(offsetof(struct hak_slab, tls_off) == HAK_AS_SLAB_TLS_OFF, "slab tls_off");
+_Static_assert(sizeof(((struct hak_slab *)0)->tls_off) == 4 && HAK_TLS_FROM_TP, "slab tls_off is read with movslq, from the thread pointer");
 _Static_assert(offsetof(struct hak_tcache, head) == HAK_AS_TC_HEAD, "cache head");
 _Static_assert(offsetof(struct hak_tcache, accept) == HAK_AS_TC_ACCEPT, "cache accept");
 _Static_assert(offsetof(struct hak_tcache, room) == HAK_AS_TC_ROOM, "cache room");
@@ -73,11 +73,14 @@ __asm__(".text\n"
 	".type __libc_malloc, @function\n"
 	".set __libc_malloc, malloc\n");
 
-/* free: the C version's tests in the same order: owner, block start, free mark, room. 28
- * instructions and ret.
- *   rdi p; rax M, then the slab; rdx the index, the owner, then the mark; r8 hak__tcs's offset
- *   from the thread pointer and r9 the class's tc_off (its cache is %fs:(r8 + r9)); rsi the
- *   quotient; ecx the shift; r10 the old head */
+/* free: the C version's tests in the same order: owner, block start, free mark, room. 27
+ * instructions and ret. The cache is %fs:(the slab's tls_off): hak__tcs's offset from the thread
+ * pointer plus the class's tc_off, the same in every thread, copied into the slab when it was
+ * made; a slot never used (and the flat map's sentinel) has 0, which reads the thread's TCB
+ * header as `accept` (its dtv pointer: never 0, the owner such a slot has) and so fails the
+ * owner test, and its carved count of 0 fails the block-start test anyway.
+ *   rdi p; rax M, then the slab; rdx the index, the owner, then the mark; r8 the cache's offset
+ *   from the thread pointer; rsi the quotient; ecx the shift; r10 the old head */
 __asm__(".text\n"
 	".globl free\n"
 	".type free, @function\n"
@@ -89,10 +92,9 @@ __asm__(".text\n"
 	"	andq hak__flat_mask(%rip), %rdx\n"     /* the mask before M (addrmap.h) */
 	"	movq hak__flat(%rip), %rax\n"
 	"	addq 4096(%rax,%rdx,8), %rax\n"         /* the slab: M + entry, never NULL */
-	"	movq hak__tcs@gottpoff(%rip), %r8\n"
-	"	movzwl " HAK__XS(HAK_AS_SLAB_TC_OFF) "(%rax), %r9d\n"
+	"	movslq " HAK__XS(HAK_AS_SLAB_TLS_OFF) "(%rax), %r8\n"
 	"	movq " HAK__XS(HAK_AS_SLAB_OWNER) "(%rax), %rdx\n"
-	"	cmpq %fs:" HAK__XS(HAK_AS_TC_ACCEPT) "(%r8,%r9), %rdx\n"
+	"	cmpq %fs:" HAK__XS(HAK_AS_TC_ACCEPT) "(%r8), %rdx\n"
 	"	jne 9f\n"
 	"	movq %rdi, %rsi\n"
 	"	subq " HAK__XS(HAK_AS_SLAB_START) "(%rax), %rsi\n"
@@ -105,13 +107,13 @@ __asm__(".text\n"
 	"	jae 9f\n"                               /* not a block start, or never carved */
 	"	cmpq 8(%rdi), %rdx\n"
 	"	je 9f\n"                                /* marked free: the slow path names it */
-	"	subl $1, %fs:" HAK__XS(HAK_AS_TC_ROOM) "(%r8,%r9)\n"
+	"	subl $1, %fs:" HAK__XS(HAK_AS_TC_ROOM) "(%r8)\n"
 	"	jb 9f\n"                                /* full (hak__room_take) */
-	"	movq %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%r8,%r9), %r10\n"
+	"	movq %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%r8), %r10\n"
 	"	movq %rdx, 8(%rdi)\n"
 	"	movq %r10, (%rdi)\n"
-	"	movq %rdi, %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%r8,%r9)\n"
-	"	addq $1, %fs:" HAK__XS(HAK_AS_TC_FREES) "(%r8,%r9)\n"
+	"	movq %rdi, %fs:" HAK__XS(HAK_AS_TC_HEAD) "(%r8)\n"
+	"	addq $1, %fs:" HAK__XS(HAK_AS_TC_FREES) "(%r8)\n"
 	"	ret\n"
 	"9:	jmp hak__free_slow\n"
 	".cfi_endproc\n"

@@ -7,6 +7,7 @@
 
 #include "addrmap.h"
 #include "hakmem_policy.h"
+#include "size_class.h"
 
 #define HAK_SS_MAGIC 0x53534b48u /* "HKSS" */
 
@@ -19,10 +20,11 @@ struct hak_slab {
 	uint64_t div_inv;              /* copy of the class's, for the block-start test */
 	_Atomic uint64_t xcarved;      /* copy of `carved` the free path reads unlocked (64 bits:
 					* it compares with one instruction) */
-	uint16_t tc_off;               /* offset of the class's cache in struct hak_thread */
+	int32_t tls_off;               /* copy of the class's: where its cache is (hak__slab_cache;
+					* 0 in a slot never used) */
 	uint8_t div_shift;             /* copy of the class's */
 	uint8_t nunits;                /* units in this slab, 0 when the slot is unused */
-	uint16_t cls;                  /* size class */
+	uint8_t cls;                   /* size class */
 	uint8_t first_unit;            /* index of its first unit */
 	/* ---- the rest: slow paths ---- */
 	void *free;                    /* private free list (owner, or the policy's lock) */
@@ -55,6 +57,18 @@ struct hak_superslab {
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header too large");
 _Static_assert(sizeof(struct hak_slab) <= HAK_FLAT_ENTRIES_AT, "the flat map's sentinel fits M's first page");
+_Static_assert(offsetof(struct hak_slab, free) <= 64, "the free fast path reads one cache line of a slab");
+_Static_assert(HAK_NCLASSES <= 256, "a slab's class is 8 bits");
+
+/* The calling thread's cache of s's class (size_class.h: tls_off). */
+HAK_INLINE struct hak_tcache *hak__slab_cache(const struct hak_slab *s)
+{
+#if HAK_TLS_FROM_TP
+	return (struct hak_tcache *)((char *)__builtin_thread_pointer() + s->tls_off);
+#else
+	return (struct hak_tcache *)((char *)&hak__tcs + s->tls_off);
+#endif
+}
 
 /* A slab's SuperSlab: the slab records live in the header, in the first page of the
  * SuperSlab, which is aligned to at least 1 MB. */

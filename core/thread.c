@@ -25,10 +25,6 @@ static struct hak_thread boot_thread = SENTINEL(boot_thread, HAK_TLS_NOBODY);
 static struct hak_thread gone_thread = SENTINEL(gone_thread, 3);
 
 __thread struct hak_thread *hak__tls __attribute__((tls_model("initial-exec"))) = &boot_thread;
-/* Every thread starts detached (thread_state.h): .tdata, 2.8 kB copied at thread creation. */
-__thread struct hak_tls_caches hak__tcs __attribute__((tls_model("initial-exec"))) = {
-	.cache = {[0 ... HAK_NCLASSES - 1] = {.accept = HAK_TLS_NOBODY}},
-};
 
 static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_thread *live_threads; /* registry, for stats, reclaim and fork */

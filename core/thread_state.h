@@ -23,19 +23,6 @@ enum {
 
 enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };
 
-/* The calling thread's caches, in static initial-exec TLS: the fast paths reach a cache at a
- * fixed offset from the thread pointer (the class's tc_off), with no state pointer to load.
- * They hold the caches of the thread's state while it is attached (thread.c: only from the
- * malloc slow path, and only a state whose exit hook will detach it again); otherwise every
- * cache is empty and accepts HAK_TLS_NOBODY, an owner no slab has, so both fast paths miss. The
- * zeros of hak__tc_off_of_small before hak__init() name cache[0]: empty then too. */
-#define HAK_TLS_NOBODY ((uintptr_t)2) /* the boot sentinel's token (thread.c) */
-struct hak_tls_caches {
-	struct hak_tcache cache[HAK_NCLASSES];
-	void *trace_null; /* always NULL: while recording, malloc's size table names it as every
-			   * small size's cache, so every malloc misses (trace.c) */
-};
-HAK_HIDDEN extern __thread struct hak_tls_caches hak__tcs;
 
 struct hak_thread {
 	/* Its caches: hak__tcs.cache of its thread while attached, else `home` (thread.c). */

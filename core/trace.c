@@ -454,7 +454,7 @@ static inline void *malloc_cached(size_t n)
 static inline bool free_cached(void *p)
 {
 	struct hak_slab *s = hak__slab_lookup_fast(p);
-	struct hak_tcache *tc = (struct hak_tcache *)((char *)&hak__tcs + s->tc_off);
+	struct hak_tcache *tc = hak__slab_cache(s);
 	uintptr_t mark = hak__block_mark(p);
 	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || !hak__block_is_aligned(s, p) ||
 	    ((uintptr_t *)p)[1] == mark || !hak__room_take(&tc->room))
