@@ -1,17 +1,18 @@
 # Benchmark lab (included by the top-level Makefile): builds the workload programs into
 # build/bench/ against plain libc (the allocator is chosen at run time with LD_PRELOAD) and runs
 # them through bench/run.py: `make bench`, `make bench-quick`, `make bench-callgrind`,
-# `make bench-larson` (the 60 s Larson targets) and `make demo`.
+# `make bench-larson` (the 60 s Larson targets), `make bench-bursts` (the trim policies' RSS over
+# time on bursts of frees and reallocations) and `make demo`.
 
 BENCH_DIR    := $(BUILD)/bench
-BENCH_PROGS  := larson prodcons threadchurn sizesweep realloc large falseshare churn mstress
+BENCH_PROGS  := larson prodcons threadchurn sizesweep realloc large falseshare churn mstress bursts
 BENCH_BINS   := $(addprefix $(BENCH_DIR)/,$(BENCH_PROGS))
 BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread
 BENCH_RUN    := python3 bench/run.py
 # Extra runner flags, e.g. `make bench BENCH_ARGS="--repeats 5 --workload larson"`.
 BENCH_ARGS   ?=
 
-.PHONY: bench bench-progs bench-quick bench-callgrind bench-larson bench-traces bench-try-lib demo
+.PHONY: bench bench-progs bench-quick bench-callgrind bench-larson bench-bursts bench-traces bench-try-lib demo
 
 bench-progs: $(BENCH_BINS)
 
@@ -38,6 +39,9 @@ bench-callgrind: bench-progs bench-try-lib
 
 bench-larson: bench-progs bench-try-lib
 	$(BENCH_RUN) larson $(BENCH_ARGS)
+
+bench-bursts: bench-progs bench-try-lib
+	$(BENCH_RUN) bursts $(BENCH_ARGS)
 
 # Real programs recorded and replayed under every allocator (also the last section of `make bench`).
 bench-traces: bench-progs bench-try-lib

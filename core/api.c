@@ -1,6 +1,7 @@
 /* api.c: the ONLY file that exports the libc allocation names (and their __libc_ aliases),
- * hakmem's public hak_ API, and the process hooks: the constructor that reads the
- * configuration and loads the plugins, the exit-time stats, and the fork handlers.
+ * hakmem's public hak_ API, fork() (fork.c does the work), and the process hooks: the
+ * constructor that reads the configuration, loads the plugins and installs the fork handlers
+ * (fork.c), and the exit-time stats.
  * Never link this file into a test runner: everything else is testable without it.
  * While a trace is recorded (trace.h) the entry points other than malloc and free go through
  * trace.c's wrappers: the lines marked "recording". */
@@ -165,6 +166,13 @@ static struct hak_trim_result trim_everything(void)
 	return hak__trim_pass(0, HAK_TRIM_PURGE | HAK_TRIM_LARGE_ALL);
 }
 
+/* fork() itself, with every signal blocked from before glibc's fork takes its atfork lock to
+ * after it released it (fork.c): a signal handler that forks cannot run inside a fork. */
+HAK_EXPORT pid_t fork(void)
+{
+	return hak__fork();
+}
+
 HAK_EXPORT int malloc_trim(size_t pad)
 {
 	if (hak__tracing()) /* recording */
@@ -291,54 +299,11 @@ HAK_EXPORT long long hak_active_blocks(void)
 
 /* ---- Process hooks ----------------------------------------------------------------------------- */
 
-/* fork() from a signal handler that interrupted this very thread inside hakmem: our own
- * locks may be held by the interrupted code, so taking them would deadlock. Take none; the
- * child re-initialises every lock anyway. */
-static int fork_skipped_locks;
-
-static void fork_prepare(void)
-{
-	if (hak__busy) {
-		fork_skipped_locks = 1;
-		return;
-	}
-	hak__thread_fork_prepare();
-	hak__pcall_fork_prepare_all();
-	hak__slab_fork_prepare();
-	hak__large_fork_prepare();
-	hak__os_fork_prepare();
-}
-
-static void fork_parent(void)
-{
-	if (fork_skipped_locks) {
-		fork_skipped_locks = 0;
-		return;
-	}
-	hak__os_fork_parent();
-	hak__large_fork_parent();
-	hak__slab_fork_parent();
-	hak__pcall_fork_parent_all();
-	hak__thread_fork_parent();
-}
-
-static void fork_child(void)
-{
-	bool interrupted = fork_skipped_locks;
-	fork_skipped_locks = 0;
-	hak__busy = 0; /* the child starts outside any slow path it may have been forked from */
-	hak__os_fork_child();
-	hak__large_fork_child();
-	hak__slab_fork_child();
-	hak__pcall_fork_child_all();
-	hak__thread_fork_child(!interrupted);
-}
-
 __attribute__((constructor)) static void hakmem_start(void)
 {
 	hak__init();
 	hak__startup();
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	hak__fork_install();
 }
 
 __attribute__((destructor)) static void hakmem_stop(void)

@@ -4,17 +4,18 @@
  *
  * The core's layers, bottom up (a file calls only into its own layer and the ones below; a lower
  * layer reaches a higher one only through a callback it was handed or a value it returns):
- *   0 base     base.h, log.c, os.c, size_class.c, block.c       the kernel, classes, the free mark
+ *   0 base     base.h, log.c, os.c, size_class.c, block.c,      the kernel, classes, the free mark,
+ *              lock.c                                          the locks a thread holds (fork)
  *   1 map      addrmap.c                                       address -> slab
  *   2 pool     pool.c                                          SuperSlabs: map, lists, empties, purge
  *   3 slab     slab.c, large.c                                 slabs, remote queues, abandoned; large
  *   4 policy   policy.c, policy_call.h                         policies in force, the one home of calls
  *   5 thread   thread.c                                        thread states, caches, parking, fork
  *   6 trim     trim.c                                          trim primitives and the composite pass
- *   7 services services.c                                      the table of services plugins get
+ *   7 services services.c, helper.c                            the table of services plugins get
  *   8 alloc    init.c malloc.c free.c realloc.c memalign.c     the slow paths (alloc_fast.h: fast,
  *                                                              alloc_fast_x86_64.h: the same in asm)
- *   9 edge     api.c, startup.c, stats.c                       libc names, constructor, counters
+ *   9 edge     api.c, startup.c, stats.c, fork.c               libc names, constructor, counters, fork
  * Beside them, just above layer 0, used by the core and the tools alike: config.c, kinds.c,
  * loader.c, elf_check.c, trusted_dir.c (files and plugins), which call into no layer above 0
  * (a policy's init goes through policy_call.h's inline lifecycle wrapper).

@@ -14,7 +14,8 @@
 	X(slab_get_info) X(slab_policy_links) X(slab_of) X(remote_push) X(remote_drain)            \
 	X(reap_parked) X(consolidate) X(collect_abandoned) X(reclaim_threads)                      \
 	X(request_cache_flush) X(release_empty) X(purge) X(large_release) X(large_limits)          \
-	X(set_parking) X(empty_count) X(live_superslabs) X(heap_facts) X(free_runs_each) X(process_rss) X(trim_pass)
+	X(set_parking) X(empty_count) X(live_superslabs) X(heap_facts) X(free_runs_each) X(process_rss) X(trim_pass) \
+	X(helper_sleep) X(helper_wake)
 
 /* The first fields of such a table; then HAK_CORE_SERVICES(X) with X(name) = `.name = f_##name,`. */
 #define HAK_CORE_API_HEADER \

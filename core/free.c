@@ -63,13 +63,35 @@ static void free_from(struct hak_thread *t, struct hak_superslab *ss, struct hak
 		}
 	}
 	/* Not ours to cache (or the cache could not take it): the block is free from now on,
-	 * whoever drains it later. */
+	 * whoever drains it later, and marked so (word 1 is the core's: a policy that queues it,
+	 * Option F for a thread with no state, hands it to a cache as it is). */
+	hak__block_set_free(p);
 	hak_add_relaxed(&ss->xactive, -1);
 	hak__thread_out_bytes_sub(t, ss->lg_size, s->block_size);
 	if (owner == HAK_OWNER_NONE)
 		hak__abandoned_note_free(); /* a thread exit or a trim pass will collect */
 	hak__own_free_foreign(hak__policy_at(HAK_POLICY_OWNERSHIP, ss->model), t, s, p);
 	hak__thread_count(t, HAK_TCOUNT_remote_frees, 1);
+}
+
+/* The state a free goes through, or NULL. A free from a thread without a state does not make
+ * one: glibc frees after a thread's TSD destructors ran (a detached thread frees its TLS vector
+ * last of all, after its exit hook), and a state made then, or a parked one taken over, would
+ * never be retired (issue 14 item 5). Such a free goes to the block's owner as a foreign one,
+ * through the gone sentinel (a cache that accepts no owner). A thread that keeps freeing and
+ * never allocates (a consumer) is alive, though: after STATELESS_FREES frees it gets a state,
+ * as its first malloc would give it one. A thread past its exit hook (gone) never does. */
+#define STATELESS_FREES 64
+
+static struct hak_thread *free_thread(void)
+{
+	static __thread unsigned stateless_frees __attribute__((tls_model("initial-exec")));
+	struct hak_thread *t = hak__tls;
+	if (likely(t->state == HAK_THREAD_LIVE))
+		return t;
+	if (t->state == HAK_THREAD_BOOT && ++stateless_frees > STATELESS_FREES)
+		return hak__thread_get();
+	return NULL;
 }
 
 static void free_slow(void *p)
@@ -92,17 +114,9 @@ static void free_slow(void *p)
 		return;
 	}
 	struct hak_superslab *ss = hak__ss_of_slab(s);
-	struct hak_thread *t = hak__current();
+	struct hak_thread *t = free_thread();
 	hak__enter("free");
-	if (likely(t != NULL)) {
-		free_from(t, ss, s, p);
-	} else {
-		hak__orphan_lock();
-		t = hak__orphan();
-		/* no memory even for the orphan state: a state with no cache that accepts nothing */
-		free_from(t ? t : hak__thread_sentinel_gone(), ss, s, p);
-		hak__orphan_unlock();
-	}
+	free_from(t ? t : hak__thread_sentinel_gone(), ss, s, p);
 	hak__leave();
 	hak__after_slow();
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lock.h"
 #include "os.h"
 
 struct large_entry {
@@ -76,7 +77,7 @@ static uint64_t hash_of(uintptr_t user)
 static struct shard *shard_lock(uintptr_t user)
 {
 	struct shard *sh = &shards[hash_of(user) >> 60];
-	pthread_mutex_lock(&sh->lock);
+	hak__lock(&sh->lock);
 	return sh;
 }
 
@@ -204,9 +205,9 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 	size_t need = page_round(n), len = need, used = 0;
 	char *base = NULL;
 	if (align <= 4096) {
-		pthread_mutex_lock(&cache_lock);
+		hak__lock(&cache_lock);
 		bool got = cache_take(need, &base, &len);
-		pthread_mutex_unlock(&cache_lock);
+		hak__unlock(&cache_lock);
 		if (got) {
 			used = len < n ? len : n; /* bytes that may hold old data */
 			if (len < need) {
@@ -235,7 +236,7 @@ void *hak__large_alloc(size_t n, size_t align, bool zero)
 		memset(base, 0, used); /* fresh pages are already zero */
 	struct shard *sh = shard_lock((uintptr_t)base);
 	int err = insert(sh, (uintptr_t)base, base, len, n);
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	if (err) {
 		hak__os_unmap(base, len);
 		errno = ENOMEM;
@@ -250,19 +251,19 @@ bool hak__large_free(void *p, bool *wants_pass)
 	struct shard *sh = shard_lock((uintptr_t)p);
 	struct large_entry *e = find(sh, (uintptr_t)p);
 	if (!e) {
-		pthread_mutex_unlock(&sh->lock);
+		hak__unlock(&sh->lock);
 		return false;
 	}
 	char *base = e->base;
 	size_t len = e->len;
 	erase(sh, e);
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	/* Make room by sending the oldest back, a few at a time (unmapped outside the lock); a
 	 * mapping that would need more (one bigger than most of the cache) goes back itself. */
 	struct cached out[4];
 	size_t n_out = 0;
 	bool cached = false;
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	if (len <= limits.max_one && limits.slots) {
 		while (!cache_fits(len) && cache_n && n_out < 4)
 			out[n_out++] = cache_remove(0);
@@ -272,7 +273,7 @@ bool hak__large_free(void *p, bool *wants_pass)
 			cached = true;
 		}
 	}
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	int none = PASS_NONE;
 	if (cached && hak_load_relaxed(&xpass_request) == PASS_NONE && hak_cas_strong(&xpass_request, &none, PASS_ASKED))
 		*wants_pass = true;
@@ -288,7 +289,7 @@ size_t hak__large_usable(const void *p)
 	struct shard *sh = shard_lock((uintptr_t)p);
 	struct large_entry *e = find(sh, (uintptr_t)p);
 	size_t n = e ? e->len - (size_t)((const char *)p - e->base) : 0;
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	return n;
 }
 
@@ -305,7 +306,7 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	struct shard *sh = shard_lock((uintptr_t)p);
 	struct large_entry *e = find(sh, (uintptr_t)p);
 	if (!e || (uintptr_t)e->base != (uintptr_t)p) { /* unknown, or over-aligned: copy */
-		pthread_mutex_unlock(&sh->lock);
+		hak__unlock(&sh->lock);
 		return NULL;
 	}
 	*handled = true;
@@ -315,13 +316,13 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 		 * keeps its resident pages for its growth instead of shrinking to its first size
 		 * and faulting them in again step by step. */
 		e->asked = asked;
-		pthread_mutex_unlock(&sh->lock);
+		hak__unlock(&sh->lock);
 		return p;
 	}
 	/* Forget p before it moves: once mremap releases its old range, another thread may map
 	 * a new block at that very address and record it. */
 	erase(sh, e);
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	size_t want = need;
 	if (need > len && need < PTRDIFF_MAX / 2)
 		want = page_round(need > len + len / 4 ? need : len + len / 4);
@@ -339,7 +340,7 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 	}
 	sh = shard_lock((uintptr_t)q);
 	int err = insert(sh, (uintptr_t)q, q, want, asked);
-	pthread_mutex_unlock(&sh->lock);
+	hak__unlock(&sh->lock);
 	if (err) /* the table could not grow: give the block back rather than lose track of it */
 		hak__fatal("realloc(): no memory to record a %zu-byte block at %p", want, (void *)q);
 	if (failed) {
@@ -352,17 +353,17 @@ void *hak__large_realloc(void *p, size_t n, bool *handled)
 unsigned hak__large_release(uint64_t min_idle_ns, uint64_t keep_bytes, uint64_t now)
 {
 	unsigned n = 0;
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	hak_store_relaxed(&xpass_request, PASS_NONE);
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	for (;;) { /* oldest first, one at a time: the system call runs outside the lock */
-		pthread_mutex_lock(&cache_lock);
+		hak__lock(&cache_lock);
 		if (!cache_n || cache_bytes <= keep_bytes || now - cache[0].since_ns < min_idle_ns) {
-			pthread_mutex_unlock(&cache_lock);
+			hak__unlock(&cache_lock);
 			return n;
 		}
 		struct cached c = cache_remove(0);
-		pthread_mutex_unlock(&cache_lock);
+		hak__unlock(&cache_lock);
 		large_unmap(c.base, c.len);
 		n++;
 	}
@@ -384,41 +385,41 @@ void hak__large_set_limits(const struct hak_large_limits *l)
 		v.max_one = l->max_one;
 	if (HAK_STRUCT_HAS(l, slots))
 		v.slots = l->slots < LARGE_CACHE_SLOTS_MAX ? l->slots : LARGE_CACHE_SLOTS_MAX;
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	limits = v;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	for (;;) {
-		pthread_mutex_lock(&cache_lock);
+		hak__lock(&cache_lock);
 		size_t i = 0;
 		if (cache_n <= limits.slots && cache_bytes <= limits.max_bytes)
 			while (i < cache_n && cache[i].len <= limits.max_one)
 				i++;
 		if (i == cache_n) {
-			pthread_mutex_unlock(&cache_lock);
+			hak__unlock(&cache_lock);
 			return;
 		}
 		struct cached c = cache_remove(i);
-		pthread_mutex_unlock(&cache_lock);
+		hak__unlock(&cache_lock);
 		large_unmap(c.base, c.len);
 	}
 }
 
 void hak__large_get_limits(struct hak_large_limits *out)
 {
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	*out = limits;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 }
 
 void hak__large_facts(struct hak_heap_facts *out)
 {
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	uint64_t oldest = cache_n ? cache[0].since_ns : 0;
 	if (HAK_STRUCT_HAS(out, large_cached))
 		out->large_cached = cache_n;
 	if (HAK_STRUCT_HAS(out, large_cached_bytes))
 		out->large_cached_bytes = cache_bytes;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	if (HAK_STRUCT_HAS(out, oldest_large_ns))
 		out->oldest_large_ns = oldest;
 	if (HAK_STRUCT_HAS(out, large_live))
@@ -428,9 +429,9 @@ void hak__large_facts(struct hak_heap_facts *out)
 void hak__large_stats(uint64_t *live, uint64_t *cached, uint64_t *mapped_total, uint64_t *released_total)
 {
 	*live = hak_load_relaxed(&live_n);
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	*cached = cache_n;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 	*mapped_total = hak_load_relaxed(&xmapped_total);
 	*released_total = hak_load_relaxed(&xreleased_total);
 }
@@ -441,24 +442,18 @@ void hak__large_figures(struct hak_large_figures *out)
 	out->live_bytes = hak_load_relaxed(&live_bytes);
 	out->peak = hak_load_relaxed(&peak_n);
 	out->peak_bytes = hak_load_relaxed(&peak_bytes);
-	pthread_mutex_lock(&cache_lock);
+	hak__lock(&cache_lock);
 	out->cached = cache_n;
 	out->cached_bytes = cache_bytes;
-	pthread_mutex_unlock(&cache_lock);
+	hak__unlock(&cache_lock);
 }
 
-void hak__large_fork_prepare(void)
+bool hak__large_fork_prepare(void)
 {
 	for (unsigned i = 0; i < LARGE_SHARDS; i++)
-		pthread_mutex_lock(&shards[i].lock);
-	pthread_mutex_lock(&cache_lock);
-}
-
-void hak__large_fork_parent(void)
-{
-	pthread_mutex_unlock(&cache_lock);
-	for (unsigned i = LARGE_SHARDS; i-- > 0;)
-		pthread_mutex_unlock(&shards[i].lock);
+		if (!hak__fork_take_mutex(&shards[i].lock))
+			return false;
+	return hak__fork_take_mutex(&cache_lock);
 }
 
 void hak__large_fork_child(void)

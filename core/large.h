@@ -28,8 +28,7 @@ struct hak_large_figures {
 	uint64_t cached, cached_bytes; /* freed mappings kept for reuse */
 };
 HAK_HIDDEN void hak__large_figures(struct hak_large_figures *out); /* introspection */
-HAK_HIDDEN void hak__large_fork_prepare(void);
-HAK_HIDDEN void hak__large_fork_parent(void);
+HAK_HIDDEN bool hak__large_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__large_fork_child(void);
 
 #endif

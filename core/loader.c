@@ -162,6 +162,9 @@ int hak__policy_validate(const struct hak_policy_desc *d, size_t avail, uint32_t
 		return fail(err, errlen, "init is NULL, expected a function");
 	if (!d->fork_prepare != !d->fork_parent)
 		return fail(err, errlen, "only one of fork_prepare and fork_parent is set, expected both or neither");
+	if (COVERS(avail, fork_try_prepare) && HAK_STRUCT_HAS(d, fork_try_prepare) && d->fork_try_prepare &&
+	    !d->fork_prepare)
+		return fail(err, errlen, "fork_try_prepare is set without fork_prepare and fork_parent, expected both");
 	if (d->settings_count && !d->settings_spec)
 		return fail(err, errlen, "settings_count %zu with no settings_spec, expected a table", d->settings_count);
 	return validate_ops(d, err, errlen);

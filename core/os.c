@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lock.h"
+
 static _Atomic long hak__mappings;
 static _Atomic long hak__mappings_peak;
 /* Until the constructor reads vm.max_map_count, assume the kernel default minus a margin
@@ -146,34 +148,30 @@ static char *meta_cur, *meta_end;
 void *hak__meta_alloc(size_t size)
 {
 	size = (size + 63) & ~(size_t)63;
+	hak__held_push(&meta_busy); /* lock.h: a fork from a signal handler must not wait for it */
 	while (atomic_flag_test_and_set_explicit(&meta_busy, memory_order_acquire))
 		;
+	void *p = NULL;
 	if ((size_t)(meta_end - meta_cur) < size) {
 		size_t chunk = size > (1u << 20) ? (size + 4095) & ~(size_t)4095 : (1u << 20);
 		char *c = hak__os_map(chunk, 4096);
-		if (!c) {
-			atomic_flag_clear_explicit(&meta_busy, memory_order_release);
-			return NULL;
-		}
+		if (!c)
+			goto out;
 		meta_cur = c;
 		meta_end = c + chunk;
 	}
-	void *p = meta_cur;
+	p = meta_cur;
 	meta_cur += size;
+out:
 	atomic_flag_clear_explicit(&meta_busy, memory_order_release);
+	hak__held_pop(&meta_busy);
 	return p;
 }
 
 /* fork(): hold the arena across it so the child never sees a half-made bump. */
-void hak__os_fork_prepare(void)
+bool hak__os_fork_prepare(void)
 {
-	while (atomic_flag_test_and_set_explicit(&meta_busy, memory_order_acquire))
-		;
-}
-
-void hak__os_fork_parent(void)
-{
-	atomic_flag_clear_explicit(&meta_busy, memory_order_release);
+	return hak__fork_take(&hak__fork_flag_ops, &meta_busy);
 }
 
 void hak__os_fork_child(void)

@@ -16,8 +16,7 @@ HAK_HIDDEN uint64_t hak__now_ns(void);                   /* CLOCK_MONOTONIC */
 HAK_HIDDEN uint64_t hak__process_rss(void);              /* bytes, from /proc/self/statm; 0 if unknown */
 HAK_HIDDEN long hak__os_mappings(void);                  /* live mappings hakmem made */
 HAK_HIDDEN long hak__os_mappings_peak(void);
-HAK_HIDDEN void hak__os_fork_prepare(void);
-HAK_HIDDEN void hak__os_fork_parent(void);
+HAK_HIDDEN bool hak__os_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__os_fork_child(void);
 
 #endif

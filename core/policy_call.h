@@ -12,6 +12,7 @@
 
 #include <sched.h>
 
+#include "lock.h"
 #include "policy.h"
 #include "thread_state.h"
 
@@ -24,21 +25,33 @@
  * A thread holds its own lock around every call into its ownership policy that touches the
  * policy's per-thread state or its slabs' private lists (refill, flush, thread_exit); a trim
  * pass takes it with a try, so it can reclaim for a thread that sleeps (op reclaim).
- * Uncontended cost: one exchange and one store per refill or flush, which move a batch each. */
+ * Uncontended cost: one exchange and one store per refill or flush, which move a batch each.
+ * From enter to leave the thread counts as inside a policy call (lock.h: a fork from a signal
+ * handler must not wait for the policy's own locks then). */
 HAK_INLINE void hak__policy_enter(struct hak_thread *t)
 {
+	hak__held_push(&t->xplock);
+	hak__opaque_begin();
 	while (atomic_exchange_explicit(&t->xplock, 1, memory_order_acquire))
 		sched_yield(); /* a trim pass is reclaiming for this thread: it is short */
 }
 
 HAK_INLINE bool hak__policy_try(struct hak_thread *t)
 {
-	return !atomic_exchange_explicit(&t->xplock, 1, memory_order_acquire);
+	hak__held_push(&t->xplock);
+	hak__opaque_begin();
+	if (!atomic_exchange_explicit(&t->xplock, 1, memory_order_acquire))
+		return true;
+	hak__opaque_end();
+	hak__held_pop(&t->xplock);
+	return false;
 }
 
 HAK_INLINE void hak__policy_leave(struct hak_thread *t)
 {
 	atomic_store_explicit(&t->xplock, 0, memory_order_release);
+	hak__opaque_end();
+	hak__held_pop(&t->xplock);
 }
 
 /* ---- Lifecycle (also used by the loader and the tools) -------------------------------------------- */
@@ -79,26 +92,33 @@ HAK_INLINE void hak__pcall_stop(struct hak_policy *p)
 		p->desc->stop(p->state);
 }
 
-/* Every started policy of every kind, in kind order for prepare, the reverse for the others
- * (each takes its own locks; the core takes its locks around these, see api.c). */
-HAK_INLINE void hak__pcall_fork_prepare_all(void)
+/* fork (fork.c takes every started policy's locks, in kind order, between the core's thread
+ * locks and its slab locks): does p have fork locks; take them only if all are free at once
+ * (fork_try_prepare, since 2.1; false: none taken, or p has no try: then has_fork_try is
+ * false and only the blocking fork_prepare remains); take them, waiting; release them. */
+HAK_INLINE bool hak__pcall_has_fork_locks(const struct hak_policy *p)
 {
-	for (uint32_t k = 1; k <= HAK_KIND_COUNT; k++)
-		for (unsigned i = 0, n = hak__policy_count(k); i < n; i++) {
-			struct hak_policy *p = hak__policy_at(k, i);
-			if (atomic_load(&p->xstarted) && p->desc->fork_prepare)
-				p->desc->fork_prepare(p->state);
-		}
+	return atomic_load(&p->xstarted) && p->desc->fork_prepare;
 }
 
-HAK_INLINE void hak__pcall_fork_parent_all(void)
+HAK_INLINE bool hak__pcall_has_fork_try(const struct hak_policy *p)
 {
-	for (uint32_t k = HAK_KIND_COUNT; k >= 1; k--)
-		for (unsigned i = hak__policy_count(k); i-- > 0;) {
-			struct hak_policy *p = hak__policy_at(k, i);
-			if (atomic_load(&p->xstarted) && p->desc->fork_parent)
-				p->desc->fork_parent(p->state);
-		}
+	return HAK_STRUCT_HAS(p->desc, fork_try_prepare) && p->desc->fork_try_prepare;
+}
+
+HAK_INLINE bool hak__pcall_fork_try_prepare(struct hak_policy *p)
+{
+	return p->desc->fork_try_prepare(p->state) == 0;
+}
+
+HAK_INLINE void hak__pcall_fork_prepare(struct hak_policy *p)
+{
+	p->desc->fork_prepare(p->state);
+}
+
+HAK_INLINE void hak__pcall_fork_parent(struct hak_policy *p)
+{
+	p->desc->fork_parent(p->state);
 }
 
 HAK_INLINE void hak__pcall_fork_child_all(void)
@@ -140,7 +160,9 @@ HAK_INLINE void hak__own_flush_locked(struct hak_thread *t, unsigned cls, struct
 HAK_INLINE void hak__own_free_foreign(struct hak_policy *m, struct hak_thread *t, hak_slab *s, void *block)
 {
 	HAK_ASSERT(m && m->desc && t);
+	hak__opaque_begin(); /* lock.h: the policy may take its own locks */
 	HAK__OWN(m)->free_foreign(m->state, t, s, block);
+	hak__opaque_end();
 }
 
 /* t's state is retired (its caches were flushed): the policy settles t's slabs. */
@@ -171,8 +193,11 @@ HAK_INLINE void hak__own_consolidate_all(void)
 	for (unsigned i = 0, n = hak__policy_count(HAK_POLICY_OWNERSHIP); i < n; i++) {
 		struct hak_policy *m = hak__policy_at(HAK_POLICY_OWNERSHIP, i);
 		void (*consolidate)(void *) = m->desc ? HAK__OP(m, hak_ownership_ops, consolidate) : NULL;
-		if (consolidate)
+		if (consolidate) {
+			hak__opaque_begin();
 			consolidate(m->state);
+			hak__opaque_end();
+		}
 	}
 }
 
@@ -196,7 +221,9 @@ HAK_HIDDEN extern __thread int hak__in_trim_op;
 		void (*op_)(void *) = p_ ? HAK__OP(p_, hak_trim_ops, member) : NULL;          \
 		if (op_ && !hak__in_trim_op) {                                               \
 			hak__in_trim_op = 1;                                                 \
+			hak__opaque_begin();                                                 \
 			op_(p_->state);                                                      \
+			hak__opaque_end();                                                   \
 			hak__in_trim_op = 0;                                                 \
 		}                                                                            \
 	} while (0)
@@ -220,7 +247,9 @@ HAK_INLINE bool hak__trim_out_of_memory(size_t bytes)
 	if (!op || hak__in_trim_op)
 		return false;
 	hak__in_trim_op = 1;
+	hak__opaque_begin();
 	int rc = op(p->state, bytes);
+	hak__opaque_end();
 	hak__in_trim_op = 0;
 	return rc != 0;
 }

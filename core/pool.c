@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "lock.h"
 #include "os.h"
 
 enum { LIST_NONE = 0, LIST_PARTIAL = 1, LIST_EMPTY = 2 };
@@ -139,7 +140,7 @@ struct hak_superslab *hak__pool_units_take(unsigned units, unsigned lg, unsigned
 	struct hak_superslab *ss;
 	int f = -1;
 retry:
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	for (ss = partial[model]; ss; ss = ss->next)
 		if ((f = find_run(ss, units)) >= 0)
 			break;
@@ -154,15 +155,15 @@ retry:
 			/* Before mapping more, what exited threads still own goes back or becomes
 			 * adoptable (their slabs may free exactly the units wanted). */
 			if (before_map && !hooked) {
-				pthread_mutex_unlock(&pool_lock);
+				hak__unlock(&pool_lock);
 				hooked = true;
 				if (before_map())
 					goto retry;
-				pthread_mutex_lock(&pool_lock);
+				hak__lock(&pool_lock);
 			}
 			ss = superslab_map(lg, model, size_by);
 			if (!ss) {
-				pthread_mutex_unlock(&pool_lock);
+				hak__unlock(&pool_lock);
 				return NULL;
 			}
 			register_new(ss);
@@ -177,7 +178,7 @@ retry:
 	if (find_run(ss, 1) < 0)
 		list_remove(ss);
 	init(ss, (unsigned)f, ctx);
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 	return ss;
 }
 
@@ -188,7 +189,7 @@ bool hak__pool_units_give(struct hak_slab *s)
 	bool now_empty = false;
 	unsigned first = s->first_unit, units = s->nunits;
 	uint32_t bits = run_bits(first, units);
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	s->nunits = 0;
 	HAK_CHECK((ss->unit_mask & bits) == bits, "internal: units %u+%u of SuperSlab %p given back twice", first,
 		  units, (void *)ss);
@@ -204,7 +205,7 @@ bool hak__pool_units_give(struct hak_slab *s)
 	} else if (ss->on_list == LIST_NONE) {
 		list_push(ss, LIST_PARTIAL);
 	}
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 	if (now_empty)
 		hak_add_relaxed(&xempties_new, 1);
 	return now_empty;
@@ -235,6 +236,7 @@ static void retire_empty(struct hak_superslab *ss, struct hak_superslab **victim
 	if (ss->all_next)
 		ss->all_next->all_prev = ss->all_prev;
 	__atomic_store_n(&live_n, live_n - 1, __ATOMIC_RELAXED);
+	hak_add_relaxed(&xreleased_total, 1); /* with live_n, under the lock: a snapshot agrees */
 	__atomic_store_n(&live_by_lg[ss->lg_size], live_by_lg[ss->lg_size] - 1, __ATOMIC_RELAXED);
 	ss->next = *victims;
 	*victims = ss;
@@ -247,7 +249,6 @@ static unsigned unmap_victims(struct hak_superslab *victims)
 		struct hak_superslab *ss = victims;
 		victims = ss->next;
 		hak__os_unmap(ss, (size_t)1 << ss->lg_size);
-		hak_add_relaxed(&xreleased_total, 1);
 		n++;
 	}
 	return n;
@@ -257,7 +258,7 @@ unsigned hak__pool_release_empty(unsigned floor, uint64_t min_empty_ns, unsigned
 {
 	struct hak_superslab *victims = NULL, *oldest = NULL;
 	unsigned n = 0;
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	for (struct hak_superslab *ss = empty_head; ss; ss = ss->next)
 		oldest = ss; /* the list is newest first: its tail emptied longest ago */
 	for (struct hak_superslab *ss = oldest, *prev; ss && n < max && empty_n > floor; ss = prev) {
@@ -267,7 +268,7 @@ unsigned hak__pool_release_empty(unsigned floor, uint64_t min_empty_ns, unsigned
 		retire_empty(ss, &victims);
 		n++;
 	}
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 	return unmap_victims(victims);
 }
 
@@ -359,9 +360,9 @@ uint64_t hak__pool_purge(uint64_t min_free_ns, uint64_t max_bytes, uint64_t now)
 {
 	if (!max_bytes)
 		return 0;
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	uint64_t bytes = max_bytes == UINT64_MAX ? purge_all(min_free_ns, now) : purge_oldest(min_free_ns, max_bytes, now);
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 	hak_add_relaxed(&xpurged_total, bytes);
 	return bytes;
 }
@@ -370,7 +371,7 @@ uint64_t hak__pool_purge(uint64_t min_free_ns, uint64_t max_bytes, uint64_t now)
 
 void hak__pool_free_runs_each(void (*fn)(void *ctx, const struct hak_free_run *run), void *ctx)
 {
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next) {
 		uint32_t free_units = ~ss->unit_mask & (uint32_t)(((uint64_t)1 << ss->nunits) - 1);
 		for (unsigned u = 0; u < ss->nunits;) {
@@ -387,12 +388,12 @@ void hak__pool_free_runs_each(void (*fn)(void *ctx, const struct hak_free_run *r
 				v++;
 			}
 			struct hak_free_run run = {(char *)ss + unit_from(u), ((uint64_t)v << HAK_UNIT_SHIFT) - unit_from(u),
-						   since, dirty, ss->unit_mask == 0};
+						   since, dirty, ss->unit_mask == 0, ss};
 			fn(ctx, &run);
 			u = v;
 		}
 	}
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 }
 
 #define FACT(out, field, v)                                  \
@@ -404,7 +405,7 @@ void hak__pool_free_runs_each(void (*fn)(void *ctx, const struct hak_free_run *r
 void hak__pool_facts(struct hak_heap_facts *out)
 {
 	uint64_t mapped = 0, free_bytes = 0, dirty = 0, oldest = 0;
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next) {
 		mapped += (uint64_t)1 << ss->lg_size;
 		for (unsigned u = 0; u < ss->nunits; u++) {
@@ -421,7 +422,7 @@ void hak__pool_facts(struct hak_heap_facts *out)
 	FACT(out, superslabs_live, live_n);
 	FACT(out, superslabs_empty, empty_n);
 	FACT(out, oldest_empty_ns, oldest);
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 	FACT(out, mapped_bytes, mapped);
 	FACT(out, free_unit_bytes, free_bytes);
 	FACT(out, dirty_bytes, dirty);
@@ -449,9 +450,18 @@ uint64_t hak__pool_peak_of(unsigned lg)
 
 void hak__pool_each(void (*fn)(const struct hak_superslab *ss, void *ctx), void *ctx)
 {
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next)
 		fn(ss, ctx);
+	hak__unlock(&pool_lock);
+}
+
+void hak__pool_counts(uint64_t *mapped, uint64_t *released, uint64_t *live)
+{
+	pthread_mutex_lock(&pool_lock);
+	*mapped = hak_load_relaxed(&xmapped_total);
+	*released = hak_load_relaxed(&xreleased_total);
+	*live = live_n;
 	pthread_mutex_unlock(&pool_lock);
 }
 
@@ -478,17 +488,17 @@ uint64_t hak__pool_purged_total(void)
 int64_t hak__pool_active_total(void)
 {
 	int64_t sum = 0;
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next)
 		sum += hak_load_relaxed(&ss->xactive);
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 	return sum;
 }
 
 uint64_t hak__pool_check(void)
 {
 	uint64_t n = 0, empties = 0;
-	pthread_mutex_lock(&pool_lock);
+	hak__lock(&pool_lock);
 	for (struct hak_superslab *ss = all_head; ss; ss = ss->all_next, n++) {
 		HAK_CHECK(ss->magic == HAK_SS_MAGIC, "SuperSlab %p: bad magic", (void *)ss);
 		HAK_CHECK(!ss->all_next || ss->all_next->all_prev == ss, "SuperSlab %p: all-list link", (void *)ss);
@@ -509,20 +519,15 @@ uint64_t hak__pool_check(void)
 	}
 	HAK_CHECK(n == live_n && empties == empty_n, "pool: %llu SuperSlabs (%llu empty) walked, counts say %llu (%u)",
 		  (unsigned long long)n, (unsigned long long)empties, (unsigned long long)live_n, empty_n);
-	pthread_mutex_unlock(&pool_lock);
+	hak__unlock(&pool_lock);
 	return n;
 }
 
 /* ---- fork --------------------------------------------------------------------------------------------- */
 
-void hak__pool_fork_prepare(void)
+bool hak__pool_fork_prepare(void)
 {
-	pthread_mutex_lock(&pool_lock);
-}
-
-void hak__pool_fork_parent(void)
-{
-	pthread_mutex_unlock(&pool_lock);
+	return hak__fork_take_mutex(&pool_lock);
 }
 
 void hak__pool_fork_child(void)

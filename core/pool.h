@@ -42,6 +42,8 @@ HAK_HIDDEN uint64_t hak__pool_live(void);
 HAK_HIDDEN uint64_t hak__pool_live_of(unsigned lg); /* live SuperSlabs of 2^lg bytes */
 HAK_HIDDEN uint64_t hak__pool_peak_of(unsigned lg); /* most live at once, of 2^lg bytes */
 HAK_HIDDEN uint64_t hak__pool_mapped_total(void);   /* since start */
+/* Mapped and released since start and live now, read together: live == mapped - released. */
+HAK_HIDDEN void hak__pool_counts(uint64_t *mapped, uint64_t *released, uint64_t *live);
 HAK_HIDDEN uint64_t hak__pool_released_total(void);
 HAK_HIDDEN uint64_t hak__pool_peak_live(void);
 HAK_HIDDEN uint64_t hak__pool_purged_total(void);   /* bytes */
@@ -51,8 +53,7 @@ HAK_HIDDEN int64_t hak__pool_active_total(void);
  * callers); returns the number of SuperSlabs. */
 HAK_HIDDEN uint64_t hak__pool_check(void);
 
-HAK_HIDDEN void hak__pool_fork_prepare(void);
-HAK_HIDDEN void hak__pool_fork_parent(void);
+HAK_HIDDEN bool hak__pool_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__pool_fork_child(void);
 
 #endif

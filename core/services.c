@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
 
 #include "core_services.h"
@@ -53,41 +52,12 @@ static void api_counter_add(hak_thread *t, int id, uint64_t n)
 
 #define api_counter_set hak__counter_set
 
-/* A helper thread names itself "hakmem-helper": the recorder's writer (trace.c) ends a process
- * in which only hakmem's own threads are left. */
-struct helper_start {
-	void *(*fn)(void *);
-	void *arg;
-};
-
-static void *helper_main(void *p)
-{
-	struct helper_start h = *(struct helper_start *)p;
-	prctl(PR_SET_NAME, "hakmem-helper", 0, 0, 0);
-	return h.fn(h.arg);
-}
-
-static int api_spawn_helper(void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 << 10);
-	pthread_t tid;
-	struct helper_start *h = hak__meta_alloc(sizeof *h); /* a few bytes per helper, kept */
-	int err = ENOMEM;
-	if (h) {
-		h->fn = fn;
-		h->arg = arg;
-		err = pthread_create(&tid, &attr, helper_main, h);
-	}
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return err;
-}
+/* helper.c: spawn_helper (the helper names itself "hakmem-helper": the recorder's writer,
+ * trace.c, ends a process in which only hakmem's own threads are left), helper_sleep,
+ * helper_wake. */
+#define api_spawn_helper hak__helper_spawn
+#define api_helper_sleep hak__helper_sleep
+#define api_helper_wake hak__helper_wake
 
 /* ---- Threads and caches --------------------------------------------------------------------------- */
 

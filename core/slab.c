@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "lock.h"
 #include "size_class.h"
 
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -87,17 +88,26 @@ static inline void chain_append(struct hak_chain *ch, void *b)
 	ch->count++;
 }
 
-/* Up to max blocks from the free list, then from the never-carved tail. */
+/* Up to max blocks from the free list, then from the never-carved tail. The list's first blocks
+ * become the chain as they stand (their links already are the chain's); the count, then the
+ * head, move past them before the list is cut, and a list that ran out means a count of 0: a
+ * fork that copies this slab while another thread's refill is half done here (a signal
+ * handler's fork does not wait for that thread's policy lock, fork.c) gives the child a count
+ * no higher than its list, never one that promises blocks the list has not (a refill would spin
+ * on such a slab for ever). */
 unsigned hak__slab_take(struct hak_slab *s, unsigned max, struct hak_chain *out)
 {
 	*out = (struct hak_chain){NULL, NULL, 0};
-	while (out->count < max && s->free) {
-		void *b = s->free;
+	void *b = s->free;
+	while (out->count < max && b) {
 		HAK_INVARIANT(hak__block_is_free(b));
-		s->free = hak__block_next(b);
+		void *next = hak__block_next(b);
 		chain_append(out, b);
+		b = next;
 	}
-	s->nfree -= out->count;
+	s->nfree = b && s->nfree > out->count ? s->nfree - out->count : 0;
+	atomic_signal_fence(memory_order_seq_cst); /* the count before the head (TSO: as stored) */
+	s->free = b;
 	unsigned k = max - out->count, left = s->capacity - s->carved;
 	if (k > left)
 		k = left;
@@ -190,25 +200,25 @@ unsigned hak__remote_drain(struct hak_slab *s)
 void hak__slab_abandon(struct hak_slab *s)
 {
 	unsigned model = s->ss->model;
-	pthread_mutex_lock(&abandoned_lock);
+	hak__lock(&abandoned_lock);
 	hak_store_release(&s->xowner, HAK_OWNER_NONE);
 	s->abandon_next = abandoned[model][s->cls];
 	__atomic_store_n(&abandoned[model][s->cls], s, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&abandoned_lock);
+	hak__unlock(&abandoned_lock);
 }
 
 struct hak_slab *hak__slab_adopt(unsigned cls, uintptr_t owner, unsigned model)
 {
 	if (!__atomic_load_n(&abandoned[model][cls], __ATOMIC_RELAXED)) /* a stale miss maps a bit sooner */
 		return NULL;
-	pthread_mutex_lock(&abandoned_lock);
+	hak__lock(&abandoned_lock);
 	struct hak_slab *s = abandoned[model][cls];
 	if (s) {
 		__atomic_store_n(&abandoned[model][cls], s->abandon_next, __ATOMIC_RELAXED);
 		s->abandon_next = NULL;
 		hak_store_release(&s->xowner, owner);
 	}
-	pthread_mutex_unlock(&abandoned_lock);
+	hak__unlock(&abandoned_lock);
 	return s;
 }
 
@@ -228,7 +238,7 @@ unsigned hak__abandoned_collect(void)
 	hak_store_relaxed(&xabandoned_dirty, 0);
 	struct hak_slab *to_release = NULL;
 	unsigned released = 0;
-	pthread_mutex_lock(&abandoned_lock);
+	hak__lock(&abandoned_lock);
 	for (unsigned m = 0; m < HAK_POLICY_SLOTS; m++)
 		for (unsigned c = 0; c < HAK_NCLASSES; c++) {
 			struct hak_slab **pp = &abandoned[m][c];
@@ -244,7 +254,9 @@ unsigned hak__abandoned_collect(void)
 				}
 			}
 		}
-	pthread_mutex_unlock(&abandoned_lock);
+	/* Released before the abandoned lock goes (abandoned, then pool: the lock order): a collect
+	 * that finds the list empty must not return while slabs it would have released are still
+	 * on their way (a trim pass running meanwhile saw no empty SuperSlab: issue 14 item 6). */
 	while (to_release) {
 		struct hak_slab *s = to_release;
 		to_release = s->abandon_next;
@@ -252,6 +264,7 @@ unsigned hak__abandoned_collect(void)
 		hak__slab_release(s);
 		released++;
 	}
+	hak__unlock(&abandoned_lock);
 	return released;
 }
 
@@ -284,16 +297,9 @@ void hak__account_chain(struct hak_chain chain, int sign, uint32_t block_size, i
 
 /* ---- fork ---------------------------------------------------------------------------------------------- */
 
-void hak__slab_fork_prepare(void)
+bool hak__slab_fork_prepare(void)
 {
-	pthread_mutex_lock(&abandoned_lock);
-	hak__pool_fork_prepare();
-}
-
-void hak__slab_fork_parent(void)
-{
-	hak__pool_fork_parent();
-	pthread_mutex_unlock(&abandoned_lock);
+	return hak__fork_take_mutex(&abandoned_lock) && hak__pool_fork_prepare();
 }
 
 void hak__slab_fork_child(void)

@@ -34,8 +34,7 @@ HAK_HIDDEN void hak__abandoned_note_free(void);
  * (the caller's thread's count of bytes out of slab land, for mallinfo2). */
 HAK_HIDDEN void hak__account_chain(struct hak_chain chain, int sign, uint32_t block_size, int64_t *bytes_by_size);
 
-HAK_HIDDEN void hak__slab_fork_prepare(void);
-HAK_HIDDEN void hak__slab_fork_parent(void);
+HAK_HIDDEN bool hak__slab_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__slab_fork_child(void);
 
 #endif

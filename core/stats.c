@@ -20,6 +20,7 @@ struct ctx {
 	struct hak_thread_sums t;
 	int64_t size_bytes;
 	uint64_t large_live, large_cached, large_mapped, large_released;
+	uint64_t ss_mapped, ss_released, ss_live; /* one snapshot: live == mapped - released */
 };
 
 enum {
@@ -41,6 +42,7 @@ static void collect(int64_t *v)
 {
 	struct ctx cx, *c = &cx;
 	hak__threads_sum(&c->t);
+	hak__pool_counts(&c->ss_mapped, &c->ss_released, &c->ss_live);
 	hak__large_stats(&c->large_live, &c->large_cached, &c->large_mapped, &c->large_released);
 	/* The size the policy in force gives new SuperSlabs (cls 0). */
 	unsigned by;

@@ -13,9 +13,9 @@
 /* X(group, key, source, help); every value is an int64_t; group `top` is the JSON's top level. `c` is the collection context
  * (stats.c): thread sums, large-block counts, the size policy's answer. */
 #define HAK_STATS_FIELDS(X)                                                                            \
-	X(superslabs, mapped, hak__pool_mapped_total(), "SuperSlabs mapped since start")                        \
-	X(superslabs, released, hak__pool_released_total(), "SuperSlabs unmapped since start")                  \
-	X(superslabs, live, hak__pool_live(), "SuperSlabs mapped now")                                          \
+	X(superslabs, mapped, c->ss_mapped, "SuperSlabs mapped since start")                        \
+	X(superslabs, released, c->ss_released, "SuperSlabs unmapped since start")                  \
+	X(superslabs, live, c->ss_live, "SuperSlabs mapped now")                                          \
 	X(superslabs, peak_live, hak__pool_peak_live(), "most SuperSlabs mapped at once")                       \
 	X(superslabs, size_bytes, c->size_bytes, "size of the next SuperSlab (the size policy)")                \
 	X(superslabs, empty_kept, hak__pool_empty_count(), "empty SuperSlabs mapped now")                       \
@@ -27,7 +27,7 @@
 	X(large, released, c->large_released, "large mappings unmapped since start")                            \
 	X(large, live, c->large_live, "large blocks with the program")                                          \
 	X(large, cached, c->large_cached, "freed large mappings cached for reuse")                              \
-	X(threads, live, c->t.live, "thread states in use")                                                     \
+	X(threads, live, c->t.live, "live threads' own states (the shared one of exited threads not counted)") \
 	X(threads, parked, c->t.parked, "exited threads' states waiting for a successor")                       \
 	X(top, active_blocks, hak__pool_active_total(), "blocks out of slab land (with the program or cached)") \
 	X(top, adoptions, c->t.counters[HAK_TCOUNT_adoptions], "abandoned slabs taken over")                    \

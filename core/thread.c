@@ -9,7 +9,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "lock.h"
 #include "os.h"
 #include "policy_call.h"
 #include "slab.h"
@@ -96,7 +98,7 @@ static struct hak_thread *thread_new(bool take_parked)
 	struct hak_policy *m = hak__policy_current(HAK_POLICY_OWNERSHIP);
 	size_t size = sizeof(struct hak_thread) + ((hak__own_tstate_size(m) + 15) & ~(size_t)15);
 	struct hak_thread *t = NULL;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	for (struct hak_thread **pp = &parked_threads; take_parked && *pp; pp = &(*pp)->next_free)
 		if ((*pp)->model == m) {
 			t = *pp;
@@ -108,7 +110,7 @@ static struct hak_thread *thread_new(bool take_parked)
 			for (unsigned c = 0; c < HAK_NCLASSES; c++) /* recording marks accept (tcache.h) */
 				t->cache[c].accept = hak__accept_real(t->cache[c].accept) | hak__accept_mark;
 			register_live(t);
-			pthread_mutex_unlock(&thread_lock);
+			hak__unlock(&thread_lock);
 			return t;
 		}
 	for (struct hak_thread **pp = &free_threads; *pp; pp = &(*pp)->next_free)
@@ -117,7 +119,7 @@ static struct hak_thread *thread_new(bool take_parked)
 			*pp = t->next_free;
 			break;
 		}
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	if (t) {
 		size = t->alloc_size;
 		memset(t, 0, size);
@@ -136,9 +138,9 @@ static struct hak_thread *thread_new(bool take_parked)
 		t->cache[c].max = t->cache[c].room = hak__classes[c].cache_max;
 		t->cache[c].accept = accept;
 	}
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	register_live(t);
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return t;
 }
 
@@ -146,10 +148,10 @@ void hak__thread_init_hooks(void)
 {
 	if (atomic_load(&exit_key_ready))
 		return;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	if (!atomic_load(&exit_key_ready) && pthread_key_create(&exit_key, thread_exit_hook) == 0)
 		atomic_store(&exit_key_ready, 1);
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 struct hak_thread *hak__thread_get(void)
@@ -179,10 +181,10 @@ void hak__thread_attach(struct hak_thread *t)
 {
 	if (t != hak__tls || t->state != HAK_THREAD_LIVE || t->cache != t->home || !atomic_load(&exit_key_ready))
 		return;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	memcpy(hak__tcs.cache, t->home, sizeof hak__tcs.cache);
 	t->cache = hak__tcs.cache;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 /* The caches go back into the state, wherever they are (its thread's TLS, or in a fork child a
@@ -202,9 +204,9 @@ static void take_home(struct hak_thread *t)
 
 static void detach(struct hak_thread *t)
 {
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	take_home(t);
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 void hak__thread_count(struct hak_thread *t, unsigned which, uint64_t n)
@@ -274,13 +276,13 @@ void hak__thread_retire(struct hak_thread *t)
 	hak__thread_flush(t);
 	hak__own_thread_exit(t);
 	t->state = HAK_THREAD_GONE;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	take_home(t); /* a fork child's other threads: their TLS goes with the struct's reuse */
 	fold_counters(t);
 	unregister(t);
 	t->next_free = free_threads;
 	free_threads = t;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 void hak__thread_restart(void)
@@ -314,7 +316,7 @@ static void thread_park(struct hak_thread *t)
 	for (unsigned c = 0; c < HAK_NCLASSES; c++)
 		t->cache[c].want = 0; /* the next thread's refills start small again */
 	t->state = HAK_THREAD_GONE;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	fold_counters(t);
 	unregister(t);
 	bool park = parked_n < atomic_load(&xpark_max_states) && t->units_taken <= atomic_load(&xpark_max_units);
@@ -323,14 +325,14 @@ static void thread_park(struct hak_thread *t)
 		parked_threads = t;
 		__atomic_store_n(&parked_n, parked_n + 1, __ATOMIC_RELAXED);
 	}
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	if (park)
 		return;
 	hak__own_thread_exit(t);
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	t->next_free = free_threads;
 	free_threads = t;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 /* thread lock held (or tried). Every parked state's slabs settle through its policy. */
@@ -354,18 +356,18 @@ unsigned hak__threads_reap_parked(void)
 {
 	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED))
 		return 0;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	unsigned n = reap_locked();
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return n;
 }
 
 unsigned hak__threads_reap_parked_try(void)
 {
-	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED) || pthread_mutex_trylock(&thread_lock) != 0)
+	if (!__atomic_load_n(&parked_n, __ATOMIC_RELAXED) || hak__trylock(&thread_lock) != 0)
 		return 0;
 	unsigned n = reap_locked();
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return n;
 }
 
@@ -374,9 +376,20 @@ unsigned hak__threads_parked(void)
 	return __atomic_load_n(&parked_n, __ATOMIC_RELAXED);
 }
 
+/* The main thread called pthread_exit() (its exit hook ran): from now on the process ends with
+ * its last thread, and a helper must not be that one (helper.c). */
+static _Atomic int leader_gone;
+
+bool hak__threads_leader_gone(void)
+{
+	return atomic_load_explicit(&leader_gone, memory_order_relaxed);
+}
+
 static void thread_exit_hook(void *arg)
 {
 	struct hak_thread *t = arg;
+	if (!hak__threads_leader_gone() && gettid() == getpid())
+		atomic_store(&leader_gone, 1); /* before the tick below, which wakes the helper */
 	void (*hook)(void) = hak_load_acquire(&xexit_hook);
 	if (hook) /* the recorder's (trace.c): the thread's end, before its later frees */
 		hook();
@@ -401,18 +414,18 @@ static void thread_exit_hook(void *arg)
 
 void hak__orphan_lock(void)
 {
-	pthread_mutex_lock(&orphan_lock);
+	hak__lock(&orphan_lock);
 }
 
 void hak__orphan_unlock(void)
 {
-	pthread_mutex_unlock(&orphan_lock);
+	hak__unlock(&orphan_lock);
 }
 
 struct hak_thread *hak__orphan(void)
 {
 	if (!orphan_thread)
-		orphan_thread = thread_new(false); /* shared and never retired: not a parked one */
+		__atomic_store_n(&orphan_thread, thread_new(false), __ATOMIC_RELAXED); /* shared, never retired */
 	return orphan_thread;
 }
 
@@ -421,7 +434,7 @@ struct hak_thread *hak__orphan(void)
 void hak__threads_sum(struct hak_thread_sums *out)
 {
 	memset(out, 0, sizeof *out);
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	out->local_frees = retired_local;
 	for (unsigned i = 0; i < HAK_TCOUNT_N; i++)
 		out->counters[i] = hak_load_relaxed(&retired[i]);
@@ -434,17 +447,18 @@ void hak__threads_sum(struct hak_thread_sums *out)
 		for (unsigned i = 0; i < HAK_THREAD_PLUGIN_COUNTERS; i++)
 			out->plugin_counters[i] += t->plugin_counters[i];
 	}
-	out->live = live_n;
+	/* threads' own states: not the shared one (set once, under the orphan lock) */
+	out->live = live_n - (__atomic_load_n(&orphan_thread, __ATOMIC_RELAXED) != NULL);
 	out->parked = parked_n;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 void hak__threads_each(void (*fn)(struct hak_thread *t, void *ctx), void *ctx)
 {
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	for (struct hak_thread *t = live_threads; t; t = t->next_live)
 		fn(t, ctx); /* the orphan state is registered too */
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 void hak__threads_out_bytes_retired(int64_t out[2])
@@ -465,13 +479,13 @@ void hak__threads_class_frees(uint64_t *out, unsigned n)
 {
 	if (n > HAK_NCLASSES)
 		n = HAK_NCLASSES;
-	pthread_mutex_lock(&thread_lock);
+	hak__lock(&thread_lock);
 	for (unsigned c = 0; c < n; c++)
 		out[c] = retired_class[c];
 	for (struct hak_thread *t = live_threads; t; t = t->next_live)
 		for (unsigned c = 0; c < n; c++)
 			out[c] += t->cache[c].frees;
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 }
 
 /* ---- Trim passes: reclaim for live threads outside their slow paths -------------------------------------- */
@@ -479,25 +493,76 @@ void hak__threads_class_frees(uint64_t *out, unsigned n)
 unsigned hak__threads_reclaim(void)
 {
 	unsigned n = 0;
-	pthread_mutex_lock(&thread_lock); /* no state is retired or recycled meanwhile */
+	hak__lock(&thread_lock); /* no state is retired or recycled meanwhile */
 	for (struct hak_thread *t = live_threads; t; t = t->next_live)
 		n += hak__own_reclaim_try(t);
-	pthread_mutex_unlock(&thread_lock);
+	hak__unlock(&thread_lock);
 	return n;
 }
 
 /* ---- fork ---------------------------------------------------------------------------------------------------- */
 
-void hak__thread_fork_prepare(void)
+/* Every live thread's policy lock (the registry cannot change: the thread lock is held): a
+ * thread inside a refill or a flush is between two consistent states of its caches and slabs,
+ * and the child retires every state but its own. Not the ones on this thread's list (lock.h):
+ * a fork from a signal handler that interrupted a refill must not wait for its own. A plain fork
+ * takes all or none (a busy one is waited for, by its lock, after the fork let everything go);
+ * a trying fork takes every one it can, each tried a bounded number of times (a trim pass may
+ * hold a sleeping thread's lock a while: giving up on all for it would leave every state
+ * unguarded). One entry in the fork frame however many threads there are. */
+static __thread struct hak_thread *plock_busy __attribute__((tls_model("initial-exec")));
+
+static void plocks_release(void *unused);
+
+static bool plocks_try(void *unused)
 {
-	pthread_mutex_lock(&orphan_lock);
-	pthread_mutex_lock(&thread_lock);
+	(void)unused;
+	bool trying = hak__fork_trying();
+	for (struct hak_thread *t = live_threads; t; t = t->next_live) {
+		if (hak__held_has(&t->xplock))
+			continue;
+		unsigned tries = 0;
+		while (atomic_exchange_explicit(&t->xplock, 1, memory_order_acquire)) {
+			if (!trying) {
+				plocks_release(NULL);
+				plock_busy = t;
+				return false;
+			}
+			if (++tries == HAK_FORK_TRIES)
+				break; /* on without it */
+			sched_yield();
+		}
+		if (tries < HAK_FORK_TRIES)
+			t->fork_held = 1;
+	}
+	return true;
 }
 
-void hak__thread_fork_parent(void)
+/* Holding nothing: until the busy one is free (a state is never unmapped: its lock stays readable). */
+static void plocks_wait(void *unused)
 {
-	pthread_mutex_unlock(&thread_lock);
-	pthread_mutex_unlock(&orphan_lock);
+	(void)unused;
+	struct hak_thread *t = plock_busy;
+	while (t && atomic_load_explicit(&t->xplock, memory_order_acquire))
+		sched_yield();
+}
+
+static void plocks_release(void *unused)
+{
+	(void)unused;
+	for (struct hak_thread *t = live_threads; t; t = t->next_live)
+		if (t->fork_held) {
+			t->fork_held = 0;
+			atomic_store_explicit(&t->xplock, 0, memory_order_release);
+		}
+}
+
+static const struct hak_fork_lock_ops plocks_ops = {plocks_try, NULL, plocks_release, plocks_wait, false};
+
+bool hak__thread_fork_prepare(void)
+{
+	return hak__fork_take_mutex(&orphan_lock) && hak__fork_take_mutex(&thread_lock) &&
+	       hak__fork_take(&plocks_ops, NULL);
 }
 
 /* Only the forking thread lives on: every other thread's state is retired as if it had exited,
@@ -506,6 +571,7 @@ void hak__thread_fork_parent(void)
  * state may be half-updated: it is left alone (leaked) and the thread starts a fresh one. */
 void hak__thread_fork_child(bool self_consistent)
 {
+	atomic_store(&leader_gone, 0); /* the forking thread is the child's main thread */
 	pthread_mutex_init(&thread_lock, NULL);
 	pthread_mutex_init(&orphan_lock, NULL);
 	struct hak_thread *self = hak__tls;
@@ -521,12 +587,27 @@ void hak__thread_fork_child(bool self_consistent)
 		take_home(self); /* the TLS caches may be half updated: leaked with the state */
 		self = NULL;
 	}
+	/* A state whose policy lock someone else held at the fork (the fork only tried it: a
+	 * signal handler's fork) may be between two updates of its caches, rings and slabs: it is
+	 * left alone (leaked with what it holds), like this thread's own above, never retired. */
 	struct hak_thread *t = live_threads;
 	while (t) {
 		struct hak_thread *next = t->next_live;
+		bool unsure = atomic_load(&t->xplock) && !t->fork_held && t != self;
 		atomic_store(&t->xplock, 0); /* its thread is gone; it may have held it at the fork */
-		if (t != self && t != orphan_thread)
+		t->fork_held = 0;
+		if (unsure && t == orphan_thread) {
+			unregister(t);
+			__atomic_store_n(&orphan_thread, NULL, __ATOMIC_RELAXED); /* a new one when needed */
+		} else if (unsure) {
+			for (unsigned h = 0; h < 2; h++) { /* what it had out counts as in use */
+				hak_add_relaxed(&retired_out_bytes[h], t->out_bytes[h]);
+				t->out_bytes[h] = 0;
+			}
+			unregister(t);
+		} else if (t != self && t != orphan_thread) {
 			hak__thread_retire(t);
+		}
 		t = next;
 	}
 }

@@ -60,10 +60,10 @@ HAK_HIDDEN void hak__orphan_unlock(void);
 HAK_HIDDEN struct hak_thread *hak__orphan(void); /* orphan lock held; NULL: no memory */
 
 HAK_HIDDEN void hak__thread_init_hooks(void); /* once, from hak__init */
+HAK_HIDDEN bool hak__threads_leader_gone(void); /* the main thread called pthread_exit() */
 /* fn runs first in every thread's exit hook (the recorder's, layer 8: trace.c). */
 HAK_HIDDEN void hak__threads_set_exit_hook(void (*fn)(void));
-HAK_HIDDEN void hak__thread_fork_prepare(void);
-HAK_HIDDEN void hak__thread_fork_parent(void);
+HAK_HIDDEN bool hak__thread_fork_prepare(void); /* fork.c: through hak__fork_take (lock.h) */
 HAK_HIDDEN void hak__thread_fork_child(bool self_consistent);
 
 #endif

@@ -5,6 +5,7 @@
 #include "trim.h"
 
 #include "large.h"
+#include "lock.h"
 #include "os.h"
 #include "policy_call.h"
 #include "pool.h"
@@ -12,6 +13,15 @@
 #include "thread.h"
 
 static _Atomic uint64_t xlast_purge_ns, xlast_age_ns, xpasses;
+
+/* One composite pass at a time: a pass that runs while another is half done (the helper's, say,
+ * with slabs it took off a list and has not released yet, or a thread's policy lock held for a
+ * reclaim) would find nothing to release, and malloc_trim()/hak_trim() would return with memory
+ * that goes back a moment later (issue 14 item 6). Lock order: after the orphan lock (an
+ * allocation out of memory may run a pass from inside the orphan state), before every lock a
+ * pass takes. Not taken by fork (a pass in flight only holds what the others guard): reset in
+ * the child. */
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
 
 unsigned hak__trim_reap_parked(void)
 {
@@ -73,6 +83,7 @@ static uint64_t since_previous(_Atomic uint64_t *last, uint64_t now)
 struct hak_trim_result hak__trim_pass(unsigned keep, unsigned flags)
 {
 	struct hak_trim_result r = {0, 0, 0};
+	hak__lock(&pass_lock);
 	hak__threads_reap_parked(); /* exited threads' slabs become adoptable or go back */
 	hak__own_consolidate_all();
 	hak__abandoned_collect();
@@ -94,12 +105,18 @@ struct hak_trim_result hak__trim_pass(unsigned keep, unsigned flags)
 	}
 	hak_add_relaxed(&xpasses, 1);
 	hak__pool_empties_take(); /* what emptied before now was seen by this pass */
+	hak__unlock(&pass_lock);
 	/* Young cached mappings stayed: tell the policy there is work, so the pass that sends them
 	 * back comes even if the program goes idle now (not from inside a trim op: the wrapper
-	 * drops a nested call). */
+	 * drops a nested call; after the pass lock: a tick may run a pass). */
 	if (left.large_cached)
 		hak__trim_tick();
 	return r;
+}
+
+void hak__trim_fork_child(void)
+{
+	pthread_mutex_init(&pass_lock, NULL);
 }
 
 uint64_t hak__trim_passes(void)

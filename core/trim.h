@@ -17,5 +17,6 @@ HAK_HIDDEN unsigned hak__trim_large_release(uint64_t min_idle_ns, uint64_t keep_
 HAK_HIDDEN void hak__trim_facts(struct hak_heap_facts *out);
 HAK_HIDDEN struct hak_trim_result hak__trim_pass(unsigned keep, unsigned flags);
 HAK_HIDDEN uint64_t hak__trim_passes(void); /* composite passes run */
+HAK_HIDDEN void hak__trim_fork_child(void);  /* fork.c */
 
 #endif

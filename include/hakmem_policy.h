@@ -54,7 +54,7 @@ extern "C" {
 
 #define HAK_POLICY_MAGIC      UINT64_C(0x314C4F50484B4148) /* "HAKHPOL1" little-endian */
 #define HAK_POLICY_ABI_MAJOR  2u
-#define HAK_POLICY_ABI_MINOR  0u
+#define HAK_POLICY_ABI_MINOR  1u
 #define HAK_POLICY_SYMBOL     "hak_policy_descriptor"
 
 /* Binary-compatibility signature: what must match between core and plugin beyond the version
@@ -144,6 +144,8 @@ struct hak_free_run {
 	uint64_t free_since_ns; /* when its last unit became free */
 	int dirty;              /* touched since its last purge */
 	int superslab_empty;    /* the run belongs to an empty SuperSlab */
+	const void *superslab;  /* the SuperSlab it belongs to (its base): runs come SuperSlab by
+				 * SuperSlab, in address order */
 };
 
 /* Limits of the core's cache of freed large mappings (set by the trim policy in start; the
@@ -207,8 +209,9 @@ struct hak_core_api {
 	void (*counter_add)(hak_thread *t, int id, uint64_t n); /* COUNT; t may be NULL */
 	void (*counter_set)(int id, int64_t value);             /* GAUGE */
 	/* Start a helper thread running fn(arg) with every signal blocked; 0 or an errno value.
-	 * The core ends the process normally when the helper is the last thread left (see the
-	 * trim kind's notes); after fork() the helper is gone in the child (fork_child op). */
+	 * A helper sleeps only in helper_sleep (since 2.1), which tells it when it is the last
+	 * thread left: it returns from fn then, and the process ends normally (see the trim kind's
+	 * notes); after fork() the helper is gone in the child (fork_child op). */
 	int (*spawn_helper)(void *(*fn)(void *), void *arg);
 
 	/* ---- since 2.0: threads and caches (ownership policies) -------------------------------- */
@@ -219,11 +222,15 @@ struct hak_core_api {
 	/* The chain enters t's cache of `cls` (refill only, t the calling thread). */
 	void (*cache_fill)(hak_thread *t, unsigned cls, struct hak_chain chain);
 	/* Which slab owner t caches freed blocks of, for class cls (default: HAK_OWNER_ANY when the
-	 * policy's caches_any is 1, else t's token). Refill, flush or thread_exit of t only. */
+	 * policy's caches_any is 1, else t's token). Refill, flush or thread_exit of t, or
+	 * free_foreign when t is the calling thread's own state (its live state, not the shared
+	 * one: the core ignores it there). */
 	void (*cache_accept)(hak_thread *t, unsigned cls, uintptr_t owner);
 	/* Blocks freed into live threads' caches per class since the start (the fast path's
-	 * counts, summed over threads): out[cls] for cls < n. Slow (takes the thread registry lock):
-	 * for a periodic evaluation, not per call. */
+	 * counts, summed over threads, each read while its thread may be counting: a snapshot):
+	 * out[cls] for cls < n. Slow (takes the thread registry lock): for a periodic evaluation,
+	 * not per call. It may be called from refill and flush (under t's policy lock): the
+	 * registry lock's holders only try policy locks, never wait for one. */
 	void (*class_local_frees)(uint64_t *out, unsigned n);
 
 	/* ---- since 2.0: slabs --------------------------------------------------------------------
@@ -241,6 +248,8 @@ struct hak_core_api {
 	/* (x) each block back to its own slab; on_slab_free(ctx, s) for each slab that became
 	 * entirely free (the policy decides whether to release it). */
 	void (*chain_return)(struct hak_chain chain, void (*on_slab_free)(void *ctx, hak_slab *s), void *ctx);
+	/* cls, capacity and owner are exact from any thread; free, used and remote_pending are exact
+	 * only with exclusive access (x), a snapshot otherwise. */
 	void (*slab_get_info)(const hak_slab *s, struct hak_slab_info *out);
 	void **(*slab_policy_links)(hak_slab *s); /* two words (next, prev) the owning policy may use */
 	hak_slab *(*slab_of)(const void *block);  /* the slab of a block hakmem handed out, else NULL */
@@ -283,6 +292,17 @@ struct hak_core_api {
 	 * A policy may use it or compose the primitives itself. */
 	struct hak_trim_result (*trim_pass)(unsigned keep, unsigned flags);
 	/* end of 2.0 */
+	/* ---- since 2.1: the helper's sleep (spawn_helper's thread only) ------------------------
+	 * Wait until timeout_ns passed (UINT64_MAX: no limit) or helper_wake was called (a call
+	 * since the previous return counts, so no wake-up is lost). Returns 0, or 1 when the helper
+	 * must return from its function now: it is the process's last thread (the main thread
+	 * called pthread_exit() and every other thread ended; POSIX ends the process then, with
+	 * status 0, and it does when the helper returns). */
+	int (*helper_sleep)(uint64_t timeout_ns);
+	/* The allocator has work for the helper: wake it from helper_sleep. One atomic add, plus a
+	 * system call only when the helper waits with no time limit. Any thread, any op. */
+	void (*helper_wake)(void);
+	/* end of 2.1 */
 };
 
 /* ---- Kind-specific slow-path tables. Each starts with its size; append-only. ---------------- */
@@ -292,8 +312,10 @@ struct hak_core_api {
  * The core never trims on its own: without calls from the trim policy nothing is released
  * (malloc_trim() and hak_trim() run the composite trim_pass with every flag).
  * A policy that runs passes on a thread of its own starts it with spawn_helper (from start or
- * from an op, never from init) and makes it sleep until tick or superslab_empty says there is
- * work; the core ends that thread's process normally when it is the last thread left.
+ * from an op, never from init) and makes it sleep in helper_sleep until tick or superslab_empty
+ * says there is work (helper_wake); when helper_sleep says the helper is the process's last
+ * thread, the helper returns and the process ends normally. (A helper that sleeps otherwise,
+ * with nanosleep, keeps a process whose main thread called pthread_exit() alive for ever.)
  */
 struct hak_trim_ops {
 	size_t size; /* sizeof(struct hak_trim_ops) */
@@ -348,7 +370,10 @@ struct hak_ownership_ops {
 	/* A block of a slab made by this policy was freed by a thread that does not accept its
 	 * owner (another thread's slab, an abandoned slab, or any block freed through the shared
 	 * state). The core already took it off the active count: it is free from now on. Any
-	 * thread, no core lock held, t's policy lock NOT held. Mandatory. */
+	 * thread, no core lock held, t's policy lock NOT held. t may also be a state with no cache
+	 * and no policy state (tstate NULL, a token that owns nothing): a free from a thread that
+	 * has no state of its own (before its first allocation, or after its exit hook ran) makes
+	 * none. Mandatory. */
 	void (*free_foreign)(void *state, hak_thread *t, hak_slab *s, void *block);
 	/* t's state is retired; its caches were already flushed through `flush`. Its thread exited
 	 * just now, or earlier when the state was parked: then any thread may run this, even from
@@ -375,6 +400,7 @@ enum hak_setting_type {
 	HAK_SETTING_BYTES = 2, /* integer with an optional K, M or G suffix (powers of 1024), [lo, hi] */
 	HAK_SETTING_BOOL = 3,  /* on|off, yes|no, true|false, 1|0 (int) */
 	HAK_SETTING_PERCENT = 4, /* integer 0..100 with an optional '%' (unsigned long), [lo, hi] */
+	HAK_SETTING_TEXT = 5,    /* copied into a char array of hi bytes (NUL included), at least lo */
 };
 
 struct hak_setting_spec {
@@ -398,7 +424,12 @@ struct hak_setting_spec {
  * it gets no settings. A plugin's init runs in the library constructor and may use malloc.
  * Fork: fork_prepare runs in the forking thread before fork() (take the policy's locks),
  * fork_parent after it in the parent (release them), fork_child in the child, where only the
- * forking thread exists (re-initialise the locks, forget helper threads). */
+ * forking thread exists (re-initialise the locks, forget helper threads). A policy with locks
+ * should also have fork_try_prepare (since 2.1): the core takes the policy's locks through it
+ * and never waits in fork_prepare while it holds glibc's stdio list lock, or in a fork from a
+ * signal handler, where waiting can deadlock; without it the core waits in fork_prepare (a
+ * plain fork) or leaves the policy's locks alone (a fork from a handler that interrupted a
+ * slow path: the child resets them anyway). */
 struct hak_policy_desc {
 	uint64_t magic;        /* HAK_POLICY_MAGIC */
 	uint32_t abi_major;    /* HAK_POLICY_ABI_MAJOR the plugin was built with */
@@ -425,6 +456,11 @@ struct hak_policy_desc {
 	const struct hak_setting_spec *settings_spec; /* optional: the keys init takes */
 	size_t settings_count;
 	/* end of 2.0 */
+	/* since 2.1, optional (needs fork_prepare and fork_parent): take every lock fork_prepare
+	 * takes, but only if each is free at once: 0 with all of them taken (fork_parent or
+	 * fork_child follows), nonzero (EBUSY) with none taken. */
+	int (*fork_try_prepare)(void *state);
+	/* end of 2.1 */
 };
 
 /* A plugin defines its descriptor with this, so the built-in copy compiled into the core gets a
@@ -491,6 +527,19 @@ static inline int hak__setting_one(const struct hak_setting *it, const struct ha
 {
 	const char *p = it->value;
 	char *dst = (char *)out + sp->offset;
+	if (sp->type == HAK_SETTING_TEXT) {
+		size_t n = 0;
+		while (p[n])
+			n++;
+		if ((long long)n < sp->lo || (long long)n >= sp->hi) {
+			snprintf(err, errlen, "line %d: %s = '%s': expected text of %lld to %lld bytes", it->line, it->key,
+				 it->value, sp->lo, sp->hi - 1);
+			return 22;
+		}
+		for (size_t k = 0; k <= n; k++)
+			dst[k] = p[k];
+		return 0;
+	}
 	if (sp->type == HAK_SETTING_BOOL) {
 		static const char *const yes[] = {"on", "yes", "true", "1"}, *const no[] = {"off", "no", "false", "0"};
 		for (int i = 0; i < 4; i++) {

@@ -11,6 +11,7 @@
  * the core's free mark (a double free is caught wherever the block waits), no thread ever
  * reads a block another thread may be handing out (no ABA), and taking a batch needs no
  * memory-reclamation scheme. */
+#include <errno.h>
 #include <hakmem_policy.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,12 +36,14 @@ struct central_class {
 	pthread_mutex_t lock; /* slab list, current slab, and every slab free list */
 	hak_slab *cur;        /* slab refills carve from */
 	hak_slab *ring;       /* the class's other slabs, circular via the policy links */
+	int forgotten;        /* a fork child's: its old slabs may be half updated (fork_child) */
 } __attribute__((aligned(64)));
 
 struct central_state {
 	const struct hak_core_api *core;
 	hak_policy *self;       /* this policy's handle: slabs are acquired on its behalf */
 	int pops_id, pushes_id; /* its named counters */
+	int fork_locked;        /* this fork took every class lock (fork_prepare or fork_try_prepare) */
 	unsigned nclasses;
 	struct central_class cls[];
 };
@@ -163,6 +166,8 @@ struct consolidate_ctx {
 /* Blocks back to their slabs (class lock held); slabs entirely free then go back too. */
 static void return_to_slabs(struct central_class *c, struct hak_chain chain)
 {
+	if (c->forgotten)
+		return; /* a fork child's class whose old slabs may be half updated: the chain leaks */
 	struct consolidate_ctx ctx = {c};
 	core->chain_return(chain, on_slab_free, &ctx);
 }
@@ -214,7 +219,7 @@ static void central_consolidate(void *state)
 	struct central_state *st = state;
 	for (unsigned cls = 0; cls < st->nclasses; cls++) {
 		struct central_class *c = &st->cls[cls];
-		void *batch = queue_take(c);
+		void *batch = c->forgotten ? NULL : queue_take(c); /* its batches serve refills */
 		if (!batch)
 			continue;
 		pthread_mutex_lock(&c->lock);
@@ -229,23 +234,50 @@ static void central_fork_prepare(void *state)
 	struct central_state *st = state;
 	for (unsigned i = 0; i < st->nclasses; i++)
 		pthread_mutex_lock(&st->cls[i].lock);
+	st->fork_locked = 1;
+}
+
+/* The same, only if every class lock is free at once (the core never waits for one while it
+ * holds glibc's stdio list lock, or in a fork from a signal handler). */
+static int central_fork_try_prepare(void *state)
+{
+	struct central_state *st = state;
+	for (unsigned i = 0; i < st->nclasses; i++)
+		if (pthread_mutex_trylock(&st->cls[i].lock) != 0) {
+			while (i-- > 0)
+				pthread_mutex_unlock(&st->cls[i].lock);
+			return EBUSY;
+		}
+	st->fork_locked = 1;
+	return 0;
 }
 
 static void central_fork_parent(void *state)
 {
 	struct central_state *st = state;
+	st->fork_locked = 0;
 	for (unsigned i = st->nclasses; i-- > 0;)
 		pthread_mutex_unlock(&st->cls[i].lock);
 }
 
 /* Only the forking thread survives. A queue operation another thread had half done would
  * block its cell for ever: keep every published batch, rebuild the queue around them. (The
- * chain in a cell whose enqueue was half done is lost to the child: a leak, not a fault.) */
+ * chain in a cell whose enqueue was half done is lost to the child: a leak, not a fault.)
+ * When the fork did not take the class locks (the core only tries them from a signal
+ * handler), a class whose lock was held (by another thread, or by the code the handler
+ * interrupted) may have its slabs half updated: the child forgets them and starts the class
+ * afresh; blocks of the class never go back to slabs in that child (queues, or leaked). */
 static void central_fork_child(void *state)
 {
 	struct central_state *st = state;
+	int locked = st->fork_locked;
+	st->fork_locked = 0;
 	for (unsigned i = 0; i < st->nclasses; i++) {
 		struct central_class *c = &st->cls[i];
+		if (!locked && pthread_mutex_trylock(&c->lock) != 0) {
+			c->cur = c->ring = NULL;
+			c->forgotten = 1;
+		}
 		pthread_mutex_init(&c->lock, NULL);
 		void *kept[QUEUE_SLOTS];
 		unsigned n = 0;
@@ -312,5 +344,6 @@ HAK_POLICY_EXPORT(hak__builtin_ownership_central) = {
 	.fork_prepare = central_fork_prepare,
 	.fork_parent = central_fork_parent,
 	.fork_child = central_fork_child,
+	.fork_try_prepare = central_fork_try_prepare,
 	.ops = &central_ops,
 };

@@ -2,7 +2,8 @@
  * go back at the helper's next pass (at once while no helper runs). A helper thread, started the first time a SuperSlab empties
  * or the allocator gets busy or a thread exits (the core ticks then; signals blocked), wakes
  * every `idle_ms` (default 100) while the allocator has been busy, and twice more once it goes
- * quiet, and runs the core's composite trim pass: retire the states exited threads left parked,
+ * quiet (then it sleeps until the allocator wakes it: an idle program sees no wake-up; it ends
+ * when it is the process's last thread), and runs the core's composite trim pass: retire the states exited threads left parked,
  * drain what dead threads left, return empty SuperSlabs beyond the reserve, and return what
  * stayed free since the previous pass (units are purged; empty SuperSlabs, reserve included,
  * unmapped; cached large mappings unmapped). While the helper runs, exited threads' states are
@@ -10,6 +11,7 @@
  * empties a SuperSlab or gets busy. Out of memory: everything that can go back goes back. */
 #include <hakmem_policy.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,22 +43,45 @@ struct idle_state {
 
 static struct idle_state builtin_state; /* with no settings: the built-in runs inside the first malloc */
 
+/* The core's sleep (2.1): woken by the allocator's tick when there is work, and told when the
+ * helper is the process's last thread (it must return then). An older core: nanosleep. */
+static int idle_sleep(struct idle_state *s, uint64_t ns)
+{
+	if (HAK_CORE_HAS(s->core, helper_sleep))
+		return s->core->helper_sleep(ns);
+	if (ns == UINT64_MAX)
+		ns = (uint64_t)s->set.idle_ms * 1000000u;
+	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+static void idle_wake(struct idle_state *s)
+{
+	if (HAK_CORE_HAS(s->core, helper_wake))
+		s->core->helper_wake();
+}
+
+/* A pass every idle_ms while the allocator says it is busy; once it is quiet (two passes after
+ * the last activity: the first marks what is free, the second gives back what stayed free, aged
+ * units and an unused empty reserve), no wake-up at all until it says so again. */
 static void *idle_loop(void *arg)
 {
 	struct idle_state *s = arg;
-	struct timespec ts = {(time_t)(s->set.idle_ms / 1000), (long)(s->set.idle_ms % 1000) * 1000000L};
+	uint64_t period = (uint64_t)s->set.idle_ms * 1000000u;
 	unsigned long seen = 0;
 	unsigned quiet = 0;
 	while (!atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
-		nanosleep(&ts, NULL);
+		if (idle_sleep(s, quiet >= 2 ? UINT64_MAX : period))
+			break; /* the process's last thread: it ends when this one does */
 		unsigned long w = atomic_load_explicit(&s->work, memory_order_relaxed);
 		if (w != seen)
 			quiet = 0;
-		else if (++quiet > 2)
-			continue; /* idle allocator: nothing changed, and what aged is gone by now */
+		else if (quiet >= 2)
+			continue; /* woken with nothing new */
+		else
+			quiet++;
 		seen = w;
-		/* Two passes after the last activity: the first marks what is free, the second
-		 * gives back what stayed free (aged units, an unused empty reserve). */
 		s->core->trim_pass((unsigned)s->set.empty_reserve, HAK_TRIM_PURGE | HAK_TRIM_LARGE_AGE);
 	}
 	atomic_store(&s->started, 0);
@@ -88,6 +113,7 @@ static void idle_superslab_empty(void *state)
 {
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
+	idle_wake(s); /* the pass that unmaps them comes within idle_ms, even after a quiet spell */
 	if (!atomic_load(&s->started)) { /* also the first empty, which starts the helper */
 		if (s->core->empty_count() > s->set.empty_reserve)
 			s->core->release_empty((unsigned)s->set.empty_reserve, 0, ~0u);
@@ -102,6 +128,7 @@ static void idle_tick(void *state)
 {
 	struct idle_state *s = state;
 	atomic_fetch_add_explicit(&s->work, 1, memory_order_relaxed);
+	idle_wake(s);
 	if (!atomic_load_explicit(&s->started, memory_order_relaxed))
 		idle_start_helper(s);
 }
@@ -124,6 +151,7 @@ static void idle_stop(void *state)
 {
 	struct idle_state *s = state;
 	atomic_store(&s->stopping, 1);
+	idle_wake(s);
 	s->core->set_parking(0, 0); /* nothing would retire them now */
 }
 

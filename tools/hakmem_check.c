@@ -96,6 +96,9 @@ static struct hak_trim_result inert_trim_pass(unsigned keep, unsigned flags)
 	return (struct hak_trim_result){0, 0, 0};
 }
 
+static int inert_helper_sleep(uint64_t ns) { (void)ns; return 1; } /* no helper runs here */
+static void inert_helper_wake(void) {}
+
 #define INERT(name) .name = inert_##name,
 static const struct hak_core_api inert_core = {HAK_CORE_API_HEADER, HAK_CORE_SERVICES(INERT)};
 

@@ -22,7 +22,7 @@ struct row {
 	char keys[2048]; /* its settings spec, one indented line per key ("" when it declares none) */
 };
 
-static const char *const type_words[] = {"integer", "integer", "size", "on|off", "percent"};
+static const char *const type_words[] = {"integer", "integer", "size", "on|off", "percent", "text"};
 
 /* The spec rows as text, copied while the plugin is open. */
 static void format_keys(char *out, size_t size, const struct hak_setting_spec *spec, size_t n)
@@ -32,11 +32,13 @@ static void format_keys(char *out, size_t size, const struct hak_setting_spec *s
 	for (size_t i = 0; i < n && used + 1 < size; i++) {
 		const struct hak_setting_spec *k = &spec[i];
 		char key[48], help[160], def[24], range[48] = "";
-		if (k->type != HAK_SETTING_BOOL)
+		if (k->type == HAK_SETTING_TEXT)
+			snprintf(range, sizeof range, " of up to %lld bytes", k->hi - 1);
+		else if (k->type != HAK_SETTING_BOOL)
 			snprintf(range, sizeof range, " %lld..%lld", k->lo, k->hi);
 		int w = snprintf(out + used, size - used, "    %-20s %s%s, default %s: %s\n",
 				 hak__log_quote(key, sizeof key, k->key ? k->key : "?", false),
-				 (unsigned)k->type < 5 ? type_words[k->type] : "?", range,
+				 (unsigned)k->type < 6 ? type_words[k->type] : "?", range,
 				 hak__log_quote(def, sizeof def, k->def ? k->def : "-", false),
 				 hak__log_quote(help, sizeof help, k->help ? k->help : "", false));
 		used += w > 0 ? (size_t)w : 0;

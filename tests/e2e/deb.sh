@@ -31,8 +31,12 @@ finish() { echo "$pass passed, $fail failed"; [ "$fail" = 0 ]; exit $?; }
 WHY=
 
 [ -f "$DEB" ] || { bad "package" "$DEB does not exist (make deb)"; finish; }
-T=$(mktemp -d /tmp/hakmem-deb.XXXXXX)
+# Not under /tmp: the INI files written here must pass hakmem's folder check, which refuses any
+# folder group or others can write to (/tmp's sticky bit included). build/ is as safe as the
+# checkout (.ci/run makes sure it is).
+mkdir -p "$ROOT/build/tests" && T=$(mktemp -d "$ROOT/build/tests/deb.XXXXXX") || exit 2
 chmod 755 "$T"
+why=$("$ROOT/tools/safe-folder" "$T") || echo "deb.sh: $why (the INI checks below will fail)"
 
 # ---- lintian ------------------------------------------------------------------------------
 if command -v lintian >/dev/null; then

@@ -1,6 +1,7 @@
 /* Workload for the idle-trim check (the runner parses what hakmem prints at exit): some 16 MB
  * of small blocks allocated and freed, so several SuperSlabs empty, then the program stays
- * quiet for a while without allocating.  Usage: idle [seconds]; prints nothing on success. */
+ * quiet for a while without allocating.  Usage: idle [seconds]; prints
+ * "idle: RSS <live> -> <end> kB" (with the blocks live, and after the quiet time). */
 #include "e2e.h"
 
 #include <time.h>
@@ -16,6 +17,7 @@ int main(int argc, char **argv)
         CHECK(v[i], "malloc(64) failed");
         pat_fill(v[i], 64, i);
     }
+    long live = proc_status_kb("VmRSS");
     for (int i = 0; i < N; i++) {
         CHECK(pat_check(v[i], 64, i) == (size_t)-1, "block %d corrupted", i);
         free(v[i]);
@@ -23,5 +25,6 @@ int main(int argc, char **argv)
     free(v);
     struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
     nanosleep(&ts, NULL);
+    printf("idle: RSS %ld -> %ld kB\n", live, proc_status_kb("VmRSS"));
     return 0;
 }

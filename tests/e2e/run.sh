@@ -59,6 +59,14 @@ wanted()   { [[ -z ${E2E_FILTER:-} || $1 =~ $E2E_FILTER ]]; }
 TESTCONF=$LOGS/test-conf
 mkdir -p "$TESTCONF"
 printf '; large_aging: trim passes every 20 ms\n[trim]\npolicy = idle\nidle_ms = 20\n' >"$TESTCONF/idle-20ms.ini"
+printf '; large_aging: decay within a second\n[core]\npolicy_dir = %s\n[trim]\npolicy = decay\ndecay_ms = 1000\n' \
+    "$(dirname "$CONFDIR")/build/policies" >"$TESTCONF/decay-1s.ini"
+# hybrid_switch: the hybrid ownership policy evaluating at every 16th refill or flush, so that a
+# short program's traffic is enough for classes to switch.
+if [[ $MODE == hakmem ]]; then
+    printf '[core]\npolicy_dir = %s\n[ownership]\npolicy = hybrid\nwindow_ms = 0\nwindow_frees = 1024\ndwell = 1\n' \
+        "$SNAP/build/policies" >"$TESTCONF/hybrid-eager.ini"
+fi
 chmod -R go-w "$TESTCONF"
 
 # conf_file NAME: the INI file for a configuration name; "builtin" means no file at all.
@@ -209,7 +217,7 @@ try:
                 print("%s is %r, want an integer" % (k, v)); sys.exit(1)
     num = {}
     for k in ("superslabs.mapped", "superslabs.released", "superslabs.live", "superslabs.size_bytes",
-              "frees.local", "frees.remote", "mappings"):
+              "frees.local", "frees.remote", "mappings", "threads.live", "threads.parked"):
         v = get(k)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             print("%s is %r, want a non-negative integer" % (k, v)); sys.exit(1)
@@ -232,6 +240,8 @@ for kind in ("ownership", "superslab", "trim"):
 frees = num["frees.local"] + num["frees.remote"]
 if "min_frees" in want and frees < int(want["min_frees"]):
     errs.append("frees.local %d + frees.remote %d < %s frees the program made" % (num["frees.local"], num["frees.remote"], want["min_frees"]))
+if "threads_live" in want and num["threads.live"] != int(want["threads_live"]):
+    errs.append("threads.live %d at exit, want %s (the threads still running)" % (num["threads.live"], want["threads_live"]))
 if "min_remote" in want and num["frees.remote"] < int(want["min_remote"]):
     errs.append("frees.remote %d < %s cross-thread frees the program made" % (num["frees.remote"], want["min_remote"]))
 kept = s.get("superslabs", {}).get("empty_kept")
@@ -241,6 +251,18 @@ if "min_empty_kept" in want and (not isinstance(kept, int) or kept < int(want["m
     errs.append("superslabs.empty_kept %r, want at least %s" % (kept, want["min_empty_kept"]))
 if "max_live_bytes" in want and r == 0 and l * size > int(want["max_live_bytes"]):
     errs.append("no SuperSlab released and %d live (%d MB): memory is not given back" % (l, l * size >> 20))
+# "min:PATH=N", "max:PATH=N", "eq:PATH=N" on any number of the JSON; PATH may be several joined
+# by '+' (their sum is compared).
+for k, n in want.items():
+    if ":" not in k:
+        continue
+    op, paths = k.split(":", 1)
+    try:
+        got = sum(get(x) for x in paths.split("+"))
+    except KeyError as e:
+        errs.append("key %s missing" % e.args[0]); continue
+    if (op == "min" and got < int(n)) or (op == "max" and got > int(n)) or (op == "eq" and got != int(n)):
+        errs.append("%s is %r, want %s %s" % (paths, got, {"min": ">=", "max": "<=", "eq": "=="}[op], n))
 if errs:
     print("; ".join(errs)); sys.exit(1)
 print("mapped %d, released %d, live %d x %d KB, frees %d local %d remote, %d mappings" %
@@ -266,12 +288,19 @@ if path:
     if cp.has_option("superslab", "size"):
         size = cp.get("superslab", "size").strip()
 out = ["%s=%s" % kv for kv in pol.items()]
+# decay: how long until every freed page is back, and the empty SuperSlabs it always keeps.
+if pol["trim"] == "decay":
+    get = lambda k, d: cp.get("trim", k).strip() if path and cp.has_option("trim", k) else d
+    out.append("decay_ms=%s" % get("decay_ms", "10000"))
+    out.append("reserve=%s" % get("empty_reserve", "2"))
 m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", size)
 if pol["superslab"] == "fixed" and m:
     out.append("size=%d" % (int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]))
 # The file names promise some settings: a file that breaks its name's promise is an error.
-promise = {"option-f.ini": "ownership=central", "option-g.ini": "ownership=tls",
-           "superslab-1mb.ini": "size=1048576", "trim-eager.ini": "trim=eager", "trim-none.ini": "trim=none"}
+promise = {"option-f.ini": "ownership=central", "option-g.ini": "ownership=tls", "hybrid.ini": "ownership=hybrid",
+           "superslab-1mb.ini": "size=1048576", "trim-eager.ini": "trim=eager", "trim-none.ini": "trim=none",
+           "trim-pressure.ini": "trim=pressure",
+           "trim-decay.ini": "trim=decay"}
 p = promise.get(path.rsplit("/", 1)[-1])
 if p and p not in out:
     print("%s does not select %s (it selects %s)" % (path, p, " ".join(out)))
@@ -289,7 +318,7 @@ stats() {
     run "$name" "$conf" 60 any HAKMEM_STATS=json -- stats $n || return 0
     local exp want
     exp=$(expect_for "$conf") || exp=""   # a conf that breaks its name's promise fails loaded[]
-    want="only=1 min_frees=$((n + 4 * 65536)) $exp"
+    want="only=1 min_frees=$((n + 4 * 65536)) threads_live=1 $exp"
     [[ -x $ROOT/build/tools/stats-keys ]] && "$ROOT/build/tools/stats-keys" >"$LOGS/stats-keys.txt" &&
         want+=" keys=$LOGS/stats-keys.txt"
     [[ $want == *ownership=tls* ]] && want+=" min_remote=$((n / 2))"
@@ -305,21 +334,38 @@ stats() {
 
 # idle CONF: after 16 MB of small blocks come and go and the program stays quiet for 1.5 s,
 # idle trim has unmapped every empty SuperSlab, the reserve included; trim none keeps them.
+# Decay: quiet for decay_ms and 1.5 s more, exactly its empty_reserve stays mapped (a floor)
+# and the free pages went back (RSS, like idle's, at least 12 of the 16 MB lower).
 idle() {
-    local conf=$1 name="idle[$1]" summary exp want
+    local conf=$1 name="idle[$1]" summary exp want secs=1.5 rss_back=0 live end
     wanted "$name" || return 0
     if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
     exp=$(expect_for "$conf") || exp=""
     case $exp in
-        *trim=idle*) want="max_empty_kept=0" ;;
+        *trim=idle*) want="max_empty_kept=0" rss_back=1 ;;
+        # Below its low watermark pressure trims as idle; at or above it, more: never fewer go back.
+        *trim=pressure*) want="max_empty_kept=0" rss_back=1 ;;
         *trim=none*) want="min_empty_kept=1" ;;
-        *) say_skip "$name" "trim policy of $conf is not idle or none"; return 0 ;;
+        *trim=decay*)
+            local ms reserve
+            ms=$(sed -n 's/.*decay_ms=\([^ ]*\).*/\1/p' <<<"$exp")
+            reserve=$(sed -n 's/.*reserve=\([^ ]*\).*/\1/p' <<<"$exp")
+            if ((ms < 0 || ms > 20000)); then say_skip "$name" "decay_ms = $ms: nothing comes back within the test"; return 0; fi
+            secs=$(awk -v ms="$ms" 'BEGIN { printf "%.1f", ms / 1000 + 1.5 }')
+            want="min_empty_kept=$reserve max_empty_kept=$reserve" rss_back=1 ;;
+        *) say_skip "$name" "trim policy of $conf is not idle, none or decay"; return 0 ;;
     esac
-    run "$name" "$conf" 60 any HAKMEM_STATS=json -- idle 1.5 || return 0
+    run "$name" "$conf" 60 any HAKMEM_STATS=json -- idle "$secs" || return 0
     # shellcheck disable=SC2086
     summary=$(check_json "$LOGS/$name.err" only=1 $want $exp) ||
-        { say_fail "$name" "$summary"; repro "$conf" HAKMEM_STATS=json -- idle 1.5; return 0; }
-    say_pass "$name" "$summary"
+        { say_fail "$name" "$summary"; repro "$conf" HAKMEM_STATS=json -- idle "$secs"; return 0; }
+    read -r live end < <(sed -n 's/^idle: RSS \([0-9]*\) -> \([0-9]*\) kB$/\1 \2/p' "$LOGS/$name.out")
+    if [[ -z $live || -z $end ]]; then say_fail "$name" "no 'idle: RSS a -> b kB' line on stdout"; return 0; fi
+    if ((rss_back && end > live - 12 * 1024)); then
+        say_fail "$name" "RSS $live -> $end kB after ${secs} s quiet: the 16 MB freed did not go back"
+        repro "$conf" HAKMEM_STATS=json -- idle "$secs"; return 0
+    fi
+    say_pass "$name" "RSS $live -> $end kB after ${secs} s; $summary"
 }
 
 # larson CONF: the seed's workload for ~3 s; under hakmem the stats must show memory going back.
@@ -348,12 +394,167 @@ large_aging() {
     if [[ $MODE == hakmem ]]; then
         trim=$(expect_for "$conf" | sed -n 's/.*trim=\([^ ]*\).*/\1/p')
         case $trim in
-            idle) want=back ;;
+            idle|pressure) want=back ;;
             none) want=kept ;;
+            decay)
+                local ms
+                ms=$(expect_for "$conf" | sed -n 's/.*decay_ms=\([^ ]*\).*/\1/p')
+                if ((ms < 0 || ms > 3000)); then
+                    say_skip "$name" "decay_ms = $ms: the test waits 5 s for the mappings (decay-1s runs it)"; return 0
+                fi ;;
             *) say_skip "$name" "trim policy '$trim' runs no pass while the program is idle"; return 0 ;;
         esac
     fi
     simple large_aging "$conf" 30 -- large_aging "$want"
+}
+
+# ---- trim pressure ----------------------------------------------------------------------------
+# shellcheck source=tests/pressure-source.sh
+. "$ROOT/tests/pressure-source.sh"
+
+# pressure_conf NAME FS_ROOT [KEY=VALUE...]: a test configuration under trim pressure, reading
+# /proc and /sys under FS_ROOT ("" for the real ones), with the snapshot's plugins.
+pressure_conf() {
+    local name=$1 root=$2 kv; shift 2
+    {
+        printf '[core]\npolicy_dir = %s\n[trim]\npolicy = pressure\n' "$SNAP/build/policies"
+        [[ -n $root ]] && printf 'fs_root = %s\n' "$root"
+        for kv in "$@"; do printf '%s\n' "${kv/=/ = }"; done
+    } >"$TESTCONF/$name.ini"
+    chmod 600 "$TESTCONF/$name.ini"
+}
+
+# pressure_files: the plugin over file trees that say what the kernel would (fs_root): a cgroup
+# v2 at 95 % of memory.high (above the high mark: everything goes back, the threads' caches
+# included), at 80 % (between the marks): the program holds 32 MB, frees it and wants RSS back;
+# and a tree with nothing in it: one line at start-up, then the idle test's expectation.
+pressure_files() {
+    local band name t d want summary
+    if [[ $MODE != hakmem ]]; then wanted "pressure_files[glibc]" && say_skip "pressure_files[glibc]" "hakmem only; $why_glibc"; return 0; fi
+    for band in high mid none; do
+        name="pressure_files[$band]"
+        wanted "$name" || continue
+        t=$TESTCONF/tree-$band
+        d=$t/sys/fs/cgroup/e2e.slice
+        mkdir -p "$t/proc/self"
+        if [[ $band != none ]]; then
+            mkdir -p "$d"
+            echo "0::/e2e.slice" >"$t/proc/self/cgroup"
+            if [[ $band == high ]]; then echo 950000000 >"$d/memory.current"; else echo 800000000 >"$d/memory.current"; fi
+            echo 1000000000 >"$d/memory.high"
+            echo max >"$d/memory.max"
+            printf 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n' >"$d/memory.events"
+        fi
+        pressure_conf "pressure-$band" "$t" interval_ms=50
+        # Nothing to read: the idle test's workload and expectation (every empty back once quiet).
+        local prog=(pressure -m 32 back)
+        [[ $band == none ]] && prog=(idle 1.5)
+        run "$name" "pressure-$band" 60 any HAKMEM_STATS=json -- "${prog[@]}" || continue
+        case $band in
+            high) want="only=1 eq:policies.trim.counters.source=1 eq:policies.trim.counters.band=2
+                        min:policies.trim.counters.high_passes=1 eq:policies.trim.counters.mid_passes=0
+                        min:bytes_purged+superslabs.released=1" ;;
+            mid) want="only=1 eq:policies.trim.counters.source=1 eq:policies.trim.counters.band=1
+                       min:policies.trim.counters.mid_passes=1 eq:policies.trim.counters.high_passes=0" ;;
+            none) want="eq:policies.trim.counters.source=0 eq:policies.trim.counters.mid_passes=0
+                        eq:policies.trim.counters.high_passes=0 max_empty_kept=0"
+                  local lines line
+                  lines=$(grep -vc '^{"policies"' "$LOGS/$name.err")
+                  line=$(grep -v '^{"policies"' "$LOGS/$name.err" | head -n1)
+                  if [[ $lines != 1 || $line != "hakmem: trim pressure: no memory pressure to read ("*"/proc/pressure/memory: no such file); trimming as idle" ]]; then
+                      say_fail "$name" "want exactly one line saying there is nothing to read, got $lines: $line"
+                      repro "pressure-$band" HAKMEM_STATS=json -- "${prog[@]}"
+                      continue
+                  fi ;;
+        esac
+        # shellcheck disable=SC2086
+        summary=$(check_json "$LOGS/$name.err" $want) ||
+            { say_fail "$name" "$summary"; repro "pressure-$band" HAKMEM_STATS=json -- "${prog[@]}"; continue; }
+        local what
+        what=$(sed -n 's/^pressure: //p' "$LOGS/$name.out")
+        [[ $band == none ]] && what="one line, then as idle"
+        say_pass "$name" "$what; $summary"
+    done
+}
+
+# A cgroup with a memory limit, made for one run where the machine allows it. cg_make sets CG
+# (the folder) and CG_KIND (v2: memory.high = 64 MB, under the cgroup2 mount; v1: the memory
+# controller still on a v1 hierarchy, memory.limit_in_bytes = 64 MB, inside this script's own
+# group), or CG_WHY; cg_remove takes it away (also at exit, from the trap).
+CGROUPS=()
+CG_ENABLED=
+cg_make() {
+    CG='' CG_KIND='' CG_WHY=''
+    if ((EUID != 0)); then CG_WHY="not root: making a cgroup needs root"; return 1; fi
+    local v2 v1 own err
+    v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
+    v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
+    if [[ -n $v2 ]] && grep -qw memory "$v2/cgroup.controllers" 2>/dev/null; then
+        if ! grep -qw memory "$v2/cgroup.subtree_control"; then
+            if ! err=$( (echo +memory >"$v2/cgroup.subtree_control") 2>&1); then
+                CG_WHY="cannot enable the memory controller in $v2/cgroup.subtree_control: ${err##*: }"; return 1
+            fi
+            CG_ENABLED=$v2
+        fi
+        CG=$v2/hakmem-e2e.$$.$RANDOM CG_KIND=v2
+    elif [[ -n $v1 ]]; then
+        own=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}:\(.*\)$/\3/p' /proc/self/cgroup)
+        CG=$v1${own%/}/hakmem-e2e.$$.$RANDOM CG_KIND=v1
+    elif [[ -n $v2 ]]; then
+        CG_WHY="no memory controller in cgroup v2 ($v2/cgroup.controllers: $(tr '\n' ' ' <"$v2/cgroup.controllers"| sed 's/ $//')) and none on a v1 hierarchy"; return 1
+    else
+        CG_WHY="no cgroup2 mount and no v1 memory hierarchy in /proc/self/mounts"; return 1
+    fi
+    if ! err=$(mkdir "$CG" 2>&1); then CG_WHY="mkdir $CG: ${err##*: }"; CG=; return 1; fi
+    CGROUPS+=("$CG")
+    local file=memory.high
+    [[ $CG_KIND == v1 ]] && file=memory.limit_in_bytes
+    if ! err=$( (echo $((64 << 20)) >"$CG/$file") 2>&1); then
+        CG_WHY="cannot write $CG/$file: ${err##*: }"; cg_remove "$CG"; CG=; return 1
+    fi
+    return 0
+}
+cg_remove() {
+    local d=$1 i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        [[ -d $d ]] || break
+        rmdir "$d" 2>/dev/null && break
+        sleep 0.2 # the killed program may take a moment to leave
+    done
+}
+cg_cleanup() {
+    local d
+    for d in "${CGROUPS[@]}"; do cg_remove "$d"; done
+    # Put the parent's controllers back as found (fails harmlessly if another group uses it now).
+    [[ -n $CG_ENABLED ]] && { echo -memory >"$CG_ENABLED/cgroup.subtree_control"; } 2>/dev/null
+    CGROUPS=() CG_ENABLED=
+}
+
+# pressure_cgroup CONF WANT: the program allocates 1 KB blocks until its cgroup's usage is 85 %
+# (60 % for pressure-high, whose marks are 20/40) of the limit, frees them and wants RSS back
+# (WANT=back: trim pressure, whose counters must show it read the cgroup and acted in the band)
+# or kept (trim-none). Skipped with the reason where no cgroup can be made.
+pressure_cgroup() {
+    local conf=$1 want=$2 name="pressure_cgroup[$1]" pct=85 checks summary
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
+    if ! cg_make; then say_skip "$name" "$CG_WHY"; return 0; fi
+    [[ $conf == pressure-high ]] && pct=60
+    run "$name" "$conf" 60 any HAKMEM_STATS=json -- pressure -c "$CG" -p $pct "$want"
+    local ok=$?
+    cg_remove "$CG"
+    ((ok == 0)) || return 0
+    local src=1
+    [[ $CG_KIND == v1 ]] && src=2
+    case $conf in
+        trim-pressure) checks="eq:policies.trim.counters.source=$src min:policies.trim.counters.mid_passes+policies.trim.counters.high_passes=1 min:bytes_purged+superslabs.released=1" ;;
+        pressure-high) checks="eq:policies.trim.counters.source=$src min:policies.trim.counters.high_passes=1 min:bytes_purged+superslabs.released=1" ;;
+        trim-none) checks="eq:bytes_purged=0 eq:superslabs.released=0" ;;
+    esac
+    # shellcheck disable=SC2086
+    summary=$(check_json "$LOGS/$name.err" only=1 $checks) ||
+        { say_fail "$name" "cgroup $CG_KIND: $summary"; echo "    (the cgroup is made by tests/e2e/run.sh's cg_make)"; return 0; }
+    say_pass "$name" "cgroup $CG_KIND; $(sed -n 's/^pressure: //p' "$LOGS/$name.out"); $summary"
 }
 
 # introspect CONF: mallinfo2, mallinfo, mallopt and malloc_info(1, fp) are checked by the program
@@ -423,7 +624,8 @@ unsafe_dir() {
 
 # ---- real programs: the same commands under glibc and under hakmem give the same results ----
 REAL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-e2e.XXXXXX")
-trap 'rm -rf "$REAL_TMP"' EXIT
+trap 'rm -rf "$REAL_TMP"; cg_cleanup' EXIT
+trap 'exit 130' INT TERM # so that the EXIT trap removes the cgroups
 
 # Each real_* function runs its commands through "${RUNP[@]}" (a timeout, then the preload or
 # nothing) in the directory $W, and prints what must match between the two runs.
@@ -538,18 +740,59 @@ real() {
     echo "    to reproduce: E2E_FILTER='^$test\[$conf\]' E2E_KEEP=1 tests/e2e/run.sh (see $func in tests/e2e/run.sh)"
 }
 
+# hybrid_switch: under the hybrid ownership policy, threads that free each other's blocks
+# (xthread's ring) move size classes to Option F, and the stats say so per class: the model
+# (0 G, 1 F), the switches, the last window's cross-thread share.
+hybrid_switch() {
+    local name="hybrid_switch[hybrid-eager]" summary
+    wanted "$name" || return 0
+    if [[ $MODE != hakmem ]]; then say_skip "$name" "hakmem only; $why_glibc"; return 0; fi
+    run "$name" hybrid-eager 90 any HAKMEM_STATS=json -- xthread || return 0
+    summary=$("$PY" - "$LOGS/$name.err" <<'EOF'
+import json, sys
+js = [l for l in open(sys.argv[1], errors="replace").read().splitlines() if l.startswith('{"policies"')]
+if len(js) != 1:
+    print("want one stats line, found %d" % len(js)); sys.exit(1)
+own = json.loads(js[0])["policies"]["ownership"]
+c = own.get("counters", {})
+if own.get("name") != "hybrid":
+    print("ownership policy %r, want 'hybrid'" % own.get("name")); sys.exit(1)
+for k in ("class_model", "switches", "remote_share"):
+    if not isinstance(c.get(k), list) or len(c[k]) < 2:
+        print("counters.%s is %r, want one entry per size class" % (k, c.get(k))); sys.exit(1)
+for k in ("pops", "pushes", "evaluations"):
+    if not isinstance(c.get(k), int):
+        print("counters.%s is %r, want an integer" % (k, c.get(k))); sys.exit(1)
+switched = [i for i, n in enumerate(c["switches"]) if n > 0]
+if not switched:
+    print("no class switched (remote_share %s)" % c["remote_share"]); sys.exit(1)
+if any(m not in (0, 1) for m in c["class_model"]):
+    print("class_model %s, want 0 or 1 per class" % c["class_model"]); sys.exit(1)
+if c["evaluations"] < 1 or max(c["remote_share"]) < 50:
+    print("evaluations %d, highest share %d%%" % (c["evaluations"], max(c["remote_share"]))); sys.exit(1)
+print("%d classes switched, %d switches, %d now F, %d evaluations, %d batches popped" %
+      (len(switched), sum(c["switches"]), sum(c["class_model"]), c["evaluations"], c["pops"]))
+EOF
+    ) || { say_fail "$name" "$summary"; repro hybrid-eager HAKMEM_STATS=json -- xthread; return 0; }
+    say_pass "$name" "$summary"
+}
+
 # ---- the plan ----
 PYBIN=/usr/bin/python3
 [[ -x $PYBIN ]] || PYBIN=$(command -v python3)
 # Every shipped configuration, plus "builtin" (no file at all: the compiled-in defaults).
 ALL="builtin $(for f in "$CONFDIR"/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
+if [[ $MODE == hakmem && " $ALL " == *" trim-pressure "* ]] && ! pressure_source_here; then
+    ALL=${ALL/ trim-pressure / }
+    say_skip "*[trim-pressure]" "this machine has neither PSI nor cgroup memory files: trim pressure says so in one line at start-up, which the suites' empty-stderr rule refuses; pressure_files[none] tests that case"
+fi
 if [[ $MODE == hakmem ]]; then
     c_all=${E2E_CONFS:-$ALL}
-    c_threads=${E2E_CONFS:-"builtin option-g option-f"}
+    c_threads=${E2E_CONFS:-"builtin option-g option-f hybrid"}
     c_some=${E2E_CONFS:-"builtin option-f"}
     c_ss=${E2E_CONFS:-"builtin superslab-1mb"}
     c_maps=${E2E_CONFS:-"builtin option-f superslab-1mb"}
-    c_aging=${E2E_CONFS:-"builtin idle-20ms trim-none"}
+    c_aging=${E2E_CONFS:-"builtin idle-20ms trim-none decay-1s"}
 else
     echo "e2e: running under plain glibc ($why_glibc); hakmem-only tests are skipped"
     c_all=glibc c_threads=glibc c_some=glibc c_ss=glibc c_maps=glibc c_aging=glibc
@@ -573,13 +816,35 @@ unsafe_dir
 if [[ $MODE == hakmem ]]; then simple hakapi builtin 30 -- hakapi
 else wanted "hakapi[glibc]" && say_skip "hakapi[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do stats "$c"; done
+for c in $c_all; do simple thread_states "$c" 60 -- thread_states; done
+# The idle trim policy promises no wake-up in an idle program (decay wakes while memory is on
+# its curve, pressure samples every interval: by design).
+for c in $c_all; do
+    if [[ $MODE == hakmem && $(expect_for "$c" 2>/dev/null) != *trim=idle* ]]; then
+        wanted "idle_wakeups[$c]" && say_skip "idle_wakeups[$c]" "trim policy $(expect_for "$c" | sed -n 's/.*trim=\([^ ]*\).*/\1/p'): the promise is the idle policy's"
+    else
+        simple idle_wakeups "$c" 30 -- idle_wakeups
+    fi
+done
 for c in $c_all; do idle "$c"; done
-# Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim only.
-for c in ${E2E_CONFS:-builtin hakmem option-g option-f superslab-1mb}; do
+# Blocks freed to a thread that then sleeps go back (trim passes reclaim for it): idle trim, and
+# pressure, which trims as idle below its low mark.
+for c in ${E2E_CONFS:-builtin hakmem option-g option-f hybrid superslab-1mb trim-pressure}; do
+    [[ $c == trim-pressure && " $ALL " != *" trim-pressure "* ]] && continue # left out, said above
     if [[ $MODE == hakmem ]]; then simple idle_owner "$c" 60 -- idle_owner 10
     else wanted "idle_owner[$c]" && say_skip "idle_owner[$c]" "hakmem only; $why_glibc"; fi
 done
 for c in $c_all; do larson "$c"; done
+pressure_files
+if [[ $MODE == hakmem ]]; then
+    pressure_conf pressure-high "" low_watermark=20 high_watermark=40
+    for c in trim-pressure pressure-high trim-none; do
+        case $c in trim-none) pressure_cgroup "$c" kept ;; *) pressure_cgroup "$c" back ;; esac
+    done
+else
+    for c in trim-pressure pressure-high trim-none; do wanted "pressure_cgroup[$c]" && say_skip "pressure_cgroup[$c]" "hakmem only; $why_glibc"; done
+fi
+hybrid_switch
 for c in $c_some; do
     real python "$c" real_python
     real sort "$c" real_sort

@@ -16,7 +16,7 @@ MODE=${1:-30}
 BIN=$(cd "${2:-build/fuzz}" 2>/dev/null && pwd) || { echo "no harnesses in ${2:-build/fuzz}: run make fuzz-build" >&2; exit 2; }
 CRASHES=$ROOT/tests/fuzz/crashes
 mkdir -p "$CRASHES"
-HARNESSES="fuzz_config fuzz_policy fuzz_elf fuzz_trace"
+HARNESSES="fuzz_config fuzz_policy fuzz_elf fuzz_trace fuzz_pressure"
 pass=0 failn=0 skipn=0
 
 seed_dir() { # HARNESS: the committed corpus
@@ -25,6 +25,7 @@ seed_dir() { # HARNESS: the committed corpus
         fuzz_policy) echo "$ROOT/tests/fuzz/corpus/policy" ;;
         fuzz_elf) echo "$ROOT/tests/fuzz/corpus/elf" ;;
         fuzz_trace) echo "$ROOT/tests/fuzz/corpus/trace" ;;
+        fuzz_pressure) echo "$ROOT/tests/fuzz/corpus/pressure" ;;
     esac
 }
 

@@ -12,7 +12,7 @@ REL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -pthread \
               -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free \
               -fno-builtin-aligned_alloc -fno-builtin-posix_memalign
 
-.PHONY: test-reliability reliability-progs
+.PHONY: test-reliability reliability-progs test-fork-loops
 reliability-progs: $(REL_BIN)
 
 $(REL_DIR)/%: tests/reliability/%.c tests/reliability/rel.h | $(REL_DIR)
@@ -24,3 +24,7 @@ $(REL_DIR):
 # The fixture plugins (tests/unit/unit.mk) are the damaged_plugin cases without a descriptor.
 test-reliability: lib plugins reliability-progs $(FIXTURE_PLUGINS)
 	tests/reliability/run.sh $(REL_DIR)
+
+# The long fork loops: 1000 forks of each fork program under every configuration (minutes).
+test-fork-loops: lib plugins reliability-progs
+	tests/reliability/fork-loops.sh $(REL_DIR)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reliability runner: invalid frees must be caught (one "hakmem:" line naming the problem and the
 # address, then SIGABRT), and faults must be survived (fork from threads and from a signal handler,
-# malloc re-entered from a signal handler, RLIMIT_AS, a tiny map_budget, thread exit, free after
+# a handler's fork inside a fork, fork while threads use stdio, malloc re-entered from a signal handler,
+# pthread_exit() of the main thread, RLIMIT_AS, a tiny map_budget, thread exit, free after
 # exit() started, a damaged plugin file named by the INI file). Every program runs in its own
 # process under LD_PRELOAD, under the built-in configuration and every conf/*.ini (the damaged
 # plugins under INI files of their own). Last, the watchdog's stack saver on a deadlocked program. Prints PASS/FAIL/XFAIL/SKIP per case and a last line
@@ -175,15 +176,40 @@ invalid_free() { # CONF CASE PATTERN GAP
 
 # ---- 2. faults -----------------------------------------------------------------------------------
 
-# simple NAME CONF TIMEOUT -- PROGRAM ARGS: exit 0 and an empty stderr.
+# simple NAME CONF TIMEOUT -- PROGRAM ARGS: exit 0 and an empty stderr. NAME is the program's
+# (the prefix of its summary line), or PROGRAM/VARIANT.
 simple() {
-    local test=$1 conf=$2 t=$3; shift 4
-    local name="$test[$conf]"
+    local test=${1%%/*} conf=$2 t=$3
+    local name="$1[$conf]"
+    shift 4
     wanted "$name" || return 0
     run "$name" "$conf" "$t" "$(conf_file "$conf")" -- "$@"
     if ((RC != 0)); then fail_run "$name" "$(describe_rc $RC "$t")"; return 0; fi
     if [[ -s $ERR ]]; then fail_run "$name" "exit 0 but stderr is not empty"; return 0; fi
     say_pass "$name" "$(grep -m1 "^$test: .*ok" "$OUT" | sed "s/^$test: //")"
+}
+
+# main_exit CONF MODE: the main thread calls pthread_exit(); the process must end with status 0
+# once its other thread returns. Under an idle-trim configuration the program must have seen the
+# trim helper thread (else the case was not exercised).
+trim_of() { # the trim policy a configuration names (idle when none)
+    local f
+    f=$(conf_file "$1")
+    [[ -z $f ]] && { echo idle; return; }
+    awk 'BEGIN { p = "idle" } /^[ \t]*\[/ { s = $0; gsub(/[][ \t]/, "", s) }
+         s == "trim" && /^[ \t]*policy[ \t]*[=:]/ { sub(/^[^=:]*[=:][ \t]*/, ""); sub(/[ \t;#].*/, ""); p = $0 }
+         END { print p }' "$f"
+}
+main_exit() {
+    local conf=$1 mode=$2 name="main_exit/$2[$1]"
+    wanted "$name" || return 0
+    run "$name" "$conf" 30 "$(conf_file "$conf")" -- main_exit "$mode"
+    if ((RC != 0)); then fail_run "$name" "$(describe_rc $RC 30): the process did not end with its last thread"
+    elif [[ -s $ERR ]]; then fail_run "$name" "exit 0 but stderr is not empty"
+    elif [[ $(trim_of "$conf") == idle ]] && ! grep -q 'helper: yes' "$OUT"; then
+        fail_run "$name" "no trim helper thread was running: the case was not exercised"
+    else say_pass "$name" "exit 0 after pthread_exit() of the main thread$([[ $mode == fork ]] && echo ", in a fork child")"
+    fi
 }
 
 fork_signal() {
@@ -352,6 +378,12 @@ stacks() {
 
 # ---- the plan ------------------------------------------------------------------------------------
 ALL="builtin $(for f in "$SNAP"/conf/*.ini; do [[ -f $f ]] && basename "$f" .ini; done | tr '\n' ' ')"
+# shellcheck source=tests/pressure-source.sh
+. "$ROOT/tests/pressure-source.sh"
+if [[ " $ALL " == *" trim-pressure "* ]] && ! pressure_source_here; then
+    ALL=${ALL/ trim-pressure / }
+    say_skip "*[trim-pressure]" "this machine has neither PSI nor cgroup memory files: trim pressure says so in one line at start-up, which these checks of stderr refuse"
+fi
 CONFS=${REL_CONFS:-$ALL}
 
 for c in $CONFS; do
@@ -363,6 +395,12 @@ done
 for c in $CONFS; do
     simple fork_threads "$c" 120 -- fork_threads 20
     fork_signal "$c"
+    for m in main threads nested; do
+        simple fork_handler/$m "$c" 60 -- fork_handler $m 50
+    done
+    simple fork_stdio "$c" 60 -- fork_stdio 50
+    main_exit "$c" plain
+    main_exit "$c" fork
     signal_reentry "$c"
     rlimit_as "$c"
     map_budget "$c"

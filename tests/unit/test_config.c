@@ -666,9 +666,12 @@ static void test_shipped_configs(void **state)
 		{"hakmem.ini", "idle", "fixed", "tls", "2M"},
 		{"option-g.ini", NULL, NULL, "tls", NULL},
 		{"option-f.ini", NULL, NULL, "central", NULL},
+		{"hybrid.ini", NULL, NULL, "hybrid", NULL},
 		{"superslab-1mb.ini", NULL, "fixed", NULL, "1M"},
 		{"trim-none.ini", "none", NULL, NULL, NULL},
 		{"trim-eager.ini", "eager", NULL, NULL, NULL},
+		{"trim-pressure.ini", "pressure", NULL, NULL, NULL},
+		{"trim-decay.ini", "decay", NULL, NULL, NULL},
 	};
 	for (size_t i = 0; i < sizeof confs / sizeof confs[0]; i++) {
 		char path[512];

@@ -132,7 +132,7 @@ static void test_real_objects_pass(void **state)
 		expect_ok(other, n, system[i]);
 	}
 	/* Every plugin `make` built. */
-	static const char *const plugins[] = {"trim_eager", "trim_idle", "trim_none", "superslab_fixed",
+	static const char *const plugins[] = {"trim_eager", "trim_idle", "trim_none", "trim_decay", "superslab_fixed",
 					      "superslab_adaptive", "superslab_example", "ownership_tls",
 					      "ownership_central"};
 	for (size_t i = 0; i < sizeof plugins / sizeof plugins[0]; i++) {

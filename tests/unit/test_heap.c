@@ -51,6 +51,7 @@ struct handover {
 	uintptr_t second_token; /* the second thread's */
 	uint64_t local, remote, adoptions;
 	void *again;            /* the second thread's next block of the same size */
+	bool stateless;         /* the second thread had no state after its first call, a free */
 };
 
 static void *leave_one_block(void *arg)
@@ -65,14 +66,15 @@ static void *leave_one_block(void *arg)
 static void *free_the_dead_threads_block(void *arg)
 {
 	struct handover *h = arg;
-	hak__free(h->block); /* this thread's first call into hakmem */
+	hak__free(h->block); /* this thread's first call into hakmem: a free makes no state */
+	h->stateless = hak__tls->state != HAK_THREAD_LIVE;
+	h->again = hak__malloc(48); /* the first malloc takes the parked state over */
 	struct hak_thread *t = hak__tls;
 	h->second_token = t->token;
-	h->local = test_local_frees(t);
-	h->remote = t->counters[HAK_TCOUNT_remote_frees];
-	h->again = hak__malloc(48);
 	h->adoptions = t->counters[HAK_TCOUNT_adoptions];
 	hak__free(h->again);
+	h->local = test_local_frees(t);
+	h->remote = t->counters[HAK_TCOUNT_remote_frees];
 	return NULL;
 }
 
@@ -84,10 +86,11 @@ static void successor_takes_over_the_parked_state(void **state)
 	run(leave_one_block, &h);
 	assert_int_equal(hak__pool_active_total(), 1); /* the block; the cache was flushed */
 	run(free_the_dead_threads_block, &h);
-	assert_int_equal(h.second_token, h.first_token); /* same state, same slabs */
-	assert_int_equal(h.local, 1);                    /* the dead thread's block was ours to cache */
+	assert_true(h.stateless);                        /* the free went to the owner's queue */
+	assert_int_equal(h.second_token, h.first_token); /* the malloc: same state, same slabs */
+	assert_ptr_equal(h.again, h.block);              /* the block, drained back from that queue */
+	assert_int_equal(h.local, 1);                    /* and freed into the taken-over cache */
 	assert_int_equal(h.remote, 0);
-	assert_ptr_equal(h.again, h.block);              /* and comes straight back from the cache */
 	assert_int_equal(h.adoptions, 0);
 	assert_int_equal(hak__pool_active_total(), 0);
 	quiesce();
