@@ -142,11 +142,20 @@ void hak__chain_return(struct hak_chain chain, void (*on_slab_free)(void *, hak_
 	}
 }
 
+/* A slab's free blocks, read by any thread (hakmem_policy.h: a snapshot without exclusive
+ * access) while the thread that has it may be writing the counts (Option F's free_foreign asks
+ * for the class of a slab another thread is returning blocks to): each read is one aligned
+ * word, and ThreadSanitizer is told not to report them, as introspect.c's snapshot reads. */
+__attribute__((noinline, no_sanitize_thread)) static uint32_t slab_free_snapshot(const struct hak_slab *s)
+{
+	return __atomic_load_n(&s->nfree, __ATOMIC_RELAXED) + (s->capacity - __atomic_load_n(&s->carved, __ATOMIC_RELAXED));
+}
+
 void hak__slab_info(const struct hak_slab *s, struct hak_slab_info *out)
 {
 	out->cls = s->cls;
 	out->capacity = s->capacity;
-	out->free = s->nfree + (s->capacity - s->carved);
+	out->free = slab_free_snapshot(s);
 	out->used = s->capacity - out->free;
 	out->owner = hak_load_acquire(&s->xowner);
 	out->remote_pending = hak_load_relaxed(&s->xremote) != NULL;
