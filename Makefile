@@ -10,7 +10,10 @@ OPT      ?= -O2 -g
 LDFLAGS  ?=  # extra link flags (debian/rules passes dpkg-buildflags' hardening flags)
 # HAK_DEBUG=1: internal asserts (HAK_ASSERT), 2: also the expensive invariants (core/base.h).
 HAK_DEBUG ?= 0
-CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -DHAK_DEBUG=$(HAK_DEBUG) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-tree-slp-vectorize \
+# FAST_ASM=0: the exported malloc and free in C even on x86-64 (core/alloc_fast.h; default: the
+# hand-scheduled asm there, the C elsewhere and in debug builds).
+FAST_ASM ?=
+CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -DHAK_DEBUG=$(HAK_DEBUG) $(if $(FAST_ASM),-DHAK_FAST_ASM=$(FAST_ASM)) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-tree-slp-vectorize \
               -fno-plt -Iinclude -Icore
 PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib

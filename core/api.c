@@ -6,6 +6,9 @@
  * While a trace is recorded (trace.h) the entry points other than malloc and free go through
  * trace.c's wrappers: the lines marked "recording". */
 #include "alloc_fast.h"
+#if HAK_FAST_ASM
+#include "alloc_fast_x86_64.h"
+#endif
 #include "hakmem.h"
 #include "introspect.h"
 #include "large.h"
@@ -31,6 +34,7 @@
 
 /* ---- The glibc malloc surface ---------------------------------------------------------------- */
 
+#if !HAK_FAST_ASM /* else alloc_fast_x86_64.h defines malloc, free and their __libc_ aliases */
 HAK_EXPORT void *malloc(size_t n)
 {
 	return hak__malloc_fast(n);
@@ -40,6 +44,7 @@ HAK_EXPORT void free(void *p)
 {
 	hak__free_fast(p);
 }
+#endif
 
 HAK_EXPORT void *calloc(size_t n, size_t size)
 {
@@ -238,8 +243,10 @@ HAK_EXPORT int malloc_info(int options, FILE *fp)
 	return hak__malloc_info_write(fp);
 }
 
+#if !HAK_FAST_ASM
 HAK_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
 HAK_EXPORT void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
+#endif
 HAK_EXPORT void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc"), copy(calloc)));
 HAK_EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc"), copy(realloc)));
 HAK_EXPORT void *__libc_memalign(size_t align, size_t n) __attribute__((alias("memalign"), copy(memalign)));

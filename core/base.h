@@ -13,7 +13,8 @@
  *   5 thread   thread.c                                        thread states, caches, parking, fork
  *   6 trim     trim.c                                          trim primitives and the composite pass
  *   7 services services.c, helper.c                            the table of services plugins get
- *   8 alloc    init.c malloc.c free.c realloc.c memalign.c     the slow paths (alloc_fast.h: fast)
+ *   8 alloc    init.c malloc.c free.c realloc.c memalign.c     the slow paths (alloc_fast.h: fast,
+ *                                                              alloc_fast_x86_64.h: the same in asm)
  *   9 edge     api.c, startup.c, stats.c, fork.c               libc names, constructor, counters, fork
  * Beside them, just above layer 0, used by the core and the tools alike: config.c, kinds.c,
  * loader.c, elf_check.c, trusted_dir.c (files and plugins), which call into no layer above 0

@@ -21,6 +21,7 @@ void hak__init(void)
 	}
 	hak__size_classes_init();
 	hak__block_key_init();
+	hak__map_init(); /* the free fast path's flat map, before the first SuperSlab */
 	/* The pool retires exited threads' parked states before it maps more (layer 5 below 2
 	 * only through this hook). */
 	hak__pool_set_before_map(hak__threads_reap_parked_try);

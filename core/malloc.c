@@ -101,6 +101,8 @@ void *hak__alloc_class(unsigned cls)
 {
 	struct hak_thread *t = hak__current();
 	void *p;
+	if (likely(t != NULL) && unlikely(t->cache != hak__tcs.cache))
+		hak__thread_attach(t); /* its caches into TLS, where the fast paths look (thread.h) */
 	hak__enter("malloc");
 	if (likely(t != NULL)) {
 		p = alloc_from(t, cls);
@@ -132,8 +134,8 @@ void *hak__malloc_untraced(size_t n)
 {
 	if (likely(n > 1024 && n <= HAK_SMALL_MAX)) {
 		/* 1 KB < n <= 128 KB with a warm cache: the fast path's pop with the class computed
-		 * (no table that big). Before hak__init() the sentinel's caches are all empty. */
-		void *b = hak__tc_pop(&hak__tls->cache[hak__size_to_class_slow(n)]);
+		 * (no table that big). Detached TLS caches are all empty. */
+		void *b = hak__tc_pop(&hak__tcs.cache[hak__size_to_class_slow(n)]);
 		if (likely(b != NULL))
 			return b;
 	}

@@ -93,6 +93,14 @@ void hak__os_purge(void *p, size_t size)
 	errno = saved;
 }
 
+void hak__os_advise_table(void *p, size_t size)
+{
+	int saved = errno;
+	madvise(p, size, MADV_NOHUGEPAGE); /* a written entry costs a page, not 2 MB */
+	madvise(p, size, MADV_DONTDUMP);   /* address space, not data: keep it out of core dumps */
+	errno = saved;
+}
+
 long hak__os_mappings(void)
 {
 	return hak_load_relaxed(&hak__mappings);

@@ -8,6 +8,7 @@
 HAK_HIDDEN void *hak__os_map(size_t size, size_t align); /* one mapping, aligned; NULL + ENOMEM */
 HAK_HIDDEN void hak__os_unmap(void *p, size_t size);     /* preserves errno */
 HAK_HIDDEN void hak__os_purge(void *p, size_t size);     /* MADV_DONTNEED, preserves errno */
+HAK_HIDDEN void hak__os_advise_table(void *p, size_t size); /* sparse table: no THP, no dump */
 HAK_HIDDEN void *hak__meta_alloc(size_t size);           /* zeroed, never freed, 64-aligned */
 HAK_HIDDEN void hak__os_set_map_budget(unsigned long budget);
 HAK_HIDDEN unsigned long hak__os_map_budget(void);

@@ -5,8 +5,12 @@
 
 struct hak_class_info hak__classes[HAK_NCLASSES];
 uint8_t hak__class_of_small[1024 / 16 + 1];
-uint16_t hak__tc_off_of_small[1024 / 16 + 1];
+uint16_t hak__tc_off_of_small[HAK_FAST_MAX + 1];
 uintptr_t hak__accept_mark; /* tcache.h: HAK_ACCEPT_TRACED while recording */
+/* Every thread starts detached (size_class.h): .tdata, 2.8 kB copied at thread creation. */
+__thread struct hak_tls_caches hak__tcs __attribute__((tls_model("initial-exec"))) = {
+	.cache = {[0 ... HAK_NCLASSES - 1] = {.accept = HAK_TLS_NOBODY}},
+};
 
 /* m^-1 mod 2^64 for odd m: Newton's iteration doubles the correct low bits (3 to start). */
 static uint64_t inverse_odd(uint64_t m)
@@ -64,10 +68,17 @@ void hak__size_classes_init(void)
 		ci->cache_max = (uint16_t)(batch * 2 < 4 ? 4 : batch * 2);
 		ci->div_shift = (uint8_t)__builtin_ctzll(size);
 		ci->div_inv = inverse_odd(size >> ci->div_shift);
-		ci->tc_off = (uint16_t)(c * sizeof(struct hak_tcache)); /* thread.h: caches at offset 0 */
+		ci->tc_off = (uint16_t)offsetof(struct hak_tls_caches, cache[c]);
+#if HAK_TLS_FROM_TP
+		ptrdiff_t tp = (char *)&hak__tcs.cache[c] - (char *)__builtin_thread_pointer();
+		HAK_CHECK(tp == (int32_t)tp, "internal: static TLS %td bytes from the thread pointer", tp);
+		ci->tls_off = (int32_t)tp;
+#else
+		ci->tls_off = ci->tc_off;
+#endif
 	}
-	for (unsigned i = 0; i <= 1024 / 16; i++) {
+	for (unsigned i = 0; i <= 1024 / 16; i++)
 		hak__class_of_small[i] = (uint8_t)hak__size_to_class_slow(i * 16);
-		hak__tc_off_of_small[i] = hak__classes[hak__class_of_small[i]].tc_off;
-	}
+	for (unsigned n = 0; n <= HAK_FAST_MAX; n++)
+		hak__tc_off_of_small[n] = hak__classes[hak__size_to_class(n)].tc_off;
 }

@@ -53,11 +53,11 @@ static void slab_init(struct hak_superslab *ss, unsigned first, void *ctx)
 	s->block_size = ci->block_size;
 	s->div_inv = ci->div_inv;
 	s->div_shift = ci->div_shift;
-	s->tc_off = ci->tc_off;
+	s->tls_off = ci->tls_off;
 	s->capacity = (uint32_t)(bytes / ci->block_size);
 	hak_store_relaxed(&s->xcarved, 0);
 	s->start = start;
-	s->cls = (uint16_t)cls;
+	s->cls = (uint8_t)cls;
 	s->first_unit = (uint8_t)first;
 	s->ss = ss;
 	s->links[0] = s->links[1] = NULL;

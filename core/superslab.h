@@ -7,6 +7,7 @@
 
 #include "addrmap.h"
 #include "hakmem_policy.h"
+#include "size_class.h"
 
 #define HAK_SS_MAGIC 0x53534b48u /* "HKSS" */
 
@@ -19,10 +20,11 @@ struct hak_slab {
 	uint64_t div_inv;              /* copy of the class's, for the block-start test */
 	_Atomic uint64_t xcarved;      /* copy of `carved` the free path reads unlocked (64 bits:
 					* it compares with one instruction) */
-	uint16_t tc_off;               /* offset of the class's cache in struct hak_thread */
+	int32_t tls_off;               /* copy of the class's: where its cache is (hak__slab_cache;
+					* 0 in a slot never used) */
 	uint8_t div_shift;             /* copy of the class's */
 	uint8_t nunits;                /* units in this slab, 0 when the slot is unused */
-	uint16_t cls;                  /* size class */
+	uint8_t cls;                   /* size class */
 	uint8_t first_unit;            /* index of its first unit */
 	/* ---- the rest: slow paths ---- */
 	void *free;                    /* private free list (owner, or the policy's lock) */
@@ -56,6 +58,19 @@ struct hak_superslab {
 	struct hak_slab slabs[HAK_SS_MAX_UNITS]; /* valid where nunits != 0 */
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header too large");
+_Static_assert(sizeof(struct hak_slab) <= HAK_FLAT_ENTRIES_AT, "the flat map's sentinel fits M's first page");
+_Static_assert(offsetof(struct hak_slab, free) <= 64, "the free fast path reads one cache line of a slab");
+_Static_assert(HAK_NCLASSES <= 256, "a slab's class is 8 bits");
+
+/* The calling thread's cache of s's class (size_class.h: tls_off). */
+HAK_INLINE struct hak_tcache *hak__slab_cache(const struct hak_slab *s)
+{
+#if HAK_TLS_FROM_TP
+	return (struct hak_tcache *)((char *)__builtin_thread_pointer() + s->tls_off);
+#else
+	return (struct hak_tcache *)((char *)&hak__tcs + s->tls_off);
+#endif
+}
 
 /* Debug builds (HAK_DEBUG >= 2) keep each SuperSlab's count of blocks out of slab land, to
  * check that one whose slabs have all gone back has none (pool.c) and that the thread states'
@@ -97,13 +112,24 @@ HAK_INLINE struct hak_slab *hak__slab_of_ss(struct hak_superslab *ss, const void
  * The block size is 2^k * m with m odd, and inv * m == 1 (mod 2^64). For off = p - start,
  * rotr(off * inv, k) is off / size when size divides off, and otherwise at least
  * 2^64 / size / 2 (the usual exact-division test), so one compare against the carved count
- * checks divisibility and range at once. Budget: sub, multiply, rotate, compare. */
+ * checks divisibility and range at once. Budget: sub, multiply, rotate, compare with the
+ * carved count in memory. */
 HAK_INLINE bool hak__block_is_aligned(const struct hak_slab *s, const void *p)
 {
 	uint64_t q = (uint64_t)((const char *)p - s->start) * s->div_inv;
 	unsigned k = s->div_shift;
 	q = (q >> k) | (q << ((64 - k) & 63));
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__)
+	/* The compare reads xcarved itself: an aligned 8-byte load, a relaxed atomic read on
+	 * x86-64, which compilers otherwise load into a register first (one more instruction).
+	 * ThreadSanitizer builds keep the C11 load, which it sees. */
+	__asm__ goto("cmpq %0, %1\n\tjae %l[outside]" : : "m"(s->xcarved), "r"(q) : "cc" : outside);
+	return true;
+outside:
+	return false;
+#else
 	return q < hak_load_relaxed(&s->xcarved);
+#endif
 }
 
 #endif

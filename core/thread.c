@@ -16,15 +16,15 @@
 #include "policy_call.h"
 #include "slab.h"
 
-/* Sentinels: every cache empty with max 0 and an `accept` no slab has, so both fast paths fall
- * into the slow ones. Their tokens are never a slab owner. */
-#define SENTINEL(tok)                                                                          \
+/* Sentinels: every cache empty with max 0 and an `accept` no slab has, so the slow paths
+ * never cache in them. Their tokens are never a slab owner. */
+#define SENTINEL(self, tok)                                                                    \
 	{                                                                                      \
-		.cache = {[0 ... HAK_NCLASSES - 1] = {.accept = (tok)}}, .token = (tok),        \
-		.state = (tok) == 2 ? HAK_THREAD_BOOT : HAK_THREAD_GONE                        \
+		.cache = self.home, .home = {[0 ... HAK_NCLASSES - 1] = {.accept = (tok)}},     \
+		.token = (tok), .state = (tok) == 2 ? HAK_THREAD_BOOT : HAK_THREAD_GONE         \
 	}
-static struct hak_thread boot_thread = SENTINEL(2);
-static struct hak_thread gone_thread = SENTINEL(3);
+static struct hak_thread boot_thread = SENTINEL(boot_thread, HAK_TLS_NOBODY);
+static struct hak_thread gone_thread = SENTINEL(gone_thread, 3);
 
 __thread struct hak_thread *hak__tls __attribute__((tls_model("initial-exec"))) = &boot_thread;
 
@@ -126,6 +126,7 @@ static struct hak_thread *thread_new(bool take_parked)
 	} else if (!(t = hak__meta_alloc(size))) {
 		return NULL;
 	}
+	t->cache = t->home; /* detached until its thread's first malloc slow path (attach) */
 	t->alloc_size = size;
 	t->token = (uintptr_t)t;
 	t->state = HAK_THREAD_LIVE;
@@ -168,6 +169,44 @@ struct hak_thread *hak__thread_get(void)
 	if (atomic_load(&exit_key_ready))
 		pthread_setspecific(exit_key, t);
 	return t;
+}
+
+/* Attach: the state's caches move into the calling thread's TLS, where the fast paths find
+ * them. Only from the malloc slow path of the state's own thread, and only when the exit hook
+ * is registered for it: that hook detaches the state (a state made by a free after the
+ * thread's TSD destructors, as glibc's own frees at thread exit are, stays detached: its
+ * thread's TLS is about to go). Under the thread lock, so the sums and threads_each see the
+ * caches in one place or the other. */
+void hak__thread_attach(struct hak_thread *t)
+{
+	if (t != hak__tls || t->state != HAK_THREAD_LIVE || t->cache != t->home || !atomic_load(&exit_key_ready))
+		return;
+	hak__lock(&thread_lock);
+	memcpy(hak__tcs.cache, t->home, sizeof hak__tcs.cache);
+	t->cache = hak__tcs.cache;
+	hak__unlock(&thread_lock);
+}
+
+/* The caches go back into the state, wherever they are (its thread's TLS, or in a fork child a
+ * dead thread's TLS, still mapped); the calling thread's TLS is left detached when it held
+ * them. Thread lock held (or a fork child's only thread). */
+static void take_home(struct hak_thread *t)
+{
+	if (t->cache == t->home)
+		return;
+	bool mine = t->cache == hak__tcs.cache;
+	memcpy(t->home, t->cache, sizeof t->home);
+	t->cache = t->home;
+	if (mine)
+		for (unsigned c = 0; c < HAK_NCLASSES; c++)
+			hak__tcs.cache[c] = (struct hak_tcache){.accept = HAK_TLS_NOBODY};
+}
+
+static void detach(struct hak_thread *t)
+{
+	hak__lock(&thread_lock);
+	take_home(t);
+	hak__unlock(&thread_lock);
 }
 
 void hak__thread_count(struct hak_thread *t, unsigned which, uint64_t n)
@@ -256,6 +295,7 @@ void hak__thread_retire(struct hak_thread *t)
 	hak__own_thread_exit(t);
 	t->state = HAK_THREAD_GONE;
 	hak__lock(&thread_lock);
+	take_home(t); /* a fork child's other threads: their TLS goes with the struct's reuse */
 	fold_counters(t);
 	unregister(t);
 	t->next_free = free_threads;
@@ -271,6 +311,7 @@ void hak__thread_restart(void)
 	if (atomic_load(&exit_key_ready))
 		pthread_setspecific(exit_key, NULL);
 	hak__tls = &boot_thread;
+	detach(t);
 	hak__thread_retire(t);
 }
 
@@ -372,6 +413,7 @@ static void thread_exit_hook(void *arg)
 		hook();
 	hak__tls = &gone_thread; /* later frees by other destructors take the orphan path */
 	if (t && t->state == HAK_THREAD_LIVE) {
+		detach(t); /* the fast paths miss from here on; this TLS goes soon */
 		/* A thread that freed many blocks of other threads (a consumer) may have emptied
 		 * the slabs of parked states: settle them now, not at the next trim pass. */
 		if (t->counters[HAK_TCOUNT_remote_frees] >= REAP_AFTER_REMOTE_FREES)
@@ -603,6 +645,7 @@ void hak__thread_fork_child(bool self_consistent)
 		if (atomic_load(&exit_key_ready))
 			pthread_setspecific(exit_key, NULL);
 		hak__tls = &boot_thread;
+		take_home(self); /* the TLS caches may be half updated: leaked with the state */
 		self = NULL;
 	}
 	/* A state whose policy lock someone else held at the fork (the fork only tried it: a

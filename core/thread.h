@@ -14,6 +14,9 @@
  * thread is past its exit hook, or when no memory is left for a state. hak__init() ran. */
 HAK_HIDDEN struct hak_thread *hak__thread_get(void);
 HAK_HIDDEN struct hak_thread *hak__thread_sentinel_gone(void); /* the state of a gone thread */
+/* The calling thread's own state t takes the TLS caches (thread_state.h): the malloc slow path,
+ * once per state. Does nothing for any other state, or while the exit hook is not set. */
+HAK_HIDDEN void hak__thread_attach(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_flush(struct hak_thread *t);     /* every cache, through the policy */
 /* t's gathered foreign frees (thread_state.h) to their slab's policy; t is the caller's own
  * state, or one whose thread is gone. No lock held. */

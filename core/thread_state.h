@@ -24,10 +24,10 @@ enum {
 
 enum hak_thread_state { HAK_THREAD_BOOT = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_GONE = 2 };
 
+
 struct hak_thread {
-	/* First, so that the zeros of hak__tc_off_of_small before hak__init() (a malloc from
-	 * another library's constructor, before ours) name cache[0], empty in the sentinels. */
-	struct hak_tcache cache[HAK_NCLASSES];
+	/* Its caches: hak__tcs.cache of its thread while attached, else `home` (thread.c). */
+	struct hak_tcache *cache;
 	uintptr_t token;               /* owner token (the struct's address) */
 	/* ---- cold ---- */
 	int state;                     /* enum hak_thread_state */
@@ -44,8 +44,6 @@ struct hak_thread {
 	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
 					* state was made: a small state is parked at exit, a big one
 					* settled */
-	void *trace_null;              /* always NULL: while recording, malloc's size table names it
-					* as every small size's cache, so every malloc misses (trace.c) */
 	int64_t out_bytes[2];          /* bytes of small blocks that left slab land through this
 					* state (cache fills) minus those that came back (flushes,
 					* foreign frees), by SuperSlab size (1 MB, 2 MB): written only by
@@ -57,8 +55,8 @@ struct hak_thread {
 	struct hak_slab *foreign_slab;
 	void *foreign_head, *foreign_tail;
 	uint32_t foreign_count;
+	struct hak_tcache home[HAK_NCLASSES]; /* the caches while no thread's TLS holds them */
 };
-_Static_assert(offsetof(struct hak_thread, cache) == 0, "see struct hak_thread");
 
 HAK_HIDDEN extern __thread struct hak_thread *hak__tls;
 

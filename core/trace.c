@@ -446,7 +446,7 @@ static inline void *malloc_cached(size_t n)
 {
 	if (n > HAK_SMALL_MAX)
 		return NULL;
-	return hak__tc_pop(&hak__tls->cache[hak__size_to_class(n)]);
+	return hak__tc_pop(&hak__tcs.cache[hak__size_to_class(n)]);
 }
 
 /* The free fast path (alloc_fast.h), with the thread's real accept: true when p went into the
@@ -454,9 +454,7 @@ static inline void *malloc_cached(size_t n)
 static inline bool free_cached(void *p)
 {
 	struct hak_slab *s = hak__slab_lookup_fast(p);
-	if (!s)
-		return false;
-	struct hak_tcache *tc = (struct hak_tcache *)((char *)hak__tls + s->tc_off);
+	struct hak_tcache *tc = hak__slab_cache(s);
 	uintptr_t mark = hak__block_mark(p);
 	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || !hak__block_is_aligned(s, p) ||
 	    ((uintptr_t *)p)[1] == mark || !hak__room_take(&tc->room))
@@ -639,7 +637,7 @@ void hak__trace_thread_exit(void)
 
 /* ---- The switch ---------------------------------------------------------------------------- */
 
-static uint16_t saved_tc_off[1024 / 16 + 1];
+static uint16_t saved_tc_off[HAK_FAST_MAX + 1];
 
 static void disguise(struct hak_thread *t, void *ctx)
 {
@@ -648,12 +646,12 @@ static void disguise(struct hak_thread *t, void *ctx)
 		t->cache[c].accept |= HAK_ACCEPT_TRACED;
 }
 
-/* Every small malloc finds an empty cache: the table's offsets name hak_thread.trace_null. */
+/* Every small malloc finds an empty cache: the table's offsets name hak__tcs.trace_null. */
 static void fast_paths_off(void)
 {
 	memcpy(saved_tc_off, hak__tc_off_of_small, sizeof saved_tc_off);
 	for (unsigned i = 0; i < sizeof saved_tc_off / sizeof saved_tc_off[0]; i++)
-		__atomic_store_n(&hak__tc_off_of_small[i], (uint16_t)offsetof(struct hak_thread, trace_null),
+		__atomic_store_n(&hak__tc_off_of_small[i], (uint16_t)offsetof(struct hak_tls_caches, trace_null),
 				 __ATOMIC_RELAXED);
 }
 

@@ -32,7 +32,45 @@ static void unknown_pointers_are_not_found(void **state)
 	assert_null(hak__ss_lookup(from_libc));
 	assert_null(hak__ss_lookup((void *)(uintptr_t)0xffff800000000000ull));
 	assert_null(hak__ss_lookup(NULL));
+	/* the flat map of the free fast path answers its sentinel: nothing owned, nothing carved */
+	void *unknown[] = {&on_stack, &global_object, from_libc, NULL};
+	for (unsigned i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+		struct hak_slab *f = hak__slab_lookup_fast(unknown[i]);
+		assert_ptr_equal(f, (struct hak_slab *)hak__flat);
+		assert_int_equal(hak_load_relaxed(&f->xowner), HAK_OWNER_NONE);
+		assert_int_equal(hak_load_relaxed(&f->xcarved), 0);
+		assert_false(hak__block_is_aligned(f, unknown[i]));
+	}
 	free(from_libc);
+}
+
+/* Two units 256 GB apart share one flat entry: the first registered keeps it, the exact map
+ * knows both, and clearing one never clears the other's entry. */
+static void aliasing_units_share_a_flat_entry(void **state)
+{
+	(void)state;
+	assert_int_equal(hak__map_flat_window(), (size_t)1 << HAK_FLAT_WINDOW_LG);
+	static _Alignas(4096) char headers[2][4096]; /* two "SuperSlab headers" */
+	struct hak_slab *r1 = (struct hak_slab *)headers[0] + 1, *r2 = (struct hak_slab *)headers[1] + 2;
+	uintptr_t a1 = (uintptr_t)0x123450000, a2 = a1 + ((uintptr_t)1 << HAK_FLAT_WINDOW_LG);
+	struct hak_slab *sentinel = (struct hak_slab *)hak__flat;
+	assert_ptr_equal(hak__slab_lookup_fast((void *)a1), sentinel);
+	assert_int_equal(hak__map_set(a1, 1, &r1), 0);
+	assert_int_equal(hak__map_set(a2, 1, &r2), 0);
+	assert_ptr_equal(hak__slab_lookup((void *)(a1 + 100)), r1);
+	assert_ptr_equal(hak__slab_lookup((void *)(a2 + 100)), r2);
+	assert_ptr_equal(hak__slab_lookup_fast((void *)a1), r1);
+	assert_ptr_equal(hak__slab_lookup_fast((void *)a2), r1); /* aliased: the checks turn it away */
+	hak__map_clear(a2, 1);
+	assert_null(hak__slab_lookup((void *)a2));
+	assert_ptr_equal(hak__slab_lookup_fast((void *)a1), r1);
+	hak__map_clear(a1, 1);
+	assert_null(hak__slab_lookup((void *)a1));
+	assert_ptr_equal(hak__slab_lookup_fast((void *)a1), sentinel);
+	assert_int_equal(hak__map_set(a2, 1, &r2), 0); /* free again: the next one takes it */
+	assert_ptr_equal(hak__slab_lookup_fast((void *)a1), r2);
+	hak__map_clear(a2, 1);
+	assert_ptr_equal(hak__slab_lookup_fast((void *)a2), sentinel);
 }
 
 static unsigned count_free;
@@ -106,7 +144,7 @@ static void slab_carves_and_comes_back(void **state)
 	assert_true(hak__pool_released_total() > released);
 	assert_null(hak__ss_lookup(ss));
 	assert_null(hak__slab_lookup(ss));
-	assert_null(hak__slab_lookup_fast((char *)ss + size - 16));
+	assert_ptr_equal(hak__slab_lookup_fast((char *)ss + size - 16), (struct hak_slab *)hak__flat);
 }
 
 static void many_slabs_share_superslabs(void **state)
@@ -173,6 +211,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(unknown_pointers_are_not_found),
 		cmocka_unit_test(slab_carves_and_comes_back),
+		cmocka_unit_test(aliasing_units_share_a_flat_entry),
 		cmocka_unit_test(many_slabs_share_superslabs),
 		cmocka_unit_test(purge_counts_free_units),
 	};
