@@ -544,15 +544,23 @@ unsigned hak__threads_reclaim(void)
 
 /* ---- fork ---------------------------------------------------------------------------------------------------- */
 
-/* Every live thread's policy lock (the registry cannot change: the thread lock is held): a
- * thread inside a refill or a flush is between two consistent states of its caches and slabs,
- * and the child retires every state but its own. Not the ones on this thread's list (lock.h):
- * a fork from a signal handler that interrupted a refill must not wait for its own. A plain fork
- * takes all or none (a busy one is waited for, by its lock, after the fork let everything go);
- * a trying fork takes every one it can, each tried a bounded number of times (a trim pass may
- * hold a sleeping thread's lock a while: giving up on all for it would leave every state
- * unguarded). One entry in the fork frame however many threads there are. */
+/* Every live thread's policy lock: a thread inside a refill or a flush is between two
+ * consistent states of its caches and slabs, and the child retires every state but its own.
+ * Not the ones on this thread's list (lock.h): a fork from a signal handler that interrupted a
+ * refill must not wait for its own. A plain fork takes all or none (a busy one is waited for, by
+ * its lock, after the fork let everything go); a trying fork takes every one it can, each tried
+ * a bounded number of times (a trim pass may hold a sleeping thread's lock a while: giving up on
+ * all for it would leave every state unguarded). One entry in the fork frame however many
+ * threads there are.
+ * Each fork keeps the states it took in its own list (plocks_taken, through fork_next) and
+ * releases exactly those: a trying fork may go on without the thread lock, so the registry can
+ * change under it (an exiting thread unregisters between its last flush and its policy's
+ * thread_exit, which waits for its own lock), and several forks may run at once; releasing by a
+ * walk of the registry and fork_held left a state taken by one fork locked for ever once its
+ * thread unregistered (two exiting threads spun on their own locks), and let one fork release
+ * another's. */
 static __thread struct hak_thread *plock_busy __attribute__((tls_model("initial-exec")));
+static __thread struct hak_thread *plocks_taken __attribute__((tls_model("initial-exec")));
 
 static void plocks_release(void *unused);
 
@@ -574,8 +582,11 @@ static bool plocks_try(void *unused)
 				break; /* on without it */
 			sched_yield();
 		}
-		if (tries < HAK_FORK_TRIES)
+		if (tries < HAK_FORK_TRIES) {
 			t->fork_held = 1;
+			t->fork_next = plocks_taken;
+			plocks_taken = t;
+		}
 	}
 	return true;
 }
@@ -592,11 +603,13 @@ static void plocks_wait(void *unused)
 static void plocks_release(void *unused)
 {
 	(void)unused;
-	for (struct hak_thread *t = live_threads; t; t = t->next_live)
-		if (t->fork_held) {
-			t->fork_held = 0;
-			atomic_store_explicit(&t->xplock, 0, memory_order_release);
-		}
+	while (plocks_taken) {
+		struct hak_thread *t = plocks_taken;
+		plocks_taken = t->fork_next;
+		t->fork_next = NULL;
+		t->fork_held = 0;
+		atomic_store_explicit(&t->xplock, 0, memory_order_release);
+	}
 }
 
 static const struct hak_fork_lock_ops plocks_ops = {plocks_try, NULL, plocks_release, plocks_wait, false};
@@ -634,6 +647,10 @@ void hak__thread_fork_child(bool self_consistent)
 	atomic_store(&leader_gone, 0); /* the forking thread is the child's main thread */
 	pthread_mutex_init(&thread_lock, NULL);
 	pthread_mutex_init(&orphan_lock, NULL);
+	/* The states this fork took, registered or not (a parked one is reaped later): their
+	 * threads are gone. fork_held stays set for the walk below. */
+	for (struct hak_thread *t = plocks_taken; t; t = t->fork_next)
+		atomic_store(&t->xplock, 0);
 	struct hak_thread *self = hak__tls;
 	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
 		for (unsigned h = 0; h < 2; h++) { /* its cached blocks are lost: counted as in use */
@@ -672,5 +689,11 @@ void hak__thread_fork_child(bool self_consistent)
 			hak__thread_retire(t);
 		}
 		t = next;
+	}
+	while (plocks_taken) {
+		struct hak_thread *t = plocks_taken;
+		plocks_taken = t->fork_next;
+		t->fork_next = NULL;
+		t->fork_held = 0;
 	}
 }
