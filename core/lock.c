@@ -110,6 +110,14 @@ bool hak__fork_take(const struct hak_fork_lock_ops *ops, void *obj)
 	return false;
 }
 
+bool hak__fork_took(const void *obj)
+{
+	for (unsigned i = frame.n; i-- > 0;)
+		if (frame.obj[i] == obj)
+			return true;
+	return false;
+}
+
 void hak__fork_release_all(void)
 {
 	while (frame.n) {

@@ -132,6 +132,9 @@ static inline bool hak__fork_take_mutex(pthread_mutex_t *m)
 {
 	return hak__fork_take(&hak__fork_mutex_ops, m);
 }
+/* Did this fork take obj (it is in the frame)? Asked by a prepare step right after its take: a
+ * trying fork may go on without a lock, and the child must then not trust what it guards. */
+__attribute__((visibility("hidden"))) bool hak__fork_took(const void *obj);
 /* Release what the frame took, in reverse; wait (holding nothing) for the lock found busy. */
 __attribute__((visibility("hidden"))) void hak__fork_release_all(void);
 __attribute__((visibility("hidden"))) void hak__fork_wait_busy(void);

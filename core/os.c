@@ -168,13 +168,25 @@ out:
 	return p;
 }
 
-/* fork(): hold the arena across it so the child never sees a half-made bump. */
+/* fork(): hold the arena across it so the child never sees a half-made bump. A fork from a
+ * signal handler may go on without it (lock.h): the bump it copied may be half made (a new
+ * chunk's start with the old chunk's end), so that child drops the rest of the chunk (a leak)
+ * and its next allocation maps a new one. */
+static bool fork_without_arena;
+
 bool hak__os_fork_prepare(void)
 {
-	return hak__fork_take(&hak__fork_flag_ops, &meta_busy);
+	if (!hak__fork_take(&hak__fork_flag_ops, &meta_busy))
+		return false;
+	fork_without_arena = !hak__fork_took(&meta_busy);
+	return true;
 }
 
 void hak__os_fork_child(void)
 {
+	if (fork_without_arena) {
+		fork_without_arena = false;
+		meta_cur = meta_end = NULL;
+	}
 	atomic_flag_clear_explicit(&meta_busy, memory_order_release);
 }

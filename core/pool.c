@@ -27,6 +27,15 @@ static uint64_t peak_by_lg[HAK_SS_LG_MAX + 1];          /* the most live at once
 static _Atomic uint64_t xmapped_total, xreleased_total, xpeak_live, xpurged_total;
 static _Atomic unsigned xempties_new;                   /* since hak__pool_empties_take */
 static unsigned (*before_map)(void);
+/* A fork from a signal handler goes on without the pool lock when the code it interrupted (or
+ * another thread, for longer than a trying fork waits) holds it (lock.h), and that code may be
+ * half-way through a list update (the lists, the counts, a SuperSlab's masks). Such a child
+ * forgets the lists and starts a new generation: the SuperSlabs of older ones stay mapped and in
+ * the address map, so their blocks still resolve and free into their slabs, but a slab of them
+ * that empties gives its units to nobody (hak__pool_units_give), a leak and not a fault, as
+ * large.c does with a cache it cannot trust. */
+static uint16_t pool_gen;       /* pool lock (a fork child alone changes it) */
+static bool fork_without_lock;  /* set by the last hak__pool_fork_prepare, read by the child */
 
 /* ---- Lists (pool lock held) --------------------------------------------------------------------- */
 
@@ -98,6 +107,7 @@ static struct hak_superslab *superslab_map(unsigned lg, unsigned model, unsigned
 	ss->nunits = (uint8_t)(size >> HAK_UNIT_SHIFT);
 	ss->model = (uint8_t)model;
 	ss->size_by = (uint8_t)size_by;
+	ss->pool_gen = pool_gen;
 	/* Every unit points at a slab slot, so the free fast path never follows NULL: an unused
 	 * slot has owner NONE and no units, which sends a stray pointer to the checks. */
 	for (unsigned u = 0; u < HAK_SS_MAX_UNITS; u++)
@@ -191,6 +201,10 @@ bool hak__pool_units_give(struct hak_slab *s)
 	uint32_t bits = run_bits(first, units);
 	hak__lock(&pool_lock);
 	s->nunits = 0;
+	if (unlikely(ss->pool_gen != pool_gen)) { /* forgotten by a fork child: see pool_gen */
+		hak__unlock(&pool_lock);
+		return false;
+	}
 	HAK_CHECK((ss->unit_mask & bits) == bits, "internal: units %u+%u of SuperSlab %p given back twice", first,
 		  units, (void *)ss);
 	ss->unit_mask &= ~bits;
@@ -534,10 +548,26 @@ uint64_t hak__pool_check(void)
 
 bool hak__pool_fork_prepare(void)
 {
-	return hak__fork_take_mutex(&pool_lock);
+	if (!hak__fork_take_mutex(&pool_lock))
+		return false;
+	fork_without_lock = !hak__fork_took(&pool_lock);
+	return true;
 }
 
+/* The child's lists, counts and masks as the fork copied them; see pool_gen for one that went on
+ * without the pool lock. */
 void hak__pool_fork_child(void)
 {
 	pthread_mutex_init(&pool_lock, NULL);
+	if (!fork_without_lock)
+		return;
+	fork_without_lock = false;
+	pool_gen++;
+	memset(partial, 0, sizeof partial);
+	empty_head = all_head = NULL;
+	__atomic_store_n(&empty_n, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&live_n, 0, __ATOMIC_RELAXED);
+	for (unsigned lg = 0; lg <= HAK_SS_LG_MAX; lg++)
+		__atomic_store_n(&live_by_lg[lg], 0, __ATOMIC_RELAXED);
+	hak_store_relaxed(&xempties_new, 0);
 }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "lock.h"
 #include "size_class.h"
@@ -13,6 +14,9 @@
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_slab *abandoned[HAK_POLICY_SLOTS][HAK_NCLASSES];
 static _Atomic int xabandoned_dirty; /* a block was freed into an abandoned slab */
+/* The last fork went on without the abandoned lock (lock.h): its holder may have been half-way
+ * through a list, so the child forgets the lists (their slabs leak in it) as pool.c does. */
+static bool fork_without_lock;
 
 /* Bit lg - HAK_SS_LG_MIN of class_heaps[cls]: a slab of cls was ever made in a 2^lg SuperSlab
  * (set in slab_init, never cleared). A class that lives in one heap size only, as every class
@@ -367,11 +371,19 @@ void hak__account_chain(struct hak_chain chain, int sign, unsigned cls, int64_t 
 
 bool hak__slab_fork_prepare(void)
 {
-	return hak__fork_take_mutex(&abandoned_lock) && hak__pool_fork_prepare();
+	if (!hak__fork_take_mutex(&abandoned_lock))
+		return false;
+	fork_without_lock = !hak__fork_took(&abandoned_lock);
+	return hak__pool_fork_prepare();
 }
 
 void hak__slab_fork_child(void)
 {
 	hak__pool_fork_child();
 	pthread_mutex_init(&abandoned_lock, NULL);
+	if (fork_without_lock) { /* see fork_without_lock: a leak, not a fault */
+		fork_without_lock = false;
+		memset(abandoned, 0, sizeof abandoned);
+		hak_store_relaxed(&xabandoned_dirty, 0);
+	}
 }

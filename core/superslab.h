@@ -45,6 +45,8 @@ struct hak_superslab {
 	uint8_t model;                         /* the ownership policy that made it (its index) */
 	uint8_t size_by;                       /* the SuperSlab size policy that made it (its index) */
 	uint8_t on_list;                       /* which pool list holds it (pool.c) */
+	uint16_t pool_gen;                     /* the pool's generation when mapped: a fork child
+						* that forgot its lists forgets older ones (pool.c) */
 #if HAK_DEBUG >= 2
 	_Atomic int64_t xactive;               /* debug builds: its blocks out of slab land */
 #endif

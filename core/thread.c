@@ -68,14 +68,19 @@ struct hak_thread *hak__thread_sentinel_gone(void)
 	return &gone_thread;
 }
 
-/* thread lock held */
+/* Thread lock held. A fork from a signal handler may copy these lists half updated (it goes on
+ * without the thread lock, lock.h): every update keeps the forward links whole at each step (the
+ * signal fences keep the compiler's order), so such a child re-derives the back links and the
+ * counts from them (hak__thread_fork_child). */
 static void register_live(struct hak_thread *t)
 {
 	t->prev_live = NULL;
 	t->next_live = live_threads;
+	atomic_signal_fence(memory_order_seq_cst);
 	if (live_threads)
 		live_threads->prev_live = t;
 	live_threads = t;
+	atomic_signal_fence(memory_order_seq_cst);
 	live_n++;
 }
 
@@ -85,10 +90,20 @@ static void unregister(struct hak_thread *t)
 		t->prev_live->next_live = t->next_live;
 	else
 		live_threads = t->next_live;
+	atomic_signal_fence(memory_order_seq_cst);
 	if (t->next_live)
 		t->next_live->prev_live = t->prev_live;
 	t->next_live = t->prev_live = NULL;
 	live_n--;
+}
+
+/* Onto free_threads or parked_threads (thread lock held): the link before the head. */
+static void push_free(struct hak_thread **head, struct hak_thread *t)
+{
+	t->next_free = *head;
+	atomic_signal_fence(memory_order_seq_cst);
+	*head = t;
+	atomic_signal_fence(memory_order_seq_cst);
 }
 
 /* A state for a new thread: a parked one of the current model when take_parked allows (same
@@ -298,8 +313,7 @@ void hak__thread_retire(struct hak_thread *t)
 	take_home(t); /* a fork child's other threads: their TLS goes with the struct's reuse */
 	fold_counters(t);
 	unregister(t);
-	t->next_free = free_threads;
-	free_threads = t;
+	push_free(&free_threads, t);
 	hak__unlock(&thread_lock);
 }
 
@@ -339,8 +353,7 @@ static void thread_park(struct hak_thread *t)
 	unregister(t);
 	bool park = parked_n < atomic_load(&xpark_max_states) && t->units_taken <= atomic_load(&xpark_max_units);
 	if (park) {
-		t->next_free = parked_threads;
-		parked_threads = t;
+		push_free(&parked_threads, t);
 		__atomic_store_n(&parked_n, parked_n + 1, __ATOMIC_RELAXED);
 	}
 	hak__unlock(&thread_lock);
@@ -348,8 +361,7 @@ static void thread_park(struct hak_thread *t)
 		return;
 	hak__own_thread_exit(t);
 	hak__lock(&thread_lock);
-	t->next_free = free_threads;
-	free_threads = t;
+	push_free(&free_threads, t);
 	hak__unlock(&thread_lock);
 }
 
@@ -362,8 +374,7 @@ static unsigned reap_locked(void)
 		hak__own_thread_exit(t);
 		parked_threads = t->next_free;
 		__atomic_store_n(&parked_n, parked_n - 1, __ATOMIC_RELAXED);
-		t->next_free = free_threads;
-		free_threads = t;
+		push_free(&free_threads, t);
 		n++;
 	}
 	return n;
@@ -544,15 +555,23 @@ unsigned hak__threads_reclaim(void)
 
 /* ---- fork ---------------------------------------------------------------------------------------------------- */
 
-/* Every live thread's policy lock (the registry cannot change: the thread lock is held): a
- * thread inside a refill or a flush is between two consistent states of its caches and slabs,
- * and the child retires every state but its own. Not the ones on this thread's list (lock.h):
- * a fork from a signal handler that interrupted a refill must not wait for its own. A plain fork
- * takes all or none (a busy one is waited for, by its lock, after the fork let everything go);
- * a trying fork takes every one it can, each tried a bounded number of times (a trim pass may
- * hold a sleeping thread's lock a while: giving up on all for it would leave every state
- * unguarded). One entry in the fork frame however many threads there are. */
+/* Every live thread's policy lock: a thread inside a refill or a flush is between two
+ * consistent states of its caches and slabs, and the child retires every state but its own.
+ * Not the ones on this thread's list (lock.h): a fork from a signal handler that interrupted a
+ * refill must not wait for its own. A plain fork takes all or none (a busy one is waited for, by
+ * its lock, after the fork let everything go); a trying fork takes every one it can, each tried
+ * a bounded number of times (a trim pass may hold a sleeping thread's lock a while: giving up on
+ * all for it would leave every state unguarded). One entry in the fork frame however many
+ * threads there are.
+ * Each fork keeps the states it took in its own list (plocks_taken, through fork_next) and
+ * releases exactly those: a trying fork may go on without the thread lock, so the registry can
+ * change under it (an exiting thread unregisters between its last flush and its policy's
+ * thread_exit, which waits for its own lock), and several forks may run at once; releasing by a
+ * walk of the registry and fork_held left a state taken by one fork locked for ever once its
+ * thread unregistered (two exiting threads spun on their own locks), and let one fork release
+ * another's. */
 static __thread struct hak_thread *plock_busy __attribute__((tls_model("initial-exec")));
+static __thread struct hak_thread *plocks_taken __attribute__((tls_model("initial-exec")));
 
 static void plocks_release(void *unused);
 
@@ -574,8 +593,11 @@ static bool plocks_try(void *unused)
 				break; /* on without it */
 			sched_yield();
 		}
-		if (tries < HAK_FORK_TRIES)
+		if (tries < HAK_FORK_TRIES) {
 			t->fork_held = 1;
+			t->fork_next = plocks_taken;
+			plocks_taken = t;
+		}
 	}
 	return true;
 }
@@ -592,19 +614,40 @@ static void plocks_wait(void *unused)
 static void plocks_release(void *unused)
 {
 	(void)unused;
-	for (struct hak_thread *t = live_threads; t; t = t->next_live)
-		if (t->fork_held) {
-			t->fork_held = 0;
-			atomic_store_explicit(&t->xplock, 0, memory_order_release);
-		}
+	while (plocks_taken) {
+		struct hak_thread *t = plocks_taken;
+		plocks_taken = t->fork_next;
+		t->fork_next = NULL;
+		t->fork_held = 0;
+		atomic_store_explicit(&t->xplock, 0, memory_order_release);
+	}
 }
 
 static const struct hak_fork_lock_ops plocks_ops = {plocks_try, NULL, plocks_release, plocks_wait, false};
 
+static bool fork_without_registry; /* the last fork went on without the thread lock */
+
 bool hak__thread_fork_prepare(void)
 {
-	return hak__fork_take_mutex(&orphan_lock) && hak__fork_take_mutex(&thread_lock) &&
-	       hak__fork_take(&plocks_ops, NULL);
+	if (!hak__fork_take_mutex(&orphan_lock) || !hak__fork_take_mutex(&thread_lock))
+		return false;
+	fork_without_registry = !hak__fork_took(&thread_lock);
+	return hak__fork_take(&plocks_ops, NULL);
+}
+
+/* A child whose fork went on without the thread lock: the registry as its forward links say
+ * (see register_live); the counts recounted. */
+static void registry_relink(void)
+{
+	uint64_t n = 0;
+	struct hak_thread *prev = NULL;
+	for (struct hak_thread *t = live_threads; t; prev = t, t = t->next_live, n++)
+		t->prev_live = prev;
+	live_n = n;
+	unsigned parked = 0;
+	for (struct hak_thread *t = parked_threads; t; t = t->next_free)
+		parked++;
+	__atomic_store_n(&parked_n, parked, __ATOMIC_RELAXED);
 }
 
 /* In the child, a state whose thread did not come along: its gathered foreign frees (free.c
@@ -634,6 +677,14 @@ void hak__thread_fork_child(bool self_consistent)
 	atomic_store(&leader_gone, 0); /* the forking thread is the child's main thread */
 	pthread_mutex_init(&thread_lock, NULL);
 	pthread_mutex_init(&orphan_lock, NULL);
+	if (fork_without_registry) {
+		fork_without_registry = false;
+		registry_relink();
+	}
+	/* The states this fork took, registered or not (a parked one is reaped later): their
+	 * threads are gone. fork_held stays set for the walk below. */
+	for (struct hak_thread *t = plocks_taken; t; t = t->fork_next)
+		atomic_store(&t->xplock, 0);
 	struct hak_thread *self = hak__tls;
 	if (!self_consistent && self->state == HAK_THREAD_LIVE) {
 		for (unsigned h = 0; h < 2; h++) { /* its cached blocks are lost: counted as in use */
@@ -672,5 +723,11 @@ void hak__thread_fork_child(bool self_consistent)
 			hak__thread_retire(t);
 		}
 		t = next;
+	}
+	while (plocks_taken) {
+		struct hak_thread *t = plocks_taken;
+		plocks_taken = t->fork_next;
+		t->fork_next = NULL;
+		t->fork_held = 0;
 	}
 }

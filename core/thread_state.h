@@ -39,7 +39,8 @@ struct hak_thread {
 	struct hak_thread *next_live, *prev_live; /* registry of live threads (thread lock) */
 	struct hak_thread *next_free;  /* recycled structs and parked states (thread lock) */
 	_Atomic int xplock;            /* policy lock: see policy_call.h */
-	int fork_held;                 /* a fork holds xplock (thread.c; the thread lock held) */
+	int fork_held;                 /* a fork holds xplock (thread.c: written by that fork only) */
+	struct hak_thread *fork_next;  /* the states that fork holds (its holder's list, thread.c) */
 	size_t alloc_size;             /* bytes of this struct plus policy state */
 	uint32_t units_taken;          /* units of slabs acquired or adopted for its token since the
 					* state was made: a small state is parked at exit, a big one
