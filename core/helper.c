@@ -109,22 +109,24 @@ int hak__helper_sleep(uint64_t ns)
 		return 1;
 	if (hak__threads_leader_gone() && ns > (uint64_t)LAST_POLL_MS * 1000000u)
 		ns = (uint64_t)LAST_POLL_MS * 1000000u;
-	uint32_t seq = atomic_load(&wake_seq);
-	if (seq == seen_seq) {
-		struct timespec ts, *tp = NULL;
-		if (ns != UINT64_MAX) {
-			ts.tv_sec = (time_t)(ns / 1000000000u);
-			ts.tv_nsec = (long)(ns % 1000000000u);
-			tp = &ts;
-		} else {
+	int saved = errno;
+	if (ns != UINT64_MAX) {
+		/* A period runs its length: the allocator wakes the helper at every tick while it is
+		 * busy, and a policy that paces its passes by the period (idle, decay) would otherwise
+		 * pass back to back, purging what the program is about to use again. What arrived
+		 * meanwhile the policy reads in its own work count when this returns. */
+		struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+		while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+			;
+	} else {
+		uint32_t seq = atomic_load(&wake_seq);
+		if (seq == seen_seq) { /* else a wake came since the previous return: it counts */
 			atomic_exchange(&waiting, 1); /* a full barrier before the kernel reads wake_seq */
-		}
-		int saved = errno;
-		syscall(SYS_futex, &wake_seq, FUTEX_WAIT_PRIVATE, seq, tp, NULL, 0);
-		errno = saved;
-		if (!tp)
+			syscall(SYS_futex, &wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
 			atomic_store(&waiting, 0);
+		}
 	}
+	errno = saved;
 	seen_seq = atomic_load(&wake_seq);
 	return last_thread();
 }

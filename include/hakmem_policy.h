@@ -296,8 +296,10 @@ struct hak_core_api {
 	struct hak_trim_result (*trim_pass)(unsigned keep, unsigned flags);
 	/* end of 2.0 */
 	/* ---- since 2.1 ---------------------------------------------------------------------------
-	 * The helper's sleep (spawn_helper's thread only): wait until timeout_ns passed (UINT64_MAX: no limit) or helper_wake was called (a call
-	 * since the previous return counts, so no wake-up is lost). Returns 0, or 1 when the helper
+	 * The helper's sleep (spawn_helper's thread only): timeout_ns, whatever helper_wake does
+	 * meanwhile (a period runs its length: the allocator wakes the helper at every tick while
+	 * it is busy); or, with UINT64_MAX, until helper_wake is called (a call since the previous
+	 * return counts, so no wake-up is lost between a policy's last look and the wait). Returns 0, or 1 when the helper
 	 * must return from its function now: it is the process's last thread (the main thread
 	 * called pthread_exit() and every other thread ended; POSIX ends the process then, with
 	 * status 0, and it does when the helper returns). */
