@@ -431,6 +431,32 @@ static int carve(struct hy_state *st, struct hy_class *c, unsigned cls, unsigned
 	}
 }
 
+/* Every slab of a ring (a G thread's parked slabs, or an F class's) whose blocks are all free
+ * goes back to the core, its remote queue drained first; at most HY_WALK_MAX slabs, once round. */
+static void ring_release_free(hak_slab **ring)
+{
+	hak_slab *s = *ring, *first_kept = NULL;
+	for (unsigned i = 0; s && i < HY_WALK_MAX; i++) {
+		hak_slab *next = hak_ring_next(core, s);
+		struct hak_slab_info info;
+		core->slab_get_info(s, &info);
+		if (info.remote_pending) {
+			core->remote_drain(s);
+			core->slab_get_info(s, &info);
+		}
+		if (info.used == 0) {
+			hak_ring_remove(core, ring, s);
+			HY_CHECK_RELEASE(s);
+			core->slab_release(s);
+		} else if (!first_kept) {
+			first_kept = s;
+		}
+		if (!*ring || next == first_kept)
+			break;
+		s = next;
+	}
+}
+
 /* The queue back to the slabs, remote queues drained, entirely free slabs released. */
 static void any_drain_locked(struct hy_class *c)
 {
@@ -438,23 +464,7 @@ static void any_drain_locked(struct hy_class *c)
 		HY_CHECK_CHAIN(hak_chain_of(batch));
 		core->chain_return(hak_chain_of(batch), on_any_free, c);
 	}
-	hak_slab *s = c->ring, *first_kept = NULL;
-	for (unsigned i = 0; s && i < HY_WALK_MAX; i++) {
-		hak_slab *next = hak_ring_next(core, s);
-		struct hak_slab_info info;
-		core->remote_drain(s);
-		core->slab_get_info(s, &info);
-		if (info.used == 0) {
-			hak_ring_remove(core, &c->ring, s);
-			HY_CHECK_RELEASE(s);
-			core->slab_release(s);
-		} else if (!first_kept) {
-			first_kept = s;
-		}
-		if (!c->ring || next == first_kept)
-			break;
-		s = next;
-	}
+	ring_release_free(&c->ring);
 	if (c->cur) {
 		struct hak_slab_info info;
 		core->remote_drain(c->cur);
@@ -767,27 +777,7 @@ static void hy_reclaim(void *state, hak_thread *t, void *tstate)
 	struct hy_state *st = state;
 	struct hy_tstate *ts = tstate;
 	for (unsigned cls = 0; cls < st->nclasses; cls++) {
-		struct hy_tclass *c = &ts->cls[cls];
-		hak_slab *s = c->ring, *first_kept = NULL;
-		for (unsigned i = 0; s && i < HY_WALK_MAX; i++) {
-			hak_slab *next = hak_ring_next(core, s);
-			struct hak_slab_info info;
-			core->slab_get_info(s, &info);
-			if (info.remote_pending) {
-				core->remote_drain(s);
-				core->slab_get_info(s, &info);
-			}
-			if (info.used == 0) {
-				hak_ring_remove(core, &c->ring, s);
-				HY_CHECK_RELEASE(s);
-				core->slab_release(s);
-			} else if (!first_kept) {
-				first_kept = s;
-			}
-			if (!c->ring || next == first_kept)
-				break;
-			s = next;
-		}
+		ring_release_free(&ts->cls[cls].ring);
 	}
 }
 
