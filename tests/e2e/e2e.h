@@ -159,6 +159,16 @@ static long proc_status_kb(const char *key)
     return v;
 }
 
+/* Resident kB (VmRSS), or the test fails. Read with stdio: hakmem serves its buffer, which is
+ * fine. */
+__attribute__((unused))
+static long rss_kb(void)
+{
+    long kb = proc_status_kb("VmRSS");
+    CHECK(kb >= 0, "cannot read VmRSS from /proc/self/status");
+    return kb;
+}
+
 /* Number of lines in /proc/self/maps, counted with read(2) so that counting allocates nothing. */
 __attribute__((unused))
 static long proc_maps_count(void)

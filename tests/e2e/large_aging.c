@@ -14,17 +14,6 @@ static const size_t SIZE = 20 * MiB;
 
 typedef void (*stats_fn)(FILE *, int);
 
-/* Resident kB, from /proc/self/statm (read with stdio: hakmem serves its buffer, which is fine). */
-static long rss_kb(void)
-{
-    long size = 0, resident = -1;
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f, "cannot open /proc/self/statm");
-    CHECK(fscanf(f, "%ld %ld", &size, &resident) == 2, "cannot parse /proc/self/statm");
-    fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* A number under "large" in the JSON stats, e.g. "mapped" or "cached". */
 static long long large_stat(stats_fn print, const char *key)
 {

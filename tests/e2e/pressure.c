@@ -16,16 +16,6 @@
 #define MiB ((size_t)1 << 20)
 enum { BLOCK = 1024 };
 
-static long rss_kb(void)
-{
-    long size = 0, resident = -1;
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f, "cannot open /proc/self/statm");
-    CHECK(fscanf(f, "%ld %ld", &size, &resident) == 2, "cannot parse /proc/self/statm");
-    fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* A cgroup file holding one number or "max" (-1); -2 when absent. */
 static long long cg_value(const char *dir, const char *name)
 {
