@@ -160,7 +160,9 @@ static void free_slow(void *p)
 	hak__after_slow();
 }
 
-void hak__free_untraced(void *p)
+/* Out of line, so that hak__free_slow is a test and two jumps: no registers saved for a
+ * free that trace.c makes. */
+HAK_NOINLINE void hak__free_untraced(void *p)
 {
 	int saved = errno;
 	free_slow(p);

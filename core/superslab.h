@@ -115,12 +115,18 @@ HAK_INLINE struct hak_slab *hak__slab_of_ss(struct hak_superslab *ss, const void
  * rotr(off * inv, k) is off / size when size divides off, and otherwise at least
  * 2^64 / size / 2 (the usual exact-division test), so one compare against the carved count
  * checks divisibility and range at once. Budget: sub, multiply, rotate, compare with the
- * carved count in memory. */
-HAK_INLINE bool hak__block_is_aligned(const struct hak_slab *s, const void *p)
+ * carved count in memory. hak__block_index is that quotient: the block's index in its slab
+ * when p is a block start. */
+HAK_INLINE uint64_t hak__block_index(const struct hak_slab *s, const void *p)
 {
 	uint64_t q = (uint64_t)((const char *)p - s->start) * s->div_inv;
 	unsigned k = s->div_shift;
-	q = (q >> k) | (q << ((64 - k) & 63));
+	return (q >> k) | (q << ((64 - k) & 63));
+}
+
+HAK_INLINE bool hak__block_is_aligned(const struct hak_slab *s, const void *p)
+{
+	uint64_t q = hak__block_index(s, p);
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__)
 	/* The compare reads xcarved itself: an aligned 8-byte load, a relaxed atomic read on
 	 * x86-64, which compilers otherwise load into a register first (one more instruction).

@@ -47,18 +47,20 @@
 _Atomic int hak__xtrace_on;
 
 enum { T_OFF, T_RECORDING, T_STOPPING, T_STOPPED, T_FINISHED };
-static _Atomic int xstate;
+/* Read at every event: on a line of its own, which only a change of state writes. */
+static _Alignas(64) _Atomic int xstate;
 
 /* ---- Ticks ------------------------------------------------------------------------------- */
 
 /* Events are stamped with CLOCK_MONOTONIC_COARSE read by the writer thread, every millisecond
  * while the program makes calls and every 10 ms when it is quiet: a load instead of a clock
  * call on every event (a call is 3 ns here, rdtsc 9 ns: a quarter of what recording costs).
- * A thread reads the clock itself every CLOCK_EVERY events too, so time goes on while the
- * writer is busy writing or waits for a CPU. What replaying the program's pauses (--timed)
- * needs; the header gives the resolution. */
-#define CLOCK_EVERY 64
-static _Atomic uint64_t xnow;
+ * A thread reads the clock itself every CLOCK_BYTES of events too (21 to 300 events), so
+ * time goes on while the writer is busy writing or waits for a CPU; the same compare tells
+ * it when its buffer is full. What replaying the program's pauses (--timed) needs; the
+ * header gives the resolution. */
+#define CLOCK_BYTES 1024
+static _Alignas(64) _Atomic uint64_t xnow; /* its own line: written every tick */
 
 static uint64_t coarse_ns(void)
 {
@@ -81,11 +83,18 @@ static uint64_t mono_ns(void)
 
 /* ---- Block ids: the shadow map ----------------------------------------------------------- */
 
-/* One 64-bit id per 16 bytes of address (every block starts 16-aligned), in 8 GB reservations
- * (MAP_NORESERVE: only the pages for addresses that held blocks are ever touched), one per
- * 16 GB region of the address space that holds blocks. 0 means "no traced block here". */
+/* One 64-bit id per block, 0 meaning "no traced block here", in 8 GB reservations
+ * (MAP_NORESERVE: only the pages of slots that held ids are ever touched), each covering
+ * 16 GB of keys at one word per 16 bytes. A block of a slab is keyed by its slab and its
+ * index q in the slab: key start + 16 q with bit 47 set, so one slab's ids are packed in
+ * its first words instead of one word per 16 bytes of its blocks. For Larson's 8-1000 B
+ * blocks that is one cache line per 8 blocks instead of one per block, and one page per
+ * 64 KB slab instead of half the heap's size in pages. Any other block (a large one) is
+ * keyed by its address, which bit 47 keeps apart from the slabs' keys. */
 #define SHADOW_SHIFT 34
-#define SHADOW_REGIONS (1u << (47 - SHADOW_SHIFT))
+#define SHADOW_KEY_BITS 48
+#define SHADOW_SLAB_KEY ((uintptr_t)1 << 47)
+#define SHADOW_REGIONS (1u << (SHADOW_KEY_BITS - SHADOW_SHIFT))
 #define SHADOW_BYTES (((size_t)1 << SHADOW_SHIFT) / 16 * sizeof(uint64_t))
 static uint64_t *_Atomic xshadow[SHADOW_REGIONS];
 
@@ -110,26 +119,39 @@ static uint64_t *shadow_make(unsigned region)
 	return m;
 }
 
-static inline uint64_t *shadow_slot(const void *p, bool make)
+/* The key of the block at p, whose slab the flat map gives as s (the sentinel for a block of
+ * no slab) and q = hak__block_index(s, p): a block start of a slab is keyed by its index (the
+ * free fast path's test), anything else by its address; 0 past the address space. */
+static inline uintptr_t shadow_key(const struct hak_slab *s, uint64_t q, const void *p)
 {
-	uintptr_t a = (uintptr_t)p;
-	if (unlikely(a >> 47))
-		return NULL;
-	uint64_t *base = hak_load_acquire(&xshadow[a >> SHADOW_SHIFT]);
+	if (likely(q < hak_load_relaxed(&s->xcarved)))
+		return ((uintptr_t)s->start + (q << 4)) | SHADOW_SLAB_KEY;
+	return likely(!((uintptr_t)p >> 47)) ? (uintptr_t)p : 0;
+}
+
+/* The slot of a key; NULL when it has none and make is false, or none can be made. */
+static inline uint64_t *shadow_at(uintptr_t key, bool make)
+{
+	uint64_t *base = hak_load_acquire(&xshadow[key >> SHADOW_SHIFT]);
 	if (unlikely(!base)) {
-		if (!make)
+		if (!make || !key)
 			return NULL;
-		base = shadow_make((unsigned)(a >> SHADOW_SHIFT));
+		base = shadow_make((unsigned)(key >> SHADOW_SHIFT));
 		if (!base)
 			return NULL;
 	}
-	return base + ((a & (((uintptr_t)1 << SHADOW_SHIFT) - 1)) >> 4);
+	return base + ((key & (((uintptr_t)1 << SHADOW_SHIFT) - 1)) >> 4);
 }
 
-/* The id of the traced block at p, cleared (it is about to be freed); 0 when p is not one. */
-static inline uint64_t shadow_take(const void *p)
+static inline uint64_t *shadow_slot(const void *p, bool make)
 {
-	uint64_t *slot = shadow_slot(p, false);
+	const struct hak_slab *s = hak__slab_lookup_fast(p);
+	return shadow_at(shadow_key(s, hak__block_index(s, p), p), make);
+}
+
+/* The id of the traced block in slot (NULL: none), cleared: the block is about to be freed. */
+static inline uint64_t shadow_take(uint64_t *slot)
+{
 	if (!slot)
 		return 0;
 	uint64_t id = *slot;
@@ -226,11 +248,11 @@ static void buf_put(struct tbuf *b)
 struct trec {
 	/* the producer's (the thread, or whoever holds orphan_lock) */
 	unsigned char *pos, *end;     /* where the next event goes in cur */
+	unsigned char *limit;         /* past it, an event first reads the clock or switches buffer */
 	struct tbuf *cur;
 	uint64_t seq;                 /* blocks made */
 	uint64_t last_tick;
 	uint32_t idx;                 /* thread index in this process */
-	uint32_t clock_left;          /* events until it reads the clock itself */
 	_Atomic uint64_t xcounts[HAK_TRACE_COUNT_N];
 	/* the registry's and the writer's */
 	struct trec *_Atomic xnext;   /* registry, in order of creation (reg_lock to link) */
@@ -242,11 +264,17 @@ struct trec {
 };
 
 #define TREC_ORPHAN ((struct trec *)1)
-static __thread struct trec *tls_rec __attribute__((tls_model("initial-exec")));
-/* Inside a hook, or inside the real call a wrapper makes: calls are not recorded (a nested
- * malloc of calloc, a signal handler's malloc in the middle of an event). */
-static __thread int tls_busy __attribute__((tls_model("initial-exec")));
-static __thread int tls_orphan_held __attribute__((tls_model("initial-exec")));
+/* The thread's part, in one block: one thread-pointer offset for all of it. Calls made inside
+ * a hook, or inside the real call a wrapper makes, are not recorded (a nested malloc of
+ * calloc, a signal handler's malloc in the middle of an event): for a thread with a record of
+ * its own, `ready` is NULL then; for the others, `busy` is set. */
+struct tls_part {
+	struct trec *ready; /* rec when a hook may write into it now (hook_enter's one test) */
+	struct trec *rec;   /* NULL before the thread's first call, TREC_ORPHAN after its exit hook */
+	int busy;
+	int orphan_held;
+};
+static __thread struct tls_part tls __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER; /* order: orphan, writer, reg */
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -317,6 +345,7 @@ static struct trec *rec_new(void)
 	r->cur = r->head = b;
 	r->pos = b->data;
 	r->end = b->data + BUF_BYTES;
+	r->limit = b->data + CLOCK_BYTES;
 	r->last_tick = r->base_tick = ticks();
 	r->tid = (uint64_t)syscall(SYS_gettid);
 	r->live = hak_add_relaxed(&xlive, 1) + 1;
@@ -352,26 +381,50 @@ static HAK_NOINLINE bool buf_switch(struct trec *r)
 	return true;
 }
 
-/* Starts an event: room for HAK_TRACE_EVENT_MAX bytes, the op byte and the tick delta. */
-static inline unsigned char *ev_begin(struct trec *r, unsigned op)
+/* Past r->limit: a fresh buffer when this one has less than HAK_TRACE_EVENT_MAX bytes left,
+ * and the clock, read; false when recording has stopped. */
+static HAK_NOINLINE bool ev_refresh(struct trec *r)
 {
-	if (unlikely(r->pos + HAK_TRACE_EVENT_MAX > r->end) && !buf_switch(r))
-		return NULL;
-	uint64_t t = ticks(), dt = 0;
-	if (unlikely(r->clock_left-- == 0)) {
-		r->clock_left = CLOCK_EVERY;
-		uint64_t now = coarse_ns();
-		if (now > t) {
-			t = now;
-			hak_store_relaxed(&xnow, now); /* a race between threads only loses a little time */
-		}
+	if (r->pos + HAK_TRACE_EVENT_MAX > r->end && !buf_switch(r))
+		return false;
+	/* Checked here rather than at every block: a malloc event takes 2 bytes at least, so
+	 * fewer than CLOCK_BYTES blocks are made between two calls. */
+	if (r->seq >= HAK_TRACE_SEQ_MAX - CLOCK_BYTES) {
+		stop("a thread made more blocks than a trace can name (2^40)", 0, true);
+		return false;
 	}
-	if (likely(t >= r->last_tick)) { /* never backwards (the clock is monotonic; be safe) */
+	uint64_t now = coarse_ns();
+	if (now > ticks())
+		hak_store_relaxed(&xnow, now); /* a race between threads only loses a little time */
+	size_t room = (size_t)(r->end - r->pos) - HAK_TRACE_EVENT_MAX;
+	r->limit = r->pos + (room < CLOCK_BYTES ? room : CLOCK_BYTES);
+	return true;
+}
+
+/* The op byte and tick delta of an event in a tick later than the thread's last one. */
+static HAK_NOINLINE unsigned char *ev_tick(struct trec *r, unsigned op, uint64_t t)
+{
+	uint64_t dt = 0;
+	if (t > r->last_tick) { /* never backwards (the clock is monotonic; be safe) */
 		dt = t - r->last_tick;
 		r->last_tick = t;
 	}
-	count(r, op - 1);
 	return hak__trace_put_op(r->pos, op, dt);
+}
+
+/* Starts an event: room for HAK_TRACE_EVENT_MAX bytes, the op byte and the tick delta.
+ * Budget: the limit compare, the tick compare (most events come in the tick of the one
+ * before: delta 0, the op byte alone), the count, the op byte. */
+static inline unsigned char *ev_begin(struct trec *r, unsigned op)
+{
+	if (unlikely(r->pos > r->limit) && !ev_refresh(r))
+		return NULL;
+	count(r, op - 1);
+	uint64_t t = ticks();
+	if (unlikely(t != r->last_tick))
+		return ev_tick(r, op, t);
+	*r->pos = (unsigned char)op;
+	return r->pos + 1;
 }
 
 /* Publishes it: the writer may copy everything up to w. */
@@ -384,57 +437,92 @@ static inline void ev_end(struct trec *r, unsigned char *w)
 static void writer_start(void);
 static _Atomic int xwriter_up;
 
-/* The record a hook writes into, with tls_busy set; NULL when nothing is to be recorded. */
-static inline struct trec *hook_enter(void)
+/* Inside a hook or a wrapper's real call: a call now is not to be recorded. */
+static inline bool nested(void)
 {
-	if (unlikely(tls_busy) || hak_load_relaxed(&xstate) != T_RECORDING)
+	return tls.busy || (tls.rec > TREC_ORPHAN && !tls.ready);
+}
+
+/* A wrapper's real call (calloc's malloc, realloc's free, ...) is not recorded on its own. */
+static inline struct trec *hold(void)
+{
+	struct trec *saved = tls.ready;
+	tls.busy++;
+	tls.ready = NULL;
+	return saved;
+}
+
+static inline void unhold(struct trec *saved)
+{
+	tls.busy--;
+	tls.ready = saved;
+}
+
+/* hook_enter's other cases: a thread's first call (which starts the writer in a fork child),
+ * a call inside a hook, recording stopped, the orphan stream. */
+static HAK_NOINLINE struct trec *hook_enter_slow(void)
+{
+	if (nested() || hak_load_relaxed(&xstate) != T_RECORDING || tls.rec > TREC_ORPHAN)
 		return NULL;
-	tls_busy = 1;
+	tls.busy = 1;
 	if (unlikely(!hak_load_relaxed(&xwriter_up)))
 		writer_start(); /* a fork child's first call */
-	struct trec *r = tls_rec;
-	if (likely(r > TREC_ORPHAN))
-		return r;
-	if (r == NULL) {
-		r = rec_new();
-		if (!r) {
-			tls_busy = 0;
-			return NULL;
-		}
-		tls_rec = r;
+	if (tls.rec == NULL) {
+		struct trec *r = rec_new();
+		tls.busy = 0;
+		if (r)
+			tls.rec = r; /* ready stays NULL until hook_leave */
 		return r;
 	}
 	pthread_mutex_lock(&orphan_lock);
-	tls_orphan_held = 1;
+	tls.orphan_held = 1;
 	if (!orphan_rec)
 		orphan_rec = rec_new();
 	if (!orphan_rec) {
-		tls_orphan_held = 0;
+		tls.orphan_held = 0;
 		pthread_mutex_unlock(&orphan_lock);
-		tls_busy = 0;
+		tls.busy = 0;
 		return NULL;
 	}
 	return orphan_rec;
 }
 
-static inline void hook_leave(void)
+/* The record a hook writes into, taken (calls inside the hook are not recorded); NULL when
+ * nothing is to be recorded. A thread has a record of its own only after its first call in
+ * this process took the slow way (a fork child's thread starts with none), so the writer is
+ * running. Budget: two loads, two tests, a store. */
+static inline struct trec *hook_enter(void)
 {
-	if (unlikely(tls_orphan_held)) {
-		tls_orphan_held = 0;
-		pthread_mutex_unlock(&orphan_lock);
+	struct trec *r = tls.ready;
+	if (likely(r != NULL && hak_load_relaxed(&xstate) == T_RECORDING)) {
+		tls.ready = NULL;
+		return r;
 	}
-	tls_busy = 0;
+	return hook_enter_slow();
+}
+
+static HAK_NOINLINE void hook_leave_orphan(void)
+{
+	tls.orphan_held = 0;
+	pthread_mutex_unlock(&orphan_lock);
+	tls.busy = 0;
+}
+
+/* The end of a hook that hook_enter gave r. */
+static inline void hook_leave(struct trec *r)
+{
+	if (likely(r == tls.rec))
+		tls.ready = r;
+	else
+		hook_leave_orphan();
 }
 
 /* A new block at p: its id, recorded in the shadow map; 0 when recording had to stop. */
 static inline uint64_t make_id(struct trec *r, const void *p)
 {
 	uint64_t *slot = shadow_slot(p, true);
-	if (unlikely(!slot || r->seq >= HAK_TRACE_SEQ_MAX)) {
-		if (slot)
-			stop("a thread made more blocks than a trace can name (2^40)", 0, true);
+	if (unlikely(!slot))
 		return 0;
-	}
 	uint64_t id = HAK_TRACE_ID(r->idx, ++r->seq);
 	*slot = id;
 	return id;
@@ -449,14 +537,14 @@ static inline void *malloc_cached(size_t n)
 	return hak__tc_pop(&hak__tcs.cache[hak__size_to_class(n)]);
 }
 
-/* The free fast path (alloc_fast.h), with the thread's real accept: true when p went into the
- * thread's cache. Keep the two in step. */
-static inline bool free_cached(void *p)
+/* The free fast path (alloc_fast.h), with the thread's real accept, for p in slab s (the flat
+ * map's answer) at index q (hak__block_index): true when p went into the thread's cache. Keep
+ * the two in step. */
+static inline bool free_cached(struct hak_slab *s, uint64_t q, void *p)
 {
-	struct hak_slab *s = hak__slab_lookup_fast(p);
 	struct hak_tcache *tc = hak__slab_cache(s);
 	uintptr_t mark = hak__block_mark(p);
-	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || !hak__block_is_aligned(s, p) ||
+	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || q >= hak_load_relaxed(&s->xcarved) ||
 	    ((uintptr_t *)p)[1] == mark || !hak__room_take(&tc->room))
 		return false;
 	hak__tc_push_marked(tc, p, mark);
@@ -478,7 +566,7 @@ void *hak__trace_malloc(size_t n)
 		if (w)
 			ev_end(r, hak__trace_put_varint(w, n));
 	}
-	hook_leave();
+	hook_leave(r);
 	return p;
 }
 
@@ -486,9 +574,13 @@ void hak__trace_free(void *p)
 {
 	if (!p)
 		return;
+	struct hak_slab *s = hak__slab_lookup_fast(p);
+	uint64_t q = hak__block_index(s, p);
+	uint64_t *slot = shadow_at(shadow_key(s, q, p), false);
+	__builtin_prefetch(slot, 1); /* a miss, most often: start it now (a NULL is harmless) */
 	struct trec *r = hook_enter();
 	if (r) {
-		uint64_t id = shadow_take(p);
+		uint64_t id = shadow_take(slot);
 		if (!id) {
 			count(r, HAK_TRACE_COUNT_UNTRACED_FREES); /* made before recording started, or not ours */
 		} else {
@@ -496,17 +588,17 @@ void hak__trace_free(void *p)
 			if (w)
 				ev_end(r, hak__trace_put_ref(w, r->idx, r->seq, id));
 		}
-		hook_leave();
+		hook_leave(r);
 	}
-	if (!free_cached(p))
+	if (!free_cached(s, q, p))
 		hak__free_untraced(p);
 }
 
 void *hak__trace_calloc(size_t n, size_t size)
 {
-	tls_busy++;
+	struct trec *held = hold();
 	void *p = hak__calloc(n, size);
-	tls_busy--;
+	unhold(held);
 	struct trec *r = hook_enter();
 	if (r) {
 		if (!p) {
@@ -516,7 +608,7 @@ void *hak__trace_calloc(size_t n, size_t size)
 			if (w)
 				ev_end(r, hak__trace_put_varint(hak__trace_put_varint(w, n), size));
 		}
-		hook_leave();
+		hook_leave(r);
 	}
 	return p;
 }
@@ -526,13 +618,13 @@ void *hak__trace_realloc(void *p, size_t n)
 	/* The old id is taken before the call: once the block moves, its address is free and
 	 * another thread may make a block there. */
 	uint64_t old = 0, *slot = NULL;
-	if (p && !tls_busy && (slot = shadow_slot(p, false)) != NULL) {
+	if (p && !nested() && (slot = shadow_slot(p, false)) != NULL) {
 		old = *slot;
 		*slot = 0;
 	}
-	tls_busy++;
+	struct trec *held = hold();
 	void *q = hak__realloc(p, n);
-	tls_busy--;
+	unhold(held);
 	struct trec *r = hook_enter();
 	if (!r) {
 		if (slot && (!q && n)) /* failed: the block is still there */
@@ -561,15 +653,15 @@ void *hak__trace_realloc(void *p, size_t n)
 				ev_end(r, hak__trace_put_varint(hak__trace_put_ref(w, r->idx, seq, old), n));
 		}
 	}
-	hook_leave();
+	hook_leave(r);
 	return q;
 }
 
 void *hak__trace_memalign(unsigned kind, size_t align, size_t n)
 {
-	tls_busy++;
+	struct trec *held = hold();
 	void *p = hak__memalign(align, n);
-	tls_busy--;
+	unhold(held);
 	struct trec *r = hook_enter();
 	if (r) {
 		if (!p) {
@@ -580,7 +672,7 @@ void *hak__trace_memalign(unsigned kind, size_t align, size_t n)
 			if (w)
 				ev_end(r, hak__trace_put_varint(hak__trace_put_varint(w, kind | lg << 3), n));
 		}
-		hook_leave();
+		hook_leave(r);
 	}
 	return p;
 }
@@ -589,7 +681,7 @@ void hak__trace_free_sized(void *p, size_t size, size_t align)
 {
 	struct trec *r = p ? hook_enter() : NULL;
 	if (r) {
-		uint64_t id = shadow_take(p);
+		uint64_t id = shadow_take(shadow_slot(p, false));
 		if (!id) {
 			count(r, HAK_TRACE_COUNT_UNTRACED_FREES);
 		} else {
@@ -600,11 +692,11 @@ void hak__trace_free_sized(void *p, size_t size, size_t align)
 				ev_end(r, hak__trace_put_varint(w, lg));
 			}
 		}
-		hook_leave();
+		hook_leave(r);
 	}
-	tls_busy++;
+	struct trec *held = hold();
 	hak__free(p);
-	tls_busy--;
+	unhold(held);
 }
 
 void hak__trace_trim(size_t pad)
@@ -615,24 +707,24 @@ void hak__trace_trim(size_t pad)
 	unsigned char *w = ev_begin(r, HAK_TOP_TRIM);
 	if (w)
 		ev_end(r, hak__trace_put_varint(w, pad));
-	hook_leave();
+	hook_leave(r);
 }
 
 void hak__trace_thread_exit(void)
 {
-	struct trec *r = tls_rec;
-	if (r > TREC_ORPHAN && !tls_busy && hak_load_relaxed(&xstate) == T_RECORDING) {
-		tls_busy = 1;
+	struct trec *r = tls.rec;
+	if (r > TREC_ORPHAN && !nested() && hak_load_relaxed(&xstate) == T_RECORDING) {
+		tls.ready = NULL;
 		unsigned char *w = ev_begin(r, HAK_TOP_THREAD_END);
 		if (w)
 			ev_end(r, w);
-		tls_busy = 0;
 	}
 	if (r > TREC_ORPHAN) {
 		hak_add_relaxed(&xlive, -1);
 		hak_store_release(&r->xended, 1);
 	}
-	tls_rec = TREC_ORPHAN; /* later calls (other destructors) go to the shared orphan stream */
+	tls.ready = NULL;
+	tls.rec = TREC_ORPHAN; /* later calls (other destructors) go to the shared orphan stream */
 }
 
 /* ---- The switch ---------------------------------------------------------------------------- */
@@ -1028,7 +1120,7 @@ static uint32_t fork_pending_idx;
 static void fork_prepare(void)
 {
 	fork_locked = 0;
-	if (hak_load_relaxed(&xstate) != T_RECORDING || tls_busy || tls_orphan_held)
+	if (hak_load_relaxed(&xstate) != T_RECORDING || nested() || tls.orphan_held)
 		return; /* a fork from a signal handler inside a hook: the child does not record */
 	pthread_mutex_lock(&orphan_lock);
 	pthread_mutex_lock(&writer_lock);
@@ -1036,7 +1128,7 @@ static void fork_prepare(void)
 	pool_lock();
 	fork_locked = 1;
 	fork_pending_n = hak_add_relaxed(&xforks, 1) + 1;
-	fork_pending_idx = tls_rec > TREC_ORPHAN ? tls_rec->idx : 0;
+	fork_pending_idx = tls.rec > TREC_ORPHAN ? tls.rec->idx : 0;
 }
 
 static void fork_parent(void)
@@ -1053,7 +1145,7 @@ static void fork_parent(void)
 		unsigned char *w = ev_begin(r, HAK_TOP_FORK);
 		if (w)
 			ev_end(r, hak__trace_put_varint(w, fork_pending_n));
-		hook_leave();
+		hook_leave(r);
 	}
 }
 
@@ -1104,7 +1196,7 @@ static void fork_child(void)
 	hak_store_relaxed(&xreg_head, NULL);
 	reg_tail = NULL;
 	orphan_rec = NULL;
-	tls_rec = NULL;
+	tls.rec = tls.ready = NULL;
 	hak_store_relaxed(&xnext_idx, 0);
 	hak_store_relaxed(&xlive, 0);
 	hak_store_relaxed(&xforks, 0);
@@ -1273,7 +1365,7 @@ void hak__trace_finish(void)
 	if (state != T_RECORDING && state != T_STOPPING)
 		return;
 	int saved = errno;
-	tls_busy++;
+	struct trec *held = hold();
 	pthread_mutex_lock(&writer_lock);
 	state = hak_load_relaxed(&xstate);
 	if (state == T_RECORDING) {
@@ -1285,6 +1377,6 @@ void hak__trace_finish(void)
 		out_stopped();
 	}
 	pthread_mutex_unlock(&writer_lock);
-	tls_busy--;
+	unhold(held);
 	errno = saved;
 }

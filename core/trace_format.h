@@ -113,6 +113,16 @@ HAK_HIDDEN const char *hak__trace_op_name(unsigned op); /* "malloc", ...; "?" fo
 
 static inline unsigned char *hak__trace_put_varint(unsigned char *w, uint64_t v)
 {
+	/* One and two bytes without the loop: nearly every value the hooks write. */
+	if (v < 0x80) {
+		w[0] = (unsigned char)v;
+		return w + 1;
+	}
+	if (v < 0x4000) {
+		w[0] = (unsigned char)(v | 0x80);
+		w[1] = (unsigned char)(v >> 7);
+		return w + 2;
+	}
 	while (v >= 0x80) {
 		*w++ = (unsigned char)(v | 0x80);
 		v >>= 7;
