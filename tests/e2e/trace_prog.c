@@ -135,6 +135,8 @@ static void *worker(void *arg)
 			continue;
 		}
 		size_t n = 1 + (size_t)(rand_r(&seed) % 3000);
+		if (rand_r(&seed) % 64 == 0)
+			n = 140000 + (size_t)(rand_r(&seed) % 900000); /* a large block: its own mapping */
 		void *p;
 		switch (rand_r(&seed) % 8) {
 		case 0:
@@ -155,10 +157,10 @@ static void *worker(void *arg)
 			n_memalign++;
 			break;
 		case 3:
-			p = aligned_alloc(4096, 4096);
-			n = 4096;
+			n = n > 4096 ? n : 4096; /* above 4 KB alignment: a large block, aligned */
+			p = aligned_alloc(n > 4096 ? 65536 : 4096, n);
 			n_memalign++;
-			CHECK(p && !((uintptr_t)p & 4095), "aligned_alloc");
+			CHECK(p && !((uintptr_t)p & (n > 4096 ? 65535 : 4095)), "aligned_alloc");
 			break;
 		case 4:
 			p = realloc(NULL, n); /* a malloc by another name */
