@@ -22,9 +22,9 @@ void hak__init(void)
 	hak__size_classes_init();
 	hak__block_key_init();
 	hak__map_init(); /* the free fast path's flat map, before the first SuperSlab */
-	/* The pool retires exited threads' parked states before it maps more (layer 5 below 2
-	 * only through this hook). */
-	hak__pool_set_before_map(hak__threads_reap_parked_try);
+	/* Before the pool maps more, exited threads' parked states retire and live threads give
+	 * back the slabs others emptied (layer 5 below 2 only through this hook). */
+	hak__pool_set_before_map(hak__threads_before_map);
 	hak__policies_boot();
 	hak_store_release(&hak__inited, 1);
 }

@@ -27,6 +27,7 @@ static uint64_t peak_by_lg[HAK_SS_LG_MAX + 1];          /* the most live at once
 static _Atomic uint64_t xmapped_total, xreleased_total, xpeak_live, xpurged_total;
 static _Atomic unsigned xempties_new;                   /* since hak__pool_empties_take */
 static unsigned (*before_map)(void);
+static uint64_t units_given; /* units ever given back (pool lock to write) */
 /* A fork from a signal handler goes on without the pool lock when the code it interrupted (or
  * another thread, for longer than a trying fork waits) holds it (lock.h), and that code may be
  * half-way through a list update (the lists, the counts, a SuperSlab's masks). Such a child
@@ -94,6 +95,20 @@ static int find_run(const struct hak_superslab *ss, unsigned units)
 	return -1;
 }
 
+/* First free run of `units` units that are all dirty (their pages still resident: taking them
+ * costs no fault and no RSS); -1 when none. */
+static int find_dirty_run(const struct hak_superslab *ss, unsigned units)
+{
+	uint64_t want = ((uint64_t)1 << units) - 1, dirty = ss->dirty_mask & ~ss->unit_mask;
+	if (!dirty)
+		return -1;
+	unsigned step = (units & (units - 1)) ? 1 : units;
+	for (unsigned first = 0; first + units <= ss->nunits; first += step)
+		if (((dirty >> first) & want) == want)
+			return (int)first;
+	return -1;
+}
+
 /* ---- Mapping -------------------------------------------------------------------------------------- */
 
 static struct hak_superslab *superslab_map(unsigned lg, unsigned model, unsigned size_by)
@@ -137,6 +152,11 @@ static void register_new(struct hak_superslab *ss)
 		hak_store_relaxed(&xpeak_live, live_n);
 }
 
+uint64_t hak__pool_units_given(void)
+{
+	return __atomic_load_n(&units_given, __ATOMIC_RELAXED);
+}
+
 void hak__pool_set_before_map(unsigned (*fn)(void))
 {
 	before_map = fn;
@@ -151,9 +171,15 @@ struct hak_superslab *hak__pool_units_take(unsigned units, unsigned lg, unsigned
 	int f = -1;
 retry:
 	hak__lock(&pool_lock);
+	/* Dirty units first: a purged unit taken while dirty ones wait for their purge faults its
+	 * pages in again, and the process holds both. */
 	for (ss = partial[model]; ss; ss = ss->next)
-		if ((f = find_run(ss, units)) >= 0)
+		if ((f = find_dirty_run(ss, units)) >= 0)
 			break;
+	if (!ss)
+		for (ss = partial[model]; ss; ss = ss->next)
+			if ((f = find_run(ss, units)) >= 0)
+				break;
 	if (!ss) {
 		for (ss = empty_head; ss && ss->lg_size != lg; ss = ss->next)
 			;
@@ -208,6 +234,7 @@ bool hak__pool_units_give(struct hak_slab *s)
 	HAK_CHECK((ss->unit_mask & bits) == bits, "internal: units %u+%u of SuperSlab %p given back twice", first,
 		  units, (void *)ss);
 	ss->unit_mask &= ~bits;
+	__atomic_store_n(&units_given, units_given + units, __ATOMIC_RELAXED);
 	ss->dirty_mask |= bits;
 	for (unsigned u = first; u < first + units; u++)
 		ss->unit_free_ns[u] = now;

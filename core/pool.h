@@ -21,9 +21,11 @@ HAK_HIDDEN struct hak_superslab *hak__pool_units_take(unsigned units, unsigned l
 /* Slab s's units go back, its record is marked unused, under the pool lock. true when its
  * SuperSlab became empty. */
 HAK_HIDDEN bool hak__pool_units_give(struct hak_slab *s);
-/* The layer above retires exited threads' parked states when the pool is about to map: fn
- * returns how many it retired (their slabs may free the units wanted). */
+/* The layer above takes back what threads hold but do not use when the pool is about to map:
+ * fn returns nonzero when units went back (they may be the ones wanted). */
 HAK_HIDDEN void hak__pool_set_before_map(unsigned (*fn)(void));
+/* Units ever given back (hak__pool_units_give): a hint, read unlocked. */
+HAK_HIDDEN uint64_t hak__pool_units_given(void);
 /* SuperSlabs that became empty since the previous call (coalesced). */
 HAK_HIDDEN unsigned hak__pool_empties_take(void);
 

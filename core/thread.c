@@ -400,6 +400,30 @@ unsigned hak__threads_reap_parked_try(void)
 	return n;
 }
 
+/* Before the pool maps a SuperSlab (from inside a refill, which holds the calling thread's
+ * policy lock: the thread lock and the other threads' policy locks are only tried). Parked
+ * states retire, and, at most once per BEFORE_MAP_RECLAIM_NS, every live thread gives back the
+ * slabs other threads' frees emptied (the ownership op reclaim, as in a trim pass): a thread
+ * that made blocks and then waits (a main thread that handed them to workers) would otherwise
+ * hold those slabs until the next pass while the workers map as much again. Nonzero when units
+ * went back. */
+#define BEFORE_MAP_RECLAIM_NS 10000000u
+static _Atomic uint64_t xbefore_map_ns;
+static unsigned reclaim_locked(void);
+
+unsigned hak__threads_before_map(void)
+{
+	uint64_t given = hak__pool_units_given();
+	hak__threads_reap_parked_try();
+	uint64_t now = hak__now_ns(), last = hak_load_relaxed(&xbefore_map_ns);
+	if (now - last >= BEFORE_MAP_RECLAIM_NS && atomic_compare_exchange_strong(&xbefore_map_ns, &last, now) &&
+	    hak__trylock(&thread_lock) == 0) {
+		reclaim_locked();
+		hak__unlock(&thread_lock);
+	}
+	return hak__pool_units_given() != given;
+}
+
 unsigned hak__threads_parked(void)
 {
 	return __atomic_load_n(&parked_n, __ATOMIC_RELAXED);
@@ -543,12 +567,19 @@ void hak__threads_class_frees(uint64_t *out, unsigned n)
 
 /* ---- Trim passes: reclaim for live threads outside their slow paths -------------------------------------- */
 
-unsigned hak__threads_reclaim(void)
+/* thread lock held: no state is retired or recycled meanwhile */
+static unsigned reclaim_locked(void)
 {
 	unsigned n = 0;
-	hak__lock(&thread_lock); /* no state is retired or recycled meanwhile */
 	for (struct hak_thread *t = live_threads; t; t = t->next_live)
 		n += hak__own_reclaim_try(t);
+	return n;
+}
+
+unsigned hak__threads_reclaim(void)
+{
+	hak__lock(&thread_lock);
+	unsigned n = reclaim_locked();
 	hak__unlock(&thread_lock);
 	return n;
 }

@@ -392,9 +392,11 @@ struct hak_ownership_ops {
 	 * (queues, partial slabs): any thread, no core lock held. */
 	void (*consolidate)(void *state);
 	/* Optional. Called by trim passes from another thread, for each live thread t of this
-	 * policy, while t is outside every slow path and cannot enter one (the core holds t's
-	 * policy lock). Give back what t owns but no longer uses (e.g. drain the remote queues of
-	 * t's slabs and release those entirely free). t's cache itself is not to be touched. */
+	 * policy, and before a SuperSlab is mapped (at most every 10 ms, from the refill of the
+	 * thread that maps, for each other live thread), while t is outside every slow path and
+	 * cannot enter one (the core holds t's policy lock). Give back what t owns but no longer
+	 * uses (e.g. drain the remote queues of t's slabs and release those entirely free). t's
+	 * cache itself is not to be touched. */
 	void (*reclaim)(void *state, hak_thread *t, void *tstate);
 	/* since 2.1 */
 	/* Optional. free_foreign for every block of `chain`, all of one slab s, in one call (the

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core_test.h"
 
@@ -159,6 +160,42 @@ static void parked_states_settle_before_mapping(void **state)
 	quiesce();
 }
 
+/* ---- a waiting thread's emptied slabs serve others before a SuperSlab is mapped ---------------- */
+
+enum { HANDED = 3000 }; /* 1 KB blocks: 47 one-unit slabs, one and a half SuperSlabs of 2 MB */
+
+static void *free_them_all_then_make_as_many(void *arg)
+{
+	void **p = arg;
+	struct timespec ts = {0, 20000000}; /* past the 10 ms between two reclaims before mapping */
+	nanosleep(&ts, NULL);
+	for (int i = 0; i < HANDED; i++)
+		hak__free(p[i]); /* into the main thread's slabs' remote queues */
+	for (int i = 0; i < HANDED; i++)
+		p[i] = hak__malloc(1000);
+	for (int i = 0; i < HANDED; i++)
+		hak__free(p[i]);
+	return NULL;
+}
+
+static void waiting_threads_slabs_serve_before_mapping(void **state)
+{
+	(void)state;
+	quiesce();
+	void **p = malloc(HANDED * sizeof *p);
+	assert_non_null(p);
+	for (int i = 0; i < HANDED; i++)
+		p[i] = hak__malloc(1000);
+	uint64_t mapped = hak__pool_mapped_total();
+	/* The main thread now waits in pthread_join, its slabs full of blocks another thread frees.
+	 * That thread needs as many slabs: before it maps a SuperSlab the main thread's emptied
+	 * ones go back and serve it (without: one more SuperSlab mapped). */
+	run(free_them_all_then_make_as_many, p);
+	assert_int_equal(hak__pool_mapped_total(), mapped);
+	free(p);
+	quiesce();
+}
+
 /* ---- a state that took many slabs is not parked ------------------------------------------------ */
 
 struct big {
@@ -265,6 +302,7 @@ int main(void)
 		cmocka_unit_test(successor_takes_over_the_parked_state),
 		cmocka_unit_test(trim_pass_retires_parked_states),
 		cmocka_unit_test(parked_states_settle_before_mapping),
+		cmocka_unit_test(waiting_threads_slabs_serve_before_mapping),
 		cmocka_unit_test(big_states_are_not_parked),
 		cmocka_unit_test(no_helper_no_parking),
 		cmocka_unit_test(consumer_exit_retires_parked_states),
