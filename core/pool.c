@@ -83,30 +83,31 @@ static uint32_t run_bits(unsigned first, unsigned units)
 	return (uint32_t)((((uint64_t)1 << units) - 1) << first);
 }
 
-/* First free run of `units` units; -1 when none. Runs of power-of-two length start at a
- * multiple of it, so small slabs do not split the space big ones need. */
-static int find_run(const struct hak_superslab *ss, unsigned units)
+/* First run of `units` units whose bits are all set in `avail`; -1 when none. Runs of
+ * power-of-two length start at a multiple of it, so small slabs do not split the space big
+ * ones need. */
+static int find_run_in(const struct hak_superslab *ss, unsigned units, uint64_t avail)
 {
 	uint64_t want = ((uint64_t)1 << units) - 1;
 	unsigned step = (units & (units - 1)) ? 1 : units;
 	for (unsigned first = 0; first + units <= ss->nunits; first += step)
-		if (((ss->unit_mask >> first) & want) == 0)
+		if (((avail >> first) & want) == want)
 			return (int)first;
 	return -1;
+}
+
+/* First free run of `units` units; -1 when none. */
+static int find_run(const struct hak_superslab *ss, unsigned units)
+{
+	return find_run_in(ss, units, ~(uint64_t)ss->unit_mask);
 }
 
 /* First free run of `units` units that are all dirty (their pages still resident: taking them
  * costs no fault and no RSS); -1 when none. */
 static int find_dirty_run(const struct hak_superslab *ss, unsigned units)
 {
-	uint64_t want = ((uint64_t)1 << units) - 1, dirty = ss->dirty_mask & ~ss->unit_mask;
-	if (!dirty)
-		return -1;
-	unsigned step = (units & (units - 1)) ? 1 : units;
-	for (unsigned first = 0; first + units <= ss->nunits; first += step)
-		if (((dirty >> first) & want) == want)
-			return (int)first;
-	return -1;
+	uint64_t dirty = ss->dirty_mask & ~ss->unit_mask;
+	return dirty ? find_run_in(ss, units, dirty) : -1;
 }
 
 /* ---- Mapping -------------------------------------------------------------------------------------- */
