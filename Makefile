@@ -40,13 +40,13 @@ plugins: $(PLUGINS)
 $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h include/*.h) | $(BUILD)/core $(BUILD)/.deps
 	$(CC) $(CFLAGS_LIB) -DHAK_PLUGIN_DIR='"$(PLUGIN_DIR)"' -c $< -o $@
 
-$(BUILD)/core/builtin_%.o: policies/%.c include/hakmem_policy.h | $(BUILD)/core
+$(BUILD)/core/builtin_%.o: policies/%.c include/hakmem_policy.h include/hakmem_batch_queue.h | $(BUILD)/core
 	$(CC) $(CFLAGS_LIB) -DHAK_BUILTIN -c $< -o $@
 
 $(LIB): $(CORE_OBJ) $(BUILTIN_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,now $(LDFLAGS) -o $@ $^ -linih -lpthread -ldl
 
-$(BUILD)/policies/%.so: policies/%.c include/hakmem_policy.h | $(BUILD)/policies
+$(BUILD)/policies/%.so: policies/%.c include/hakmem_policy.h include/hakmem_batch_queue.h | $(BUILD)/policies
 	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude -shared $(LDFLAGS) -o $@ $<
 	chmod go-w $@
 

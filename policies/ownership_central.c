@@ -12,6 +12,7 @@
  * reads a block another thread may be handing out (no ABA), and taking a batch needs no
  * memory-reclamation scheme. */
 #include <errno.h>
+#include <hakmem_batch_queue.h>
 #include <hakmem_policy.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,19 +21,9 @@
 #include <string.h>
 
 #define CENTRAL_SCAN_MAX 32
-#define QUEUE_SLOTS 64 /* batches per class; a power of two */
-
-struct queue_cell {
-	_Atomic size_t xseq; /* ticket: the cell is free for enqueue at pos, full at pos + 1 */
-	void *batch;         /* head of a chain */
-};
 
 struct central_class {
-	_Atomic size_t xenq;  /* next enqueue ticket */
-	char pad0[56];
-	_Atomic size_t xdeq;  /* next dequeue ticket */
-	char pad1[56];
-	struct queue_cell cells[QUEUE_SLOTS];
+	struct hak_batch_queue q; /* batches of freed blocks (hakmem_batch_queue.h) */
 	pthread_mutex_t lock; /* slab list, current slab, and every slab free list */
 	hak_slab *cur;        /* slab refills carve from */
 	hak_slab *ring;       /* the class's other slabs, circular via the policy links */
@@ -49,65 +40,6 @@ struct central_state {
 };
 
 static const struct hak_core_api *core;
-
-/* ---- the bounded MPMC queue of batches ----------------------------------------------------- */
-
-static void queue_reset(struct central_class *c)
-{
-	for (size_t i = 0; i < QUEUE_SLOTS; i++)
-		atomic_store_explicit(&c->cells[i].xseq, i, memory_order_relaxed);
-	atomic_store_explicit(&c->xenq, 0, memory_order_relaxed);
-	atomic_store_explicit(&c->xdeq, 0, memory_order_relaxed);
-}
-
-/* Claim the next cell at *xpos (the enqueue or dequeue counter) once its sequence number says
- * it is ready: pos for a put (ahead 0), pos + 1 for a take (ahead 1). NULL when the queue is
- * full (put) or empty (take); otherwise the cell, and its position in *out. */
-static struct queue_cell *queue_claim(struct central_class *c, _Atomic size_t *xpos, size_t ahead,
-				      size_t *out)
-{
-	size_t pos = atomic_load_explicit(xpos, memory_order_relaxed);
-	for (;;) {
-		struct queue_cell *cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
-		size_t seq = atomic_load_explicit(&cell->xseq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + ahead);
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(xpos, &pos, pos + 1, memory_order_relaxed,
-								  memory_order_relaxed)) {
-				*out = pos;
-				return cell;
-			}
-		} else if (dif < 0) {
-			return NULL;
-		} else {
-			pos = atomic_load_explicit(xpos, memory_order_relaxed);
-		}
-	}
-}
-
-/* false when the queue is full. */
-static bool queue_put(struct central_class *c, void *batch)
-{
-	size_t pos;
-	struct queue_cell *cell = queue_claim(c, &c->xenq, 0, &pos);
-	if (!cell)
-		return false;
-	cell->batch = batch;
-	atomic_store_explicit(&cell->xseq, pos + 1, memory_order_release);
-	return true;
-}
-
-/* NULL when the queue is empty. */
-static void *queue_take(struct central_class *c)
-{
-	size_t pos;
-	struct queue_cell *cell = queue_claim(c, &c->xdeq, 1, &pos);
-	if (!cell)
-		return NULL;
-	void *batch = cell->batch;
-	atomic_store_explicit(&cell->xseq, pos + QUEUE_SLOTS, memory_order_release);
-	return batch;
-}
 
 /* ---- the class's slabs (class lock held) -------------------------------------------------- */
 
@@ -141,7 +73,7 @@ static int central_refill(void *state, hak_thread *t, void *tstate, unsigned cls
 	(void)tstate;
 	struct central_state *st = state;
 	struct central_class *c = &st->cls[cls];
-	void *batch = queue_take(c);
+	void *batch = hak_batch_queue_take(&c->q);
 	if (batch) {
 		core->counter_add(t, st->pops_id, 1);
 		core->cache_fill(t, cls, hak_chain_of(batch));
@@ -177,7 +109,7 @@ static void central_flush(void *state, hak_thread *t, void *tstate, unsigned cls
 	(void)tstate;
 	struct central_state *st = state;
 	struct central_class *c = &st->cls[cls];
-	if (queue_put(c, chain.head)) {
+	if (hak_batch_queue_put(&c->q, chain.head)) {
 		core->counter_add(t, st->pushes_id, 1);
 		return;
 	}
@@ -227,11 +159,11 @@ static void central_consolidate(void *state)
 	struct central_state *st = state;
 	for (unsigned cls = 0; cls < st->nclasses; cls++) {
 		struct central_class *c = &st->cls[cls];
-		void *batch = c->forgotten ? NULL : queue_take(c); /* its batches serve refills */
+		void *batch = c->forgotten ? NULL : hak_batch_queue_take(&c->q); /* its batches serve refills */
 		if (!batch)
 			continue;
 		pthread_mutex_lock(&c->lock);
-		for (; batch; batch = queue_take(c))
+		for (; batch; batch = hak_batch_queue_take(&c->q))
 			return_to_slabs(c, hak_chain_of(batch));
 		pthread_mutex_unlock(&c->lock);
 	}
@@ -268,13 +200,12 @@ static void central_fork_parent(void *state)
 		pthread_mutex_unlock(&st->cls[i].lock);
 }
 
-/* Only the forking thread survives. A queue operation another thread had half done would
- * block its cell for ever: keep every published batch, rebuild the queue around them. (The
- * chain in a cell whose enqueue was half done is lost to the child: a leak, not a fault.)
- * When the fork did not take the class locks (the core only tries them from a signal
- * handler), a class whose lock was held (by another thread, or by the code the handler
- * interrupted) may have its slabs half updated: the child forgets them and starts the class
- * afresh; blocks of the class never go back to slabs in that child (queues, or leaked). */
+/* Only the forking thread survives: each queue is rebuilt around its published batches
+ * (hak_batch_queue_fork_child). When the fork did not take the class locks (the core only
+ * tries them from a signal handler), a class whose lock was held (by another thread, or by the
+ * code the handler interrupted) may have its slabs half updated: the child forgets them and
+ * starts the class afresh; blocks of the class never go back to slabs in that child (queues,
+ * or leaked). */
 static void central_fork_child(void *state)
 {
 	struct central_state *st = state;
@@ -293,17 +224,7 @@ static void central_fork_child(void *state)
 			}
 		}
 		pthread_mutex_init(&c->lock, NULL);
-		void *kept[QUEUE_SLOTS];
-		unsigned n = 0;
-		size_t deq = atomic_load(&c->xdeq), enq = atomic_load(&c->xenq);
-		for (size_t pos = deq; pos != enq && n < QUEUE_SLOTS; pos++) {
-			struct queue_cell *cell = &c->cells[pos & (QUEUE_SLOTS - 1)];
-			if (atomic_load(&cell->xseq) == pos + 1)
-				kept[n++] = cell->batch;
-		}
-		queue_reset(c);
-		for (unsigned k = 0; k < n; k++)
-			queue_put(c, kept[k]);
+		hak_batch_queue_fork_child(&c->q);
 	}
 }
 
@@ -327,7 +248,7 @@ static int central_init(const struct hak_core_api *api, hak_policy *self, const 
 	st->nclasses = n;
 	for (unsigned i = 0; i < n; i++) {
 		pthread_mutex_init(&st->cls[i].lock, NULL);
-		queue_reset(&st->cls[i]);
+		hak_batch_queue_reset(&st->cls[i].q);
 	}
 	core = api;
 	*state = st;

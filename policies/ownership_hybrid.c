@@ -43,6 +43,7 @@
  * `cur` or in its ring; the class queue holds only blocks of ANY slabs; a thread's own G slabs
  * of a class are its `cur` or in its ring for that class; a cache not marked `mixed` holds only
  * blocks of the owner its tstate says it accepts. */
+#include <hakmem_batch_queue.h>
 #include <hakmem_policy.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,7 +54,6 @@
 #define HY_MAX_CLASSES 112    /* tstate: 16 + 112 * 32 bytes, under the 4096 the core allows */
 #define HY_SCAN_MAX 32        /* slabs looked at per refill before adopting or mapping */
 #define HY_WALK_MAX 1024      /* slabs of one class looked at per reclaim / drain */
-#define HY_QUEUE_SLOTS 64     /* batches per class queue; a power of two */
 #define HY_STRIPES 16         /* remote-free counters, each thread hashed to one stripe */
 #define HY_TICK_EVERY 16      /* a thread's refills + flushes between looks at the clock */
 /* A thread's F flows are reported once this many batches moved: enough for its own refills and
@@ -91,11 +91,6 @@ static const struct hak_setting_spec hy_spec[] = {
 
 /* ---- State -------------------------------------------------------------------------------- */
 
-struct hy_cell {
-	_Atomic size_t xseq; /* ticket: the cell is free for enqueue at pos, full at pos + 1 */
-	void *batch;         /* head of a chain */
-};
-
 /* What the evaluating thread keeps per class (only it reads or writes this). */
 struct hy_eval {
 	uint64_t last_local, last_remote, last_anyfree, last_in, last_out; /* counters at the previous look */
@@ -108,11 +103,7 @@ struct hy_eval {
 };
 
 struct hy_class {
-	_Atomic size_t xenq; /* next enqueue ticket */
-	char pad0[56];
-	_Atomic size_t xdeq; /* next dequeue ticket */
-	char pad1[56];
-	struct hy_cell cells[HY_QUEUE_SLOTS];
+	struct hak_batch_queue q; /* F: batches of freed blocks (hakmem_batch_queue.h) */
 	pthread_mutex_t lock;   /* the ANY slabs: cur, ring, and their free lists */
 	hak_slab *cur;          /* ANY slab refills carve from */
 	hak_slab *ring;         /* the class's other ANY slabs, circular via the policy links */
@@ -207,58 +198,6 @@ static bool in_ring(hak_slab *ring, hak_slab *s)
 #define HY_CHECK_RELEASE(s) ((void)0)
 #endif
 
-/* ---- The bounded MPMC queue of batches (ownership_central.c) ------------------------------- */
-
-static void queue_reset(struct hy_class *c)
-{
-	for (size_t i = 0; i < HY_QUEUE_SLOTS; i++)
-		atomic_store_explicit(&c->cells[i].xseq, i, memory_order_relaxed);
-	atomic_store_explicit(&c->xenq, 0, memory_order_relaxed);
-	atomic_store_explicit(&c->xdeq, 0, memory_order_relaxed);
-}
-
-static struct hy_cell *queue_claim(struct hy_class *c, _Atomic size_t *xpos, size_t ahead, size_t *out)
-{
-	size_t pos = atomic_load_explicit(xpos, memory_order_relaxed);
-	for (;;) {
-		struct hy_cell *cell = &c->cells[pos & (HY_QUEUE_SLOTS - 1)];
-		size_t seq = atomic_load_explicit(&cell->xseq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + ahead);
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(xpos, &pos, pos + 1, memory_order_relaxed,
-								  memory_order_relaxed)) {
-				*out = pos;
-				return cell;
-			}
-		} else if (dif < 0) {
-			return NULL;
-		} else {
-			pos = atomic_load_explicit(xpos, memory_order_relaxed);
-		}
-	}
-}
-
-static bool queue_put(struct hy_class *c, void *batch)
-{
-	size_t pos;
-	struct hy_cell *cell = queue_claim(c, &c->xenq, 0, &pos);
-	if (!cell)
-		return false;
-	cell->batch = batch;
-	atomic_store_explicit(&cell->xseq, pos + 1, memory_order_release);
-	return true;
-}
-
-static void *queue_take(struct hy_class *c)
-{
-	size_t pos;
-	struct hy_cell *cell = queue_claim(c, &c->xdeq, 1, &pos);
-	if (!cell)
-		return NULL;
-	void *batch = cell->batch;
-	atomic_store_explicit(&cell->xseq, pos + HY_QUEUE_SLOTS, memory_order_release);
-	return batch;
-}
 
 /* ---- The switching rule (pure: the unit tests drive it directly) --------------------------- */
 
@@ -460,7 +399,7 @@ static void ring_release_free(hak_slab **ring)
 /* The queue back to the slabs, remote queues drained, entirely free slabs released. */
 static void any_drain_locked(struct hy_class *c)
 {
-	for (void *batch = queue_take(c); batch; batch = queue_take(c)) {
+	for (void *batch = hak_batch_queue_take(&c->q); batch; batch = hak_batch_queue_take(&c->q)) {
 		HY_CHECK_CHAIN(hak_chain_of(batch));
 		core->chain_return(hak_chain_of(batch), on_any_free, c);
 	}
@@ -491,7 +430,7 @@ static void any_put(struct hy_state *st, hak_thread *t, unsigned cls, struct hak
 {
 	struct hy_class *c = &st->cls[cls];
 	HY_CHECK_CHAIN(chain);
-	if (atomic_load_explicit(&c->xmodel, memory_order_relaxed) == HY_F && queue_put(c, chain.head)) {
+	if (atomic_load_explicit(&c->xmodel, memory_order_relaxed) == HY_F && hak_batch_queue_put(&c->q, chain.head)) {
 		core->counter_add(t, st->id_pushes, 1);
 		return;
 	}
@@ -504,7 +443,7 @@ static int f_refill(struct hy_state *st, hak_thread *t, struct hy_tclass *tc, un
 {
 	struct hy_class *c = &st->cls[cls];
 	struct hak_chain ch;
-	void *batch = queue_take(c);
+	void *batch = hak_batch_queue_take(&c->q);
 	if (batch) {
 		core->counter_add(t, st->id_pops, 1);
 		ch = hak_chain_of(batch);
@@ -817,24 +756,14 @@ static void hy_fork_parent(void *state)
 }
 
 /* Only the forking thread survives: locks re-made, each queue rebuilt around the batches fully
- * published (as ownership_central.c does), and an evaluation cut short by the fork forgotten. */
+ * published (hak_batch_queue_fork_child), and an evaluation cut short by the fork forgotten. */
 static void hy_fork_child(void *state)
 {
 	struct hy_state *st = state;
 	for (unsigned i = 0; i < st->nclasses; i++) {
 		struct hy_class *c = &st->cls[i];
 		pthread_mutex_init(&c->lock, NULL);
-		void *kept[HY_QUEUE_SLOTS];
-		unsigned n = 0;
-		size_t deq = atomic_load(&c->xdeq), enq = atomic_load(&c->xenq);
-		for (size_t pos = deq; pos != enq && n < HY_QUEUE_SLOTS; pos++) {
-			struct hy_cell *cell = &c->cells[pos & (HY_QUEUE_SLOTS - 1)];
-			if (atomic_load(&cell->xseq) == pos + 1)
-				kept[n++] = cell->batch;
-		}
-		queue_reset(c);
-		for (unsigned k = 0; k < n; k++)
-			queue_put(c, kept[k]);
+		hak_batch_queue_fork_child(&c->q);
 	}
 	atomic_store(&st->xevaluating, 0);
 }
@@ -878,7 +807,7 @@ static int hy_init(const struct hak_core_api *api, hak_policy *self, const struc
 	st->id_evals = api->counter_register(self, "evaluations", HAK_COUNTER_COUNT, 1);
 	for (unsigned i = 0; i < n; i++) {
 		pthread_mutex_init(&st->cls[i].lock, NULL);
-		queue_reset(&st->cls[i]);
+		hak_batch_queue_reset(&st->cls[i].q);
 		st->cls[i].ev.share = -1;
 		st->cls[i].report_at = HY_REPORT_BATCHES * api->class_batch(i);
 		st->cls[i].ev.mult = 1;

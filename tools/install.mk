@@ -140,7 +140,7 @@ install: install-build
 	$(INSTALL) -m 0644 '$(HAK_INST_LIB)' '$(D)$(LIBDIR)/$(SONAME)'
 	ln -sfn '$(SONAME)' '$(D)$(LIBDIR)/libhakmem.so'
 	$(INSTALL) -m 0644 $(PLUGINS) '$(D)$(PLUGIN_DIR)/'
-	$(INSTALL) -m 0644 include/hakmem.h include/hakmem_policy.h '$(D)$(INCLUDEDIR)/'
+	$(INSTALL) -m 0644 include/hakmem.h include/hakmem_policy.h include/hakmem_batch_queue.h '$(D)$(INCLUDEDIR)/'
 	$(HAK_SED_PC) tools/hakmem.pc.in > '$(D)$(PKGCONFIGDIR)/hakmem.pc'
 	chmod 0644 '$(D)$(PKGCONFIGDIR)/hakmem.pc'
 	$(HAK_SED_INI) conf/hakmem.ini > '$(D)$(SYSCONFDIR)/hakmem.ini'
@@ -154,7 +154,7 @@ install: install-build
 
 # Every file install writes, one per line (for packagers and the uninstall test).
 HAK_INSTALLED := $(LIBDIR)/$(SONAME) $(LIBDIR)/libhakmem.so $(addprefix $(PLUGIN_DIR)/,$(HAK_PLUGIN_FILES)) \
-	$(INCLUDEDIR)/hakmem.h $(INCLUDEDIR)/hakmem_policy.h $(PKGCONFIGDIR)/hakmem.pc \
+	$(INCLUDEDIR)/hakmem.h $(INCLUDEDIR)/hakmem_policy.h $(INCLUDEDIR)/hakmem_batch_queue.h $(PKGCONFIGDIR)/hakmem.pc \
 	$(SYSCONFDIR)/hakmem.ini $(MANDIR)/man5/hakmem.ini.5 $(MANDIR)/man7/hakmem.7 $(BINDIR)/hakmem \
 	$(LIBEXECDIR)/hakmem/hakmem-replay $(DATADIR)/hakmem/hakmem_replay.py $(DATADIR)/hakmem/run.py
 .PHONY: install-list

@@ -55,7 +55,7 @@ L=/usr/lib/$TRIPLET
 NPLUGINS=$(ls "$ROOT"/policies/*.c | wc -l)
 dpkg-deb -c "$DEB" >"$T/contents"
 for want in "./etc/hakmem.ini" "./usr/bin/hakmem" ".$L/libhakmem.so.0" ".$L/libhakmem.so -> libhakmem.so.0" \
-	".$L/pkgconfig/hakmem.pc" "./usr/include/hakmem.h" "./usr/include/hakmem_policy.h" \
+	".$L/pkgconfig/hakmem.pc" "./usr/include/hakmem.h" "./usr/include/hakmem_policy.h" "./usr/include/hakmem_batch_queue.h" \
 	"./usr/share/man/man7/hakmem.7.gz" "./usr/share/man/man5/hakmem.ini.5.gz" "./usr/share/doc/hakmem/copyright"; do
 	WHY="not in dpkg-deb -c"; check "the package holds ${want#.}" grep -qF " $want" "$T/contents"
 done

@@ -48,7 +48,7 @@ test-unit: unit-build
 $(UNIT_OBJ_DIR)/core/%.o: core/%.c $(UNIT_HEADERS) | $(UNIT_OBJ_DIR)/core
 	$(CC) $(UNIT_CFLAGS) -c $< -o $@
 
-$(UNIT_OBJ_DIR)/builtin/%.o: policies/%.c include/hakmem_policy.h | $(UNIT_OBJ_DIR)/builtin
+$(UNIT_OBJ_DIR)/builtin/%.o: policies/%.c include/hakmem_policy.h include/hakmem_batch_queue.h | $(UNIT_OBJ_DIR)/builtin
 	$(CC) $(UNIT_CFLAGS) -DHAK_BUILTIN -c $< -o $@
 
 $(UNIT_OBJ_DIR)/helpers/%.o: tests/unit/%.c $(UNIT_HEADERS) | $(UNIT_OBJ_DIR)/helpers
