@@ -119,12 +119,18 @@ static uint64_t *shadow_make(unsigned region)
 	return m;
 }
 
-/* The key of the block at p, whose slab the flat map gives as s (the sentinel for a block of
- * no slab) and q = hak__block_index(s, p): a block start of a slab is keyed by its index (the
- * free fast path's test), anything else by its address; 0 past the address space. */
-static inline uintptr_t shadow_key(const struct hak_slab *s, uint64_t q, const void *p)
+/* p is a carved block start of s, the flat map's answer for it, and q = hak__block_index(s,
+ * p) its index: the free fast path's test (the sentinel, for a block of no slab, fails it). */
+static inline bool block_start(const struct hak_slab *s, uint64_t q)
 {
-	if (likely(q < hak_load_relaxed(&s->xcarved)))
+	return q < hak_load_relaxed(&s->xcarved);
+}
+
+/* The key of the block at p: a block start (block_start(s, q)) is keyed by its slab and index
+ * q, anything else by its address; 0 past the address space. */
+static inline uintptr_t shadow_key(const struct hak_slab *s, uint64_t q, bool start, const void *p)
+{
+	if (likely(start))
 		return ((uintptr_t)s->start + (q << 4)) | SHADOW_SLAB_KEY;
 	return likely(!((uintptr_t)p >> 47)) ? (uintptr_t)p : 0;
 }
@@ -146,7 +152,8 @@ static inline uint64_t *shadow_at(uintptr_t key, bool make)
 static inline uint64_t *shadow_slot(const void *p, bool make)
 {
 	const struct hak_slab *s = hak__slab_lookup_fast(p);
-	return shadow_at(shadow_key(s, hak__block_index(s, p), p), make);
+	uint64_t q = hak__block_index(s, p);
+	return shadow_at(shadow_key(s, q, block_start(s, q), p), make);
 }
 
 /* The id of the traced block in slot (NULL: none), cleared: the block is about to be freed. */
@@ -538,13 +545,13 @@ static inline void *malloc_cached(size_t n)
 }
 
 /* The free fast path (alloc_fast.h), with the thread's real accept, for p in slab s (the flat
- * map's answer) at index q (hak__block_index): true when p went into the thread's cache. Keep
- * the two in step. */
-static inline bool free_cached(struct hak_slab *s, uint64_t q, void *p)
+ * map's answer), start = block_start(): true when p went into the thread's cache. Keep the two
+ * in step. */
+static inline bool free_cached(struct hak_slab *s, bool start, void *p)
 {
 	struct hak_tcache *tc = hak__slab_cache(s);
 	uintptr_t mark = hak__block_mark(p);
-	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || q >= hak_load_relaxed(&s->xcarved) ||
+	if (hak_load_relaxed(&s->xowner) != hak__accept_real(tc->accept) || !start ||
 	    ((uintptr_t *)p)[1] == mark || !hak__room_take(&tc->room))
 		return false;
 	hak__tc_push_marked(tc, p, mark);
@@ -576,7 +583,8 @@ void hak__trace_free(void *p)
 		return;
 	struct hak_slab *s = hak__slab_lookup_fast(p);
 	uint64_t q = hak__block_index(s, p);
-	uint64_t *slot = shadow_at(shadow_key(s, q, p), false);
+	bool start = block_start(s, q); /* for the id's key and for the cache alike */
+	uint64_t *slot = shadow_at(shadow_key(s, q, start, p), false);
 	__builtin_prefetch(slot, 1); /* a miss, most often: start it now (a NULL is harmless) */
 	struct trec *r = hook_enter();
 	if (r) {
@@ -590,7 +598,7 @@ void hak__trace_free(void *p)
 		}
 		hook_leave(r);
 	}
-	if (!free_cached(s, q, p))
+	if (!free_cached(s, start, p))
 		hak__free_untraced(p);
 }
 
