@@ -5,11 +5,11 @@
 
 #include "os.h"
 
-struct hak_slab **_Atomic hak__map[1u << HAK_MAP_L1_BITS]; /* .bss: NULL, no leaf */
+HAK_BIG_BSS struct hak_slab **_Atomic hak__map[1u << HAK_MAP_L1_BITS]; /* .bss: NULL, no leaf */
 
 /* M until the flat map is reserved, and for good when it cannot be: the sentinel, mask 0, and
  * entry 0, all zero and never written (.bss). */
-static _Alignas(64) char flat_none[HAK_FLAT_ENTRIES_AT + sizeof(intptr_t)];
+HAK_BIG_BSS static _Alignas(64) char flat_none[HAK_FLAT_ENTRIES_AT + sizeof(intptr_t)];
 char *_Atomic hak__flat = flat_none;
 _Atomic uintptr_t hak__flat_mask;
 

@@ -66,7 +66,7 @@ static const char *errno_text(int e)
 HAK_HIDDEN int hak__test_secure_mode = -1;
 #endif
 
-bool hak__secure_mode(void)
+HAK_STARTUP bool hak__secure_mode(void)
 {
 #ifdef HAK_UNIT_TEST
 	if (hak__test_secure_mode >= 0)
@@ -75,12 +75,12 @@ bool hak__secure_mode(void)
 	return getauxval(AT_SECURE) != 0;
 }
 
-const char *hak__getenv(const char *name)
+HAK_STARTUP const char *hak__getenv(const char *name)
 {
 	return hak__secure_mode() ? NULL : secure_getenv(name);
 }
 
-const char *hak__config_choose_path(const char *env_value, bool secure, const char *system_path)
+HAK_STARTUP const char *hak__config_choose_path(const char *env_value, bool secure, const char *system_path)
 {
 	if (!secure && env_value)
 		return *env_value ? env_value : NULL; /* HAKMEM_CONF= (empty): no file at all */
@@ -91,7 +91,7 @@ const char *hak__config_choose_path(const char *env_value, bool secure, const ch
 	return NULL;
 }
 
-const char *hak__config_path_from_env(void)
+HAK_STARTUP const char *hak__config_path_from_env(void)
 {
 	return hak__config_choose_path(hak__getenv("HAKMEM_CONF"), hak__secure_mode(),
 				       HAK_CONFIG_SYSTEM_PATH);
@@ -639,7 +639,7 @@ static int parse_into(struct hak_config *cfg, const char *buf, size_t len)
 
 /* ---- Public entry points ---------------------------------------------------------------------- */
 
-void hak__config_defaults(struct hak_config *cfg)
+HAK_STARTUP void hak__config_defaults(struct hak_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	copy_string(cfg->file, sizeof cfg->file, HAK_CONFIG_NO_FILE);
@@ -647,7 +647,7 @@ void hak__config_defaults(struct hak_config *cfg)
 	core_defaults(&cfg->core);
 }
 
-void hak__config_free(struct hak_config *cfg)
+HAK_STARTUP void hak__config_free(struct hak_config *cfg)
 {
 	for (int i = 0; i < HAK_KIND_COUNT; i++) {
 		struct hak_policy_choice *c = &cfg->policy[i];
@@ -748,7 +748,7 @@ int hak__config_load(const char *path, struct hak_config *cfg)
 	return rc;
 }
 
-void hak__config_apply_env(struct hak_config *cfg)
+HAK_STARTUP void hak__config_apply_env(struct hak_config *cfg)
 {
 	const char *t = hak__getenv("HAKMEM_TRACE");
 	if (t) {

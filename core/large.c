@@ -48,7 +48,7 @@ struct cached {
 	size_t len;
 	uint64_t since_ns; /* when it was cached */
 };
-static struct cached cache[LARGE_CACHE_SLOTS_MAX];
+HAK_BIG_BSS static struct cached cache[LARGE_CACHE_SLOTS_MAX];
 static size_t cache_n, cache_bytes;
 /* Whoever holds the cache lock marks the cache as changing (cache_enter, cache_leave). A fork
  * does not take that lock from a signal handler that interrupted its holder, nor from a trying

@@ -60,7 +60,7 @@ struct hak_policy *hak__policy_make_current(struct hak_policy *p)
 
 static struct hak_counter_info counters[HAK_COUNTER_NAMES];
 static unsigned counters_n, values_n, thread_slots_n;
-static _Atomic int64_t values[HAK_COUNTER_VALUES];
+HAK_BIG_BSS static _Atomic int64_t values[HAK_COUNTER_VALUES];
 static int8_t thread_slot_of[HAK_COUNTER_VALUES]; /* value index -> slot, or -1 */
 static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
 

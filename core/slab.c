@@ -12,7 +12,7 @@
 #include "size_class.h"
 
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hak_slab *abandoned[HAK_POLICY_SLOTS][HAK_NCLASSES];
+HAK_BIG_BSS static struct hak_slab *abandoned[HAK_POLICY_SLOTS][HAK_NCLASSES];
 static _Atomic int xabandoned_dirty; /* a block was freed into an abandoned slab */
 /* The last fork went on without the abandoned lock (lock.h): its holder may have been half-way
  * through a list, so the child forgets the lists (their slabs leak in it) as pool.c does. */

@@ -96,7 +96,7 @@ static uint64_t mono_ns(void)
 #define SHADOW_SLAB_KEY ((uintptr_t)1 << 47)
 #define SHADOW_REGIONS (1u << (SHADOW_KEY_BITS - SHADOW_SHIFT))
 #define SHADOW_BYTES (((size_t)1 << SHADOW_SHIFT) / 16 * sizeof(uint64_t))
-static uint64_t *_Atomic xshadow[SHADOW_REGIONS];
+HAK_BIG_BSS static uint64_t *_Atomic xshadow[SHADOW_REGIONS];
 
 static void stop(const char *why, int err, bool can_write);
 
@@ -737,7 +737,7 @@ void hak__trace_thread_exit(void)
 
 /* ---- The switch ---------------------------------------------------------------------------- */
 
-static uint16_t saved_tc_off[HAK_FAST_MAX + 1];
+HAK_BIG_BSS static uint16_t saved_tc_off[HAK_FAST_MAX + 1];
 
 static void disguise(struct hak_thread *t, void *ctx)
 {
@@ -781,7 +781,7 @@ static void fast_paths_on(bool all_threads)
 /* ---- The file and the writer --------------------------------------------------------------- */
 
 static int trace_fd = -1;
-static char trace_path[PATH_MAXLEN];
+HAK_BIG_BSS static char trace_path[PATH_MAXLEN];
 static uint64_t pkey, parent_pkey, proc_flags, fork_thread, fork_number;
 static unsigned char *out; /* OUT_CAP bytes (writer_lock) */
 static size_t out_len;
@@ -884,7 +884,7 @@ static size_t program_name(char *buf, size_t size)
 
 static void out_process(void)
 {
-	static unsigned char h[PATH_MAXLEN + 4096 + 128];
+	HAK_BIG_BSS static unsigned char h[PATH_MAXLEN + 4096 + 128];
 	char prog[256], cmd[4096];
 	size_t plen = program_name(prog, sizeof prog), clen = read_small("/proc/self/cmdline", cmd, sizeof cmd);
 	if (plen >= sizeof prog)
@@ -1254,8 +1254,8 @@ static bool session_of(const char *path, uint64_t *parent)
 
 static bool write_header(int fd)
 {
-	static char text[PATH_MAXLEN + 4096 + 512];
-	static unsigned char hdr[sizeof text + 16];
+	HAK_BIG_BSS static char text[PATH_MAXLEN + 4096 + 512];
+	HAK_BIG_BSS static unsigned char hdr[sizeof text + 16];
 	char prog[256], cmd[4096], when[64];
 	program_name(prog, sizeof prog);
 	size_t clen = read_small("/proc/self/cmdline", cmd, sizeof cmd - 1);
@@ -1294,7 +1294,7 @@ static bool write_header(int fd)
 	return true;
 }
 
-void hak__trace_start(const char *path)
+HAK_STARTUP void hak__trace_start(const char *path)
 {
 	static int atfork_done;
 	if (!path || !*path || hak_load_relaxed(&xstate) != T_OFF)
@@ -1367,7 +1367,7 @@ void hak__trace_start(const char *path)
 	errno = saved;
 }
 
-void hak__trace_finish(void)
+HAK_STARTUP void hak__trace_finish(void)
 {
 	int state = hak_load_relaxed(&xstate);
 	if (state != T_RECORDING && state != T_STOPPING)

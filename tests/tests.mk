@@ -1,7 +1,7 @@
 # Tests: cmocka unit tests of the core modules (tests/unit/unit.mk) and end-to-end
 # tests that run separate programs under LD_PRELOAD (tests/e2e/e2e.mk).
-.PHONY: test test-unit test-e2e test-tools test-trace test-debug check-layers safe-folder
-test: deps safe-folder check-layers test-unit test-e2e test-reliability test-tools test-trace test-debug docs-check
+.PHONY: test test-unit test-e2e test-tools test-trace test-debug check-layers check-layout safe-folder
+test: deps safe-folder check-layers check-layout test-unit test-e2e test-reliability test-tools test-trace test-debug docs-check
 -include tests/unit/unit.mk
 -include tests/e2e/e2e.mk
 -include tests/sanitize.mk
@@ -18,6 +18,10 @@ safe-folder:
 # No core file calls into or includes a higher layer (core/base.h lists the layers).
 check-layers: lib
 	@tools/check-layers $(BUILD)
+
+# The library's code laid out for small programs' memory (core/layout.ld, the Makefile's link).
+check-layout: lib
+	@tools/check-layout $(LIB)
 
 # The installed layout, pkg-config, the launcher, `hakmem policies` and `hakmem check`.
 test-tools: all
