@@ -10,6 +10,8 @@
 #include "trace.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +59,25 @@ static unsigned long read_max_map_count(void)
 	close(fd);
 	if (n <= 0)
 		return 65530;
-	buf[n] = '\0';
-	unsigned long v = strtoul(buf, NULL, 10);
+	/* Digits by hand: strtoul is libc's locale-aware parser, whose code and tables are pages of
+	 * libc a small program would not touch otherwise. */
+	unsigned long v = 0;
+	for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9' && v < ULONG_MAX / 10; i++)
+		v = v * 10 + (unsigned long)(buf[i] - '0');
 	return v ? v : 65530;
 }
 
+
+/* The mapping budget: an eighth of the kernel's limit (at least 1024) is left to the program's own
+ * mappings; a configured budget (map_budget, 0 = automatic) may only lower it. */
+static unsigned long map_budget(uint64_t configured)
+{
+	unsigned long max = read_max_map_count(), spare = max / 8 > 1024 ? max / 8 : 1024;
+	unsigned long budget = max > spare ? max - spare : max / 2;
+	if (configured && configured < budget)
+		budget = (unsigned long)configured;
+	return budget;
+}
 
 /* The running built-in needs no replacement when the configuration asked for it unchanged. */
 static bool same_as_running(const struct hak_policy_instance *inst, const struct hak_config *cfg)
@@ -104,30 +120,33 @@ static void start_kind(uint32_t kind, const struct hak_config *cfg)
 	hak__policy_install(p);
 }
 
+/* What start-up reads lives in a mapping of its own, given back at the end: the configuration is
+ * 16 KB (four file names of HAK_CONFIG_PATH_MAX), and on the program's stack its pages would stay
+ * resident as long as the program runs. Without that mapping, the built-in defaults go on. */
 void hak__startup(void)
 {
-	struct hak_config cfg;
-	hak__config_defaults(&cfg);
+	struct hak_config *cfg = mmap(NULL, sizeof *cfg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (cfg == MAP_FAILED) {
+		hak__log("start-up: no memory to read the configuration in; running on the built-in defaults");
+		hak__os_set_map_budget(map_budget(0));
+		return;
+	}
+	hak__config_defaults(cfg);
 	const char *path = hak__config_path_from_env();
 	if (path)
-		hak__config_load(path, &cfg);
-	hak__config_apply_env(&cfg);
-	hak__stats_mode = cfg.core.stats;
+		hak__config_load(path, cfg);
+	hak__config_apply_env(cfg);
+	hak__stats_mode = cfg->core.stats;
 	if (hak__stats_mode)
 		hak__stats_keep_stderr();
-
-	/* Leave an eighth of the kernel's limit (at least 1024) to the program's own mappings. */
-	unsigned long max = read_max_map_count(), spare = max / 8 > 1024 ? max / 8 : 1024;
-	unsigned long budget = max > spare ? max - spare : max / 2;
-	if (cfg.core.map_budget && cfg.core.map_budget < budget)
-		budget = (unsigned long)cfg.core.map_budget;
-	hak__os_set_map_budget(budget);
+	hak__os_set_map_budget(map_budget(cfg->core.map_budget));
 
 	/* The SuperSlab size first (the others may map), ownership last (it restarts the thread). */
 	static const uint32_t order[] = {HAK_POLICY_SUPERSLAB, HAK_POLICY_TRIM, HAK_POLICY_OWNERSHIP};
 	for (unsigned i = 0; i < sizeof order / sizeof order[0]; i++)
-		start_kind(order[i], &cfg);
+		start_kind(order[i], cfg);
 	/* Recording (HAKMEM_TRACE, [core] trace) starts once the policies are in: trace.c. */
-	hak__trace_start(cfg.core.trace);
-	hak__config_free(&cfg);
+	hak__trace_start(cfg->core.trace);
+	hak__config_free(cfg);
+	munmap(cfg, sizeof *cfg);
 }

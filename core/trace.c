@@ -1265,9 +1265,10 @@ static bool write_header(int fd)
 	while (clen && cmd[clen - 1] == ' ')
 		clen--;
 	cmd[clen] = '\0';
-	time_t t = time(NULL);
+	struct timespec now = {0, 0};
+	clock_gettime(CLOCK_REALTIME, &now); /* not time(): its ifunc would run in every program's start-up */
 	struct tm tm;
-	gmtime_r(&t, &tm);
+	gmtime_r(&now.tv_sec, &tm);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	struct timespec res = {0, 0};
 	clock_getres(CLOCK_MONOTONIC_COARSE, &res);
