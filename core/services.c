@@ -126,6 +126,7 @@ static hak_slab *api_slab_acquire(hak_policy *self, unsigned cls, uintptr_t owne
 	HAK_CHECK(owner_policy_ok(self), "slab_acquire: %p is not an ownership policy's handle", (void *)self);
 	if (cls >= HAK_NCLASSES)
 		return NULL;
+	hak__threads_before_acquire();
 	unsigned size_by;
 	unsigned lg = hak__size_lg_for(cls, &size_by);
 	return note_taken(hak__slab_acquire(cls, owner, self->index, lg, size_by), owner);

@@ -424,6 +424,25 @@ unsigned hak__threads_before_map(void)
 	return hak__pool_units_given() != given;
 }
 
+/* Before a refill takes new units (slab_acquire, from inside a refill: every lock only tried),
+ * at most once per BEFORE_ACQUIRE_RECLAIM_NS: live threads reclaim, as before a map. A thread
+ * that stopped allocating (one about to exit that already started its successor, a main thread
+ * that handed its blocks to workers) gives back or hands over the slabs the others' frees are
+ * emptying, and the refill takes those units instead of new ones. */
+#define BEFORE_ACQUIRE_RECLAIM_NS 500000u
+static _Atomic uint64_t xbefore_acquire_ns;
+
+void hak__threads_before_acquire(void)
+{
+	uint64_t now = hak__now_ns(), last = hak_load_relaxed(&xbefore_acquire_ns);
+	if (now - last < BEFORE_ACQUIRE_RECLAIM_NS || !atomic_compare_exchange_strong(&xbefore_acquire_ns, &last, now))
+		return;
+	if (hak__trylock(&thread_lock) == 0) {
+		reclaim_locked();
+		hak__unlock(&thread_lock);
+	}
+}
+
 unsigned hak__threads_parked(void)
 {
 	return __atomic_load_n(&parked_n, __ATOMIC_RELAXED);

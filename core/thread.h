@@ -36,6 +36,8 @@ HAK_HIDDEN unsigned hak__threads_parked(void);
 /* The pool's hook before it maps a SuperSlab (pool.h): parked states retire and, now and then,
  * live threads reclaim (below), all tried; nonzero when units went back. */
 HAK_HIDDEN unsigned hak__threads_before_map(void);
+/* From slab_acquire (inside a refill): now and then live threads reclaim, all tried. */
+HAK_HIDDEN void hak__threads_before_acquire(void);
 /* The ownership op `reclaim` for every live thread outside its slow paths. */
 HAK_HIDDEN unsigned hak__threads_reclaim(void);
 /* Live threads flush their caches at their next slow path (hak__thread_flush_if_asked). */

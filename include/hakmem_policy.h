@@ -392,11 +392,14 @@ struct hak_ownership_ops {
 	 * (queues, partial slabs): any thread, no core lock held. */
 	void (*consolidate)(void *state);
 	/* Optional. Called by trim passes from another thread, for each live thread t of this
-	 * policy, and before a SuperSlab is mapped (at most every 10 ms, from the refill of the
-	 * thread that maps, for each other live thread), while t is outside every slow path and
-	 * cannot enter one (the core holds t's policy lock). Give back what t owns but no longer
-	 * uses (e.g. drain the remote queues of t's slabs and release those entirely free). t's
-	 * cache itself is not to be touched. */
+	 * policy, before a SuperSlab is mapped (at most every 10 ms) and before a slab is acquired
+	 * (slab_acquire: at most every 0.5 ms), both from the refill of the thread that maps or
+	 * acquires, for each other live thread, while t is outside every slow path and cannot
+	 * enter one (the core holds t's policy lock). Give back what t owns but no longer uses
+	 * (e.g. drain the remote queues of t's slabs and release those entirely free; abandon the
+	 * slabs of a thread that stopped allocating, so the threads that allocate adopt them). t's
+	 * cache itself is not to be touched; it may still hold blocks of slabs abandoned here, so
+	 * t's flush must then hand those to their slabs' remote queues (t no longer owns them). */
 	void (*reclaim)(void *state, hak_thread *t, void *tstate);
 	/* since 2.1 */
 	/* Optional. free_foreign for every block of `chain`, all of one slab s, in one call (the

@@ -2,10 +2,12 @@
  * blocks from it, without atomics. Other threads push the blocks they free to the slab's
  * remote queue; the owner drains it when it refills. An exiting thread gives fully free slabs
  * back and abandons the rest; refills adopt abandoned slabs before mapping anything new, and
- * the core's trim pass drains and releases those nobody adopts. Trim passes also drain the
- * parked slabs of live threads (tls_reclaim), so what others free to an idle thread goes back.
+ * the core's trim pass drains and releases those nobody adopts. Trim passes and other threads'
+ * slab acquisitions also drain the slabs of live threads (tls_reclaim), so what others free to
+ * an idle thread goes back, and a thread that stopped allocating hands its slabs over.
  * Per thread and class: the current slab and a ring of the thread's other slabs. */
 #include <hakmem_policy.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define TLS_SCAN_MAX 32       /* other slabs looked at per refill before adopting or mapping */
@@ -18,6 +20,10 @@ struct tls_class {
 
 struct tls_tstate {
 	struct tls_class cls[128]; /* indexed by size class (the core has fewer) */
+	unsigned refills;          /* refills so far */
+	unsigned refills_seen;     /* refills at the previous reclaim: none since, the thread is idle */
+	int handed_over;           /* a reclaim abandoned slabs of this thread: its cache may hold
+				    * blocks of slabs it no longer owns (tls_flush) */
 };
 
 static const struct hak_core_api *core;
@@ -56,8 +62,10 @@ static hak_slab *ring_find(struct tls_class *c)
 static int tls_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
 {
 	(void)state;
-	struct tls_class *c = &((struct tls_tstate *)tstate)->cls[cls];
+	struct tls_tstate *ts = tstate;
+	struct tls_class *c = &ts->cls[cls];
 	uintptr_t me = core->thread_token(t);
+	ts->refills++;
 	unsigned n = core->refill_count(t, cls);
 	for (;;) {
 		if (c->cur) {
@@ -91,12 +99,47 @@ static void on_slab_free(void *ctx, hak_slab *s)
 	core->slab_release(s);
 }
 
+/* The blocks of slabs t no longer owns (a reclaim handed them over while they sat in t's
+ * cache) go to their slabs' remote queues; the others back to their slabs as usual. */
+static void flush_handed(struct flush_ctx *ctx, uintptr_t me, struct hak_chain chain)
+{
+	struct hak_chain mine = {NULL, NULL, 0};
+	hak_slab *s = NULL;
+	uintptr_t owner = 0;
+	for (void *b = chain.head, *next; b; b = next) {
+		next = ((void **)b)[0];
+		hak_slab *bs = core->slab_of(b);
+		if (bs != s) {
+			struct hak_slab_info info;
+			core->slab_get_info(bs, &info);
+			s = bs;
+			owner = info.owner;
+		}
+		if (owner != me) {
+			core->remote_push(s, b);
+			continue;
+		}
+		((void **)b)[0] = NULL;
+		if (mine.tail)
+			((void **)mine.tail)[0] = b;
+		else
+			mine.head = b;
+		mine.tail = b;
+		mine.count++;
+	}
+	if (mine.head)
+		core->chain_return(mine, on_slab_free, ctx);
+}
+
 static void tls_flush(void *state, hak_thread *t, void *tstate, unsigned cls, struct hak_chain chain)
 {
 	(void)state;
-	(void)t;
-	struct flush_ctx ctx = {&((struct tls_tstate *)tstate)->cls[cls]};
-	core->chain_return(chain, on_slab_free, &ctx);
+	struct tls_tstate *ts = tstate;
+	struct flush_ctx ctx = {&ts->cls[cls]};
+	if (ts->handed_over)
+		flush_handed(&ctx, core->thread_token(t), chain);
+	else
+		core->chain_return(chain, on_slab_free, &ctx);
 }
 
 static void tls_free_foreign(void *state, hak_thread *t, hak_slab *s, void *block)
@@ -145,29 +188,50 @@ static void tls_thread_exit(void *state, hak_thread *t, void *tstate)
 	}
 }
 
-/* A trim pass, with t outside its slow paths: drain the remote queues of t's parked slabs
- * and give back those entirely free. The current slab of each class stays: refills use it. */
+/* A trim pass or another thread's refill, with t outside its slow paths: drain the remote
+ * queues of t's slabs and give back those entirely free, the current one of each class too (a
+ * thread that made blocks for others and then waits, a server's main thread, would otherwise
+ * hold one slab per class for ever, emptied by the others' frees). A thread that has not
+ * refilled since the previous reclaim is idle: its other slabs are abandoned as well, so the
+ * threads that allocate adopt them (and fill the holes others' frees make in them) instead of
+ * taking new units while it holds them; its current ones stay for when it resumes. */
 static void tls_reclaim(void *state, hak_thread *t, void *tstate)
 {
 	(void)state, (void)t;
 	struct tls_tstate *ts = tstate;
+	bool idle = ts->refills == ts->refills_seen;
+	ts->refills_seen = ts->refills;
 	unsigned n = core->class_count();
 	for (unsigned cls = 0; cls < n; cls++) {
 		struct tls_class *c = &ts->cls[cls];
+		struct hak_slab_info info;
+		if (c->cur) {
+			core->remote_drain(c->cur);
+			core->slab_get_info(c->cur, &info);
+			if (info.used == 0) {
+				core->slab_release(c->cur);
+				c->cur = NULL;
+			}
+		}
 		hak_slab *s = c->ring, *first_kept = NULL;
 		for (unsigned i = 0; s && i < TLS_RECLAIM_MAX; i++) {
 			hak_slab *next = hak_ring_next(core, s);
-			struct hak_slab_info info;
-			core->slab_get_info(s, &info);
-			if (info.remote_pending) {
-				core->remote_drain(s);
+			if (!idle) {
 				core->slab_get_info(s, &info);
-			}
-			if (info.used == 0) {
+				if (info.remote_pending) {
+					core->remote_drain(s);
+					core->slab_get_info(s, &info);
+				}
+				if (info.used == 0) {
+					hak_ring_remove(core, &c->ring, s);
+					core->slab_release(s);
+				} else if (!first_kept) {
+					first_kept = s;
+				}
+			} else {
 				hak_ring_remove(core, &c->ring, s);
-				core->slab_release(s);
-			} else if (!first_kept) {
-				first_kept = s;
+				ts->handed_over = 1;
+				settle(s);
 			}
 			if (!c->ring || next == first_kept)
 				break; /* all given back, or went round */

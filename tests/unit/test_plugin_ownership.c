@@ -188,8 +188,11 @@ static void tls_thread_exit_releases_free_and_abandons_the_rest(void **unused)
 					    "cache_fill(t2,3,4)");
 }
 
-/* A trim pass: the ring's queues drained, entirely free slabs released; cur untouched. */
-static void tls_reclaim_drains_and_releases_ring_slabs(void **unused)
+/* A reclaim: the queues drained, entirely free slabs released, the current one too. A second
+ * one with no refill between finds the thread idle: its other slabs are abandoned for the
+ * threads that allocate, and the blocks of them its cache still held go, when it flushes, to
+ * their queues, not to slabs it no longer owns. */
+static void tls_reclaim_drains_releases_and_hands_over_an_idle_threads_slabs(void **unused)
 {
 	(void)unused;
 	struct tls_fixture f = tls_up();
@@ -200,20 +203,38 @@ static void tls_reclaim_drains_and_releases_ring_slabs(void **unused)
 	assert_int_equal(n, 20);
 	hak_slab *s1 = fake_slab_by_id(1), *s2 = fake_slab_by_id(2), *s3 = fake_slab_by_id(3);
 	unsigned of_s2 = 0;
+	void *kept[8];
+	unsigned nkept = 0;
 	for (unsigned i = 0; i < n; i++) {
 		hak_slab *s = fake_block_slab(b[i]);
 		if (s == s1 || s == s3 || (s == s2 && of_s2++ < 4))
 			fake_free_foreign(TLS, f.st, f.other, b[i]);
+		else if (s == s2)
+			kept[nkept++] = b[i];
 	}
+	assert_int_equal(nkept, 4);
 	fake_clear();
 	ops_of(TLS)->reclaim(f.st, f.t, f.ts);
-	assert_string_equal(fake_actions(), "remote_drain(s1)=8 slab_release(s1) remote_drain(s2)=4");
+	assert_string_equal(fake_actions(),
+			    "remote_drain(s3)=4 slab_release(s3) remote_drain(s1)=8 slab_release(s1) remote_drain(s2)=4");
 	assert_true(fake_slab_released(s1));
+	assert_true(fake_slab_released(s3));
 	assert_false(fake_slab_released(s2));
-	assert_int_equal(fake_slab_remote(s3), 4); /* refills drain the current slab themselves */
+	fake_cache_push(f.t, CLS, kept[0]); /* the program frees one of s2's into the cache */
 	fake_clear();
-	ops_of(TLS)->reclaim(f.st, f.t, f.ts); /* nothing new: nothing done */
+	ops_of(TLS)->reclaim(f.st, f.t, f.ts); /* no refill since: idle */
+	assert_string_equal(fake_actions(), "remote_drain(s2)=0 slab_abandon(s2)");
+	assert_true(fake_slab_abandoned(s2));
+	fake_clear();
+	ops_of(TLS)->flush(f.st, f.t, f.ts, CLS, fake_cache_take(f.t, CLS));
+	assert_int_equal(fake_count("remote_push"), 1);
+	assert_int_equal(fake_count("chain_return"), 0);
+	assert_int_equal(fake_slab_remote(s2), 1);
+	fake_clear();
+	ops_of(TLS)->reclaim(f.st, f.t, f.ts); /* nothing left: nothing done */
 	assert_string_equal(fake_actions(), "");
+	for (unsigned i = 1; i < nkept; i++)
+		fake_free_foreign(TLS, f.st, f.other, kept[i]);
 }
 
 static void tls_free_foreign_pushes_to_the_remote_queue(void **unused)
@@ -519,7 +540,7 @@ int main(void)
 		T(tls_refill_without_memory_fails),
 		T(tls_flush_returns_and_releases_all_but_cur),
 		T(tls_thread_exit_releases_free_and_abandons_the_rest),
-		T(tls_reclaim_drains_and_releases_ring_slabs),
+		T(tls_reclaim_drains_releases_and_hands_over_an_idle_threads_slabs),
 		T(tls_free_foreign_pushes_to_the_remote_queue),
 		T(tls_free_foreign_chain_pushes_the_chain_at_once),
 		T(central_registers_its_counters),
