@@ -189,12 +189,14 @@ static void tls_thread_exit(void *state, hak_thread *t, void *tstate)
 }
 
 /* A trim pass or another thread's refill, with t outside its slow paths: drain the remote
- * queues of t's slabs and give back those entirely free, the current one of each class too (a
- * thread that made blocks for others and then waits, a server's main thread, would otherwise
- * hold one slab per class for ever, emptied by the others' frees). A thread that has not
- * refilled since the previous reclaim is idle: its other slabs are abandoned as well, so the
+ * queues of t's slabs and give back those entirely free. A thread that has not refilled since
+ * the previous reclaim is idle: its current slab of each class goes back too when the others'
+ * frees emptied it (a server's main thread that made blocks for others and then waits would
+ * otherwise hold one slab per class for ever), and its other slabs are abandoned, so the
  * threads that allocate adopt them (and fill the holes others' frees make in them) instead of
- * taking new units while it holds them; its current ones stay for when it resumes. */
+ * taking new units while it holds them; a current slab still in use stays for when it resumes.
+ * A busy thread keeps its current slabs untouched: releasing one that is empty for a moment
+ * would only make its next refill take it back. */
 static void tls_reclaim(void *state, hak_thread *t, void *tstate)
 {
 	(void)state, (void)t;
@@ -205,7 +207,7 @@ static void tls_reclaim(void *state, hak_thread *t, void *tstate)
 	for (unsigned cls = 0; cls < n; cls++) {
 		struct tls_class *c = &ts->cls[cls];
 		struct hak_slab_info info;
-		if (c->cur) {
+		if (idle && c->cur) {
 			core->remote_drain(c->cur);
 			core->slab_get_info(c->cur, &info);
 			if (info.used == 0) {
