@@ -1,7 +1,7 @@
 /* trim_idle.c: the default trim policy. Empty SuperSlabs beyond `empty_reserve` (default 2)
  * go back at the helper's next pass (at once while no helper runs). A helper thread, started the first time a SuperSlab empties
  * or the allocator gets busy or a thread exits (the core ticks then; signals blocked), wakes
- * every `idle_ms` (default 100) while the allocator has been busy, and twice more once it goes
+ * every `idle_ms` (default 50) while the allocator has been busy, and twice more once it goes
  * quiet (then it sleeps until the allocator wakes it: an idle program sees no wake-up; it ends
  * when it is the process's last thread), and runs the core's composite trim pass: retire the states exited threads left parked,
  * drain what dead threads left, return empty SuperSlabs beyond the reserve, and return what
@@ -26,7 +26,7 @@ struct idle_settings {
 };
 
 static const struct hak_setting_spec idle_spec[] = {
-	{"idle_ms", HAK_SETTING_UINT, 1, 60000, offsetof(struct idle_settings, idle_ms), "100",
+	{"idle_ms", HAK_SETTING_UINT, 1, 60000, offsetof(struct idle_settings, idle_ms), "50",
 	 "milliseconds between the helper's trim passes while the allocator is busy"},
 	{"empty_reserve", HAK_SETTING_UINT, 0, 1024, offsetof(struct idle_settings, empty_reserve), "2",
 	 "empty SuperSlabs kept mapped while the allocator draws on them"},
@@ -167,7 +167,7 @@ static int idle_init(const struct hak_core_api *core, hak_policy *self, const st
 {
 	(void)self;
 	struct idle_state st = {.core = core,
-				.set = {.idle_ms = 100, .empty_reserve = 2, .large = HAK_LARGE_LIMITS_DEFAULT}};
+				.set = {.idle_ms = 50, .empty_reserve = 2, .large = HAK_LARGE_LIMITS_DEFAULT}};
 	int e = hak_settings_parse(settings, idle_spec, sizeof idle_spec / sizeof idle_spec[0], &st.set, err, errlen);
 	if (e)
 		return e;

@@ -379,10 +379,10 @@ larson() {
     run "$name" "$conf" 60 any HAKMEM_STATS=json -- larson 3 || return 0
     local exp pace=""
     exp=$(expect_for "$conf") || exp=""
-    # Idle trim paces its passes by idle_ms (100 in every idle config) while the program is
-    # busy: 3 s of Larson make at most 30 of them, plus the quiet ones after; a helper woken by
-    # every tick ran them back to back (46 and more), purging what the threads used again.
-    [[ " $exp " == *" trim=idle "* ]] && pace="max:trim_passes=38"
+    # Idle trim paces its passes by idle_ms (50 in every idle config) while the program is
+    # busy: 3 s of Larson make at most 60 of them, plus the quiet ones after; a helper woken by
+    # every tick ran them back to back, purging what the threads used again.
+    [[ " $exp " == *" trim=idle "* ]] && pace="max:trim_passes=70"
     # shellcheck disable=SC2086
     summary=$(check_json "$LOGS/$name.err" only=1 max_live_bytes=$((64 << 20)) $exp $pace) ||
         { say_fail "$name" "$summary"; repro "$conf" HAKMEM_STATS=json -- larson 3; return 0; }

@@ -716,7 +716,7 @@ static void test_shipped_configs(void **state)
 #define HAK__X(key, type, def, lo, hi, help) assert_non_null(strstr(text, #key " ="));
 			HAK_CORE_SETTINGS(HAK__X)
 #undef HAK__X
-			assert_non_null(strstr(text, "idle_ms = 100"));
+			assert_non_null(strstr(text, "idle_ms = 50"));
 			assert_non_null(strstr(text, "empty_reserve = 2"));
 			assert_non_null(strstr(text, "size = 2M"));
 			assert_non_null(strstr(text, "grow_after"));
