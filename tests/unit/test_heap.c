@@ -196,6 +196,60 @@ static void waiting_threads_slabs_serve_before_mapping(void **state)
 	quiesce();
 }
 
+/* ---- an idle thread's slabs are handed over before new units are taken ----------------------- */
+
+enum { KEPT = 600 }; /* 1 KB blocks: ten one-unit slabs, no SuperSlab to map */
+
+static struct hak_slab *slab_of(void *b)
+{
+	return hak__slab_of_ss(hak__ss_lookup(b), b);
+}
+
+static void *free_every_other_then_make_as_many(void *arg)
+{
+	void **p = arg;
+	struct timespec past_reclaim = {0, 20000000}, past_next = {0, 2000000}; /* > 0.5 ms apart */
+	nanosleep(&past_reclaim, NULL);
+	for (int i = 0; i < KEPT; i += 2)
+		hak__free(p[i]); /* half of each of the main thread's slabs, into their remote queues */
+	p[0] = hak__malloc(1000); /* its first slab: a reclaim round, the main thread seen busy */
+	nanosleep(&past_next, NULL);
+	for (int i = 2; i < KEPT; i += 2)
+		p[i] = hak__malloc(1000); /* the next slab: a round that finds the main thread idle */
+	return NULL;
+}
+
+static void idle_threads_slabs_are_handed_over(void **state)
+{
+	(void)state;
+	quiesce();
+	void **p = malloc(KEPT * sizeof *p);
+	struct hak_slab **old = malloc(KEPT * sizeof *old);
+	assert_true(p && old);
+	for (int i = 0; i < KEPT; i++)
+		old[i] = slab_of(p[i] = hak__malloc(1000));
+	/* The main thread now waits in pthread_join, its slabs half emptied by another thread that
+	 * makes as many blocks again. Once a round finds the main thread idle, its slabs are
+	 * abandoned and adopted and the new blocks fill their holes, all but those of the two
+	 * slabs the thread took before (without the handover: none, they all go to new units). */
+	run(free_every_other_then_make_as_many, p);
+	int in_old = 0;
+	for (int i = 0; i < KEPT; i += 2) {
+		struct hak_slab *s = slab_of(p[i]);
+		for (int j = 1; j < KEPT; j += 2)
+			if (old[j] == s) {
+				in_old++;
+				break;
+			}
+	}
+	assert_true(in_old >= KEPT / 4);
+	for (int i = 0; i < KEPT; i++)
+		hak__free(p[i]);
+	free(old);
+	free(p);
+	quiesce();
+}
+
 /* ---- a state that took many slabs is not parked ------------------------------------------------ */
 
 struct big {
@@ -303,6 +357,7 @@ int main(void)
 		cmocka_unit_test(trim_pass_retires_parked_states),
 		cmocka_unit_test(parked_states_settle_before_mapping),
 		cmocka_unit_test(waiting_threads_slabs_serve_before_mapping),
+		cmocka_unit_test(idle_threads_slabs_are_handed_over),
 		cmocka_unit_test(big_states_are_not_parked),
 		cmocka_unit_test(no_helper_no_parking),
 		cmocka_unit_test(consumer_exit_retires_parked_states),
