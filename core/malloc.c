@@ -164,7 +164,10 @@ void *hak__calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (bytes > HAK_SMALL_MAX)
+	/* From 128 KB (glibc's mmap threshold), a mapping of its own: its fresh pages are zero and
+	 * stay untouched until the program uses them, where a slab block would be written whole
+	 * (a program's big zeroed table is often mostly unused). */
+	if (bytes >= HAK_SMALL_MAX)
 		return hak__large_alloc_guarded(bytes, 0, true);
 	void *p = hak__malloc_fast(bytes);
 	if (p)

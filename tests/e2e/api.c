@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stddef.h>
+#include <sys/mman.h>
 
 #define MiB ((size_t)1 << 20)
 
@@ -242,6 +243,18 @@ static void test_calloc(void)
         }
         for (int j = 0; j < k; j++)
             free(v[j]);
+    }
+    /* From 128 KB, hakmem gives calloc a mapping of its own and leaves its fresh pages untouched
+     * until the program uses them (glibc's threshold moves with what was freed: not checked). */
+    if (hakmem) {
+        malloc_trim(0); /* no cached mapping to reuse */
+        unsigned char *z = calloc(1, opaque(131072)), vec[131072 / 4096];
+        CHECK(z && mincore(z, 131072, vec) == 0, "calloc(131072)=%p: mincore failed", (void *)z);
+        int resident = 0;
+        for (size_t i = 0; i < sizeof vec; i++)
+            resident += vec[i] & 1;
+        CHECK(resident == 0, "calloc(131072): %d of its 32 pages resident before any use", resident);
+        free(z);
     }
     /* Non-trivial factors. */
     unsigned *a = calloc(opaque(12345), sizeof(unsigned));
