@@ -411,16 +411,23 @@ unsigned hak__threads_reap_parked_try(void)
 static _Atomic uint64_t xbefore_map_ns;
 static unsigned reclaim_locked(void);
 
-unsigned hak__threads_before_map(void)
+/* Every live thread reclaims, unless a round ran less than every_ns ago (*last_ns: when the last
+ * one did) or the thread lock is taken: from inside a refill, nothing is waited for. */
+static void reclaim_now_and_then(_Atomic uint64_t *last_ns, uint64_t every_ns)
 {
-	uint64_t given = hak__pool_units_given();
-	hak__threads_reap_parked_try();
-	uint64_t now = hak__now_ns(), last = hak_load_relaxed(&xbefore_map_ns);
-	if (now - last >= BEFORE_MAP_RECLAIM_NS && atomic_compare_exchange_strong(&xbefore_map_ns, &last, now) &&
+	uint64_t now = hak__now_ns(), last = hak_load_relaxed(last_ns);
+	if (now - last >= every_ns && atomic_compare_exchange_strong(last_ns, &last, now) &&
 	    hak__trylock(&thread_lock) == 0) {
 		reclaim_locked();
 		hak__unlock(&thread_lock);
 	}
+}
+
+unsigned hak__threads_before_map(void)
+{
+	uint64_t given = hak__pool_units_given();
+	hak__threads_reap_parked_try();
+	reclaim_now_and_then(&xbefore_map_ns, BEFORE_MAP_RECLAIM_NS);
 	return hak__pool_units_given() != given;
 }
 
@@ -434,13 +441,7 @@ static _Atomic uint64_t xbefore_acquire_ns;
 
 void hak__threads_before_acquire(void)
 {
-	uint64_t now = hak__now_ns(), last = hak_load_relaxed(&xbefore_acquire_ns);
-	if (now - last < BEFORE_ACQUIRE_RECLAIM_NS || !atomic_compare_exchange_strong(&xbefore_acquire_ns, &last, now))
-		return;
-	if (hak__trylock(&thread_lock) == 0) {
-		reclaim_locked();
-		hak__unlock(&thread_lock);
-	}
+	reclaim_now_and_then(&xbefore_acquire_ns, BEFORE_ACQUIRE_RECLAIM_NS);
 }
 
 unsigned hak__threads_parked(void)
