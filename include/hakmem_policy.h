@@ -698,6 +698,18 @@ static inline hak_slab *hak_ring_next(const struct hak_core_api *core, hak_slab 
 	return (hak_slab *)core->slab_policy_links(s)[0];
 }
 
+/* b, unlinked from wherever it was, at the end of chain c. */
+static inline void hak_chain_append(struct hak_chain *c, void *b)
+{
+	((void **)b)[0] = NULL;
+	if (c->tail)
+		((void **)c->tail)[0] = b;
+	else
+		c->head = b;
+	c->tail = b;
+	c->count++;
+}
+
 /* The chain starting at head, walked to its tail and counted. */
 static inline struct hak_chain hak_chain_of(void *head)
 {

@@ -628,13 +628,7 @@ static void flush_sorted(struct hy_state *st, hak_thread *t, struct hy_tclass *t
 			core->remote_push(s, b);
 			continue;
 		}
-		((void **)b)[0] = NULL;
-		if (to->tail)
-			((void **)to->tail)[0] = b;
-		else
-			to->head = b;
-		to->tail = b;
-		to->count++;
+		hak_chain_append(to, b);
 	}
 	if (own.head)
 		core->chain_return(own, on_g_free, tc);

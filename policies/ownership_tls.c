@@ -119,13 +119,7 @@ static void flush_handed(struct flush_ctx *ctx, uintptr_t me, struct hak_chain c
 			core->remote_push(s, b);
 			continue;
 		}
-		((void **)b)[0] = NULL;
-		if (mine.tail)
-			((void **)mine.tail)[0] = b;
-		else
-			mine.head = b;
-		mine.tail = b;
-		mine.count++;
+		hak_chain_append(&mine, b);
 	}
 	if (mine.head)
 		core->chain_return(mine, on_slab_free, ctx);
