@@ -812,6 +812,10 @@ for c in $c_some; do simple rlimit "$c" 60 diag -- rlimit; done
 for c in $c_ss; do simple large "$c" 90 -- large; done
 for c in $c_aging; do large_aging "$c"; done
 for c in $c_maps; do simple maps "$c" 90 -- maps; done
+# The cold part of the library stays untouched by a small program (core/layout.ld); built-in
+# configuration only, since a file runs the INI parser, which is cold code.
+if [[ $MODE == hakmem ]]; then simple layout builtin 30 -- layout
+else wanted "layout[glibc]" && say_skip "layout[glibc]" "hakmem only; $why_glibc"; fi
 for c in $c_all; do
     if [[ $MODE == hakmem ]]; then simple accounting "$c" 60 -- accounting
     else wanted "accounting[$c]" && say_skip "accounting[$c]" "hakmem only; $why_glibc"; fi
