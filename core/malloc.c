@@ -73,6 +73,8 @@ void hak__after_slow(void)
 	if (t->state != HAK_THREAD_LIVE)
 		return;
 	hak__thread_flush_if_asked(t);
+	if (unlikely(t->big_grew))
+		hak__thread_flush_big(t);
 	if ((++ticks & 255) == 0)
 		after_slow_tick();
 	if (hak__pool_empties_take()) /* hak__trim_notify_pending, its call out of line */

@@ -25,6 +25,7 @@ static uint64_t live_n;
 static uint64_t live_by_lg[HAK_SS_LG_MAX + 1];          /* live SuperSlabs of each size */
 static uint64_t peak_by_lg[HAK_SS_LG_MAX + 1];          /* the most live at once, of each size */
 static _Atomic uint64_t xmapped_total, xreleased_total, xpeak_live, xpurged_total;
+__thread bool hak__pool_grew __attribute__((tls_model("initial-exec")));
 static _Atomic unsigned xempties_new;                   /* since hak__pool_empties_take */
 static unsigned (*before_map)(void);
 static uint64_t units_given; /* units ever given back (pool lock to write) */
@@ -210,6 +211,8 @@ retry:
 	}
 	HAK_ASSERT(f >= 0);
 	uint32_t bits = run_bits((unsigned)f, units);
+	if (bits & ~ss->dirty_mask)
+		hak__pool_grew = true; /* some of its pages are not resident yet */
 	ss->unit_mask |= bits;
 	ss->dirty_mask &= ~bits; /* in use: its pages are the slab's now */
 	if (find_run(ss, 1) < 0)

@@ -28,6 +28,9 @@ HAK_HIDDEN void hak__pool_set_before_map(unsigned (*fn)(void));
 HAK_HIDDEN uint64_t hak__pool_units_given(void);
 /* SuperSlabs that became empty since the previous call (coalesced). */
 HAK_HIDDEN unsigned hak__pool_empties_take(void);
+/* Set by a hak__pool_units_take of the calling thread that gave units not all dirty (pages not
+ * resident yet); its caller clears it. */
+HAK_HIDDEN extern __thread bool hak__pool_grew;
 
 /* Trim primitives (see hak_core_api). `now` is hak__now_ns() read by the caller. */
 HAK_HIDDEN unsigned hak__pool_release_empty(unsigned floor, uint64_t min_empty_ns, unsigned max, uint64_t now);

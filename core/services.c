@@ -129,7 +129,11 @@ static hak_slab *api_slab_acquire(hak_policy *self, unsigned cls, uintptr_t owne
 	hak__threads_before_acquire();
 	unsigned size_by;
 	unsigned lg = hak__size_lg_for(cls, &size_by);
-	return note_taken(hak__slab_acquire(cls, owner, self->index, lg, size_by), owner);
+	hak__pool_grew = false;
+	hak_slab *s = hak__slab_acquire(cls, owner, self->index, lg, size_by);
+	if (s && hak__pool_grew)
+		hak__thread_grew_big(hak__tls, cls); /* big classes only */
+	return note_taken(s, owner);
 }
 
 static hak_slab *api_slab_adopt(hak_policy *self, unsigned cls, uintptr_t owner)

@@ -6,6 +6,7 @@
 struct hak_class_info hak__classes[HAK_NCLASSES];
 uint8_t hak__class_of_small[1024 / 16 + 1];
 uint16_t hak__tc_off_of_small[HAK_FAST_MAX + 1];
+unsigned hak__first_big_class = HAK_NCLASSES;
 uintptr_t hak__accept_mark; /* tcache.h: HAK_ACCEPT_TRACED while recording */
 /* Every thread starts detached (size_class.h): .tdata, 2.8 kB copied at thread creation. */
 __thread struct hak_tls_caches hak__tcs __attribute__((tls_model("initial-exec"))) = {
@@ -77,6 +78,7 @@ void hak__size_classes_init(void)
 		ci->tls_off = ci->tc_off;
 #endif
 	}
+	hak__first_big_class = hak__size_to_class_slow(HAK_BIG_BLOCK + 1);
 	for (unsigned i = 0; i <= 1024 / 16; i++)
 		hak__class_of_small[i] = (uint8_t)hak__size_to_class_slow(i * 16);
 	for (unsigned n = 0; n <= HAK_FAST_MAX; n++)

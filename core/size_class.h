@@ -50,6 +50,10 @@ _Static_assert(HAK_NCLASSES * sizeof(struct hak_tcache) < 65536, "tc_off is 16 b
 
 HAK_HIDDEN void hak__size_classes_init(void);
 HAK_HIDDEN unsigned hak__size_to_class_slow(size_t n); /* n <= HAK_SMALL_MAX */
+/* Big classes: above 16 KB, fewer than 8 blocks per slab (thread.c gives their caches back when
+ * one of them grows the heap). */
+#define HAK_BIG_BLOCK 16384
+HAK_HIDDEN extern unsigned hak__first_big_class;
 
 /* Class of a request of n bytes, n <= HAK_SMALL_MAX. Budget: one load for n <= 1 KB. */
 HAK_INLINE unsigned hak__size_to_class(size_t n)

@@ -249,15 +249,14 @@ void hak__thread_foreign_flush(struct hak_thread *t)
 	hak__own_free_foreign_chain(hak__policy_at(HAK_POLICY_OWNERSHIP, s->ss->model), t, s, chain);
 }
 
-/* Empty every cache of t through its ownership policy (counted, not trusted: the room may be
- * off after a fork from a handler). */
-void hak__thread_flush(struct hak_thread *t)
+/* Empty t's caches of classes `from` and up, but `except`, through its ownership policy
+ * (counted, not trusted: the room may be off after a fork from a handler). */
+static void flush_classes(struct hak_thread *t, unsigned from, unsigned except)
 {
-	hak__thread_foreign_flush(t); /* the op runs without the policy lock */
 	hak__policy_enter(t);
-	for (unsigned c = 0; c < HAK_NCLASSES; c++) {
+	for (unsigned c = from; c < HAK_NCLASSES; c++) {
 		struct hak_tcache *tc = &t->cache[c];
-		if (!tc->head)
+		if (!tc->head || c == except)
 			continue;
 		struct hak_chain chain = hak__chain_of(tc->head);
 		tc->head = NULL;
@@ -266,6 +265,29 @@ void hak__thread_flush(struct hak_thread *t)
 		hak__own_flush_locked(t, c, chain);
 	}
 	hak__policy_leave(t);
+}
+
+void hak__thread_flush(struct hak_thread *t)
+{
+	hak__thread_foreign_flush(t); /* the op runs without the policy lock */
+	flush_classes(t, 0, HAK_NCLASSES);
+}
+
+/* Big classes hold a few blocks per slab, each block many pages: one cached block keeps its
+ * slab's pages resident. A program that reads files one after another into buffers of new sizes
+ * (an interpreter loading its modules) would keep one slab per size for nothing; given back,
+ * the slabs' units, still resident, make the next slab of any class. */
+void hak__thread_grew_big(struct hak_thread *t, unsigned cls)
+{
+	if (t && t->state == HAK_THREAD_LIVE && hak__classes[cls].block_size > HAK_BIG_BLOCK)
+		t->big_grew = cls + 1;
+}
+
+void hak__thread_flush_big(struct hak_thread *t)
+{
+	unsigned except = t->big_grew - 1;
+	t->big_grew = 0;
+	flush_classes(t, hak__first_big_class, except);
 }
 
 void hak__threads_request_flush(void)

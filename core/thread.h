@@ -18,6 +18,11 @@ HAK_HIDDEN struct hak_thread *hak__thread_sentinel_gone(void); /* the state of a
  * once per state. Does nothing for any other state, or while the exit hook is not set. */
 HAK_HIDDEN void hak__thread_attach(struct hak_thread *t);
 HAK_HIDDEN void hak__thread_flush(struct hak_thread *t);     /* every cache, through the policy */
+/* A slab of big class cls took pages not resident yet: t's caches of the other big classes go
+ * back at its next hak__after_slow (hak__thread_flush_big), so their slabs, if empty, can give
+ * their resident units to the next slab of any class. t is the caller's own state. */
+HAK_HIDDEN void hak__thread_grew_big(struct hak_thread *t, unsigned cls);
+HAK_HIDDEN void hak__thread_flush_big(struct hak_thread *t);
 /* t's gathered foreign frees (thread_state.h) to their slab's policy; t is the caller's own
  * state, or one whose thread is gone. No lock held. */
 HAK_HIDDEN void hak__thread_foreign_flush(struct hak_thread *t);

@@ -36,6 +36,8 @@ struct hak_thread {
 	uint64_t counters[HAK_TCOUNT_N];
 	uint64_t plugin_counters[HAK_THREAD_PLUGIN_COUNTERS];
 	unsigned flush_epoch;          /* the request_cache_flush round this thread honoured */
+	unsigned big_grew;             /* 1 + a big class whose slab took pages not resident yet:
+					* the thread's other big caches go back (thread.c) */
 	struct hak_thread *next_live, *prev_live; /* registry of live threads (thread lock) */
 	struct hak_thread *next_free;  /* recycled structs and parked states (thread lock) */
 	_Atomic int xplock;            /* policy lock: see policy_call.h */

@@ -372,8 +372,11 @@ struct hak_ownership_ops {
 	 * thread, t's policy lock held. Mandatory. */
 	int (*refill)(void *state, hak_thread *t, void *tstate, unsigned cls);
 	/* The chain left t's cache of `cls` (overflow, or the thread's caches being flushed: exit,
-	 * fork, malloc_trim, request_cache_flush). It may hold blocks of any slab whose owner t
-	 * accepted at the time. Calling thread, t's policy lock held. Mandatory. */
+	 * fork, malloc_trim, request_cache_flush; or, for classes above 16 KB, the caches of the
+	 * other such classes after a slab of one of them took pages not resident yet, so that
+	 * slabs those cached blocks alone kept can be released and their pages serve the next
+	 * slab). It may hold blocks of any slab whose owner t accepted at the time. Calling
+	 * thread, outside refill, t's policy lock held. Mandatory. */
 	void (*flush)(void *state, hak_thread *t, void *tstate, unsigned cls, struct hak_chain chain);
 	/* A block of a slab made by this policy was freed by a thread that does not accept its
 	 * owner (another thread's slab, an abandoned slab, or any block freed through the shared

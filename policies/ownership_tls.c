@@ -89,12 +89,24 @@ struct flush_ctx {
 	struct tls_class *c;
 };
 
-/* A slab became entirely free: give it back unless it is the one refills use. */
+/* A slab became entirely free: give it back unless it is the one refills use, which is kept
+ * only if it holds many blocks. A slab of a few big blocks (the core flushes such caches when
+ * another big class grows the heap) is many resident pages the next slab of any class can use;
+ * keeping it would save one slab_acquire the next time its class is wanted. */
+#define TLS_KEEP_CUR_MIN 8 /* blocks a slab holds at least for an empty current one to be kept */
+
 static void on_slab_free(void *ctx, hak_slab *s)
 {
 	struct tls_class *c = ((struct flush_ctx *)ctx)->c;
-	if (s == c->cur)
+	if (s == c->cur) {
+		struct hak_slab_info info;
+		core->slab_get_info(s, &info);
+		if (info.capacity >= TLS_KEEP_CUR_MIN)
+			return;
+		c->cur = NULL;
+		core->slab_release(s);
 		return;
+	}
 	hak_ring_remove(core, &c->ring, s);
 	core->slab_release(s);
 }

@@ -250,6 +250,59 @@ static void idle_threads_slabs_are_handed_over(void **state)
 	quiesce();
 }
 
+/* ---- big blocks of new sizes, one after another, reuse each other's pages ------------------------ */
+
+struct sizes {
+	void *p[HAK_NCLASSES];
+	unsigned cls[HAK_NCLASSES], n;
+	unsigned held; /* of those blocks' slabs, those the thread still held before it exited */
+};
+
+static void *one_big_block_of_each_size_in_turn(void *arg)
+{
+	struct sizes *z = arg;
+	for (unsigned c = hak__first_big_class; c < HAK_NCLASSES; c++, z->n++) {
+		size_t n = hak__classes[c].block_size;
+		z->cls[z->n] = c;
+		z->p[z->n] = hak__malloc(n);
+		assert_non_null(z->p[z->n]);
+		memset(z->p[z->n], 0x33, n); /* read a file into it, say */
+		hak__free(z->p[z->n]);
+	}
+	uintptr_t me = hak__tls->token;
+	for (unsigned i = 0; i < z->n; i++) {
+		struct hak_slab *s = slab_of(z->p[i]);
+		if (s->nunits && s->cls == z->cls[i] && hak_load_relaxed(&s->xowner) == me)
+			z->held++;
+	}
+	return NULL;
+}
+
+/* An interpreter loading its modules reads each file into a buffer of a new size, and frees it.
+ * Each buffer sits in its class's cache, its slab holding its pages; when a slab of another big
+ * class takes pages not resident yet, the thread's other big caches go back and their emptied
+ * slabs with them (tls releases an empty current slab of few blocks), so the next big slabs
+ * start on those resident units. Without that: every class's slab held, none reused. */
+static void big_blocks_of_new_sizes_reuse_pages(void **state)
+{
+	(void)state;
+	quiesce(); /* the trim pass purged every free unit: nothing dirty to start with */
+	struct sizes z = {.n = 0};
+	run(one_big_block_of_each_size_in_turn, &z);
+	assert_true(z.n >= 16);
+	assert_true(z.held <= 3);
+	unsigned reused = 0; /* blocks that start inside an earlier block's pages */
+	for (unsigned i = 1; i < z.n; i++)
+		for (unsigned j = 0; j < i; j++)
+			if ((char *)z.p[i] >= (char *)z.p[j] &&
+			    (char *)z.p[i] < (char *)z.p[j] + hak__classes[z.cls[j]].block_size) {
+				reused++;
+				break;
+			}
+	assert_true(reused >= z.n / 3);
+	quiesce();
+}
+
 /* ---- a state that took many slabs is not parked ------------------------------------------------ */
 
 struct big {
@@ -358,6 +411,7 @@ int main(void)
 		cmocka_unit_test(parked_states_settle_before_mapping),
 		cmocka_unit_test(waiting_threads_slabs_serve_before_mapping),
 		cmocka_unit_test(idle_threads_slabs_are_handed_over),
+		cmocka_unit_test(big_blocks_of_new_sizes_reuse_pages),
 		cmocka_unit_test(big_states_are_not_parked),
 		cmocka_unit_test(no_helper_no_parking),
 		cmocka_unit_test(consumer_exit_retires_parked_states),

@@ -163,6 +163,25 @@ static void tls_flush_returns_and_releases_all_but_cur(void **unused)
 	assert_string_equal(fake_actions(), "remote_drain(s2)=0 slab_take(s2,4)=4 cache_fill(t1,3,4)");
 }
 
+/* A current slab of fewer than 8 blocks (a big class's) goes back too once entirely free: its
+ * pages serve the next slab of any class; the next refill takes a new one. */
+static void tls_flush_releases_an_empty_cur_of_few_blocks(void **unused)
+{
+	(void)unused;
+	struct tls_fixture f = tls_up();
+	fake.slab_capacity = 4;
+	fake.refill_count = 1;
+	tls_refill(&f); /* s1 (cur): 1 taken of 4 */
+	fake_clear();
+	ops_of(TLS)->flush(f.st, f.t, f.ts, CLS, fake_cache_take(f.t, CLS));
+	assert_string_equal(fake_actions(), "chain_return(1) slab_release(s1)");
+	assert_true(fake_slab_released(fake_slab_by_id(1)));
+	fake_clear();
+	assert_int_equal(tls_refill(&f), 0);
+	assert_string_equal(fake_actions(), "slab_adopt(self,3,4096)=0 slab_acquire(self,3,4096)=s2 "
+					    "remote_drain(s2)=0 slab_take(s2,1)=1 cache_fill(t1,3,1)");
+}
+
 /* At exit: free slabs back to the core (after draining), the rest abandoned for adoption. */
 static void tls_thread_exit_releases_free_and_abandons_the_rest(void **unused)
 {
@@ -540,6 +559,7 @@ int main(void)
 		T(tls_refill_adopts_an_abandoned_slab),
 		T(tls_refill_without_memory_fails),
 		T(tls_flush_returns_and_releases_all_but_cur),
+		T(tls_flush_releases_an_empty_cur_of_few_blocks),
 		T(tls_thread_exit_releases_free_and_abandons_the_rest),
 		T(tls_reclaim_drains_releases_and_hands_over_an_idle_threads_slabs),
 		T(tls_free_foreign_pushes_to_the_remote_queue),
