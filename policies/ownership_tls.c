@@ -22,8 +22,10 @@ struct tls_tstate {
 	struct tls_class cls[128]; /* indexed by size class (the core has fewer) */
 	unsigned refills;          /* refills so far */
 	unsigned refills_seen;     /* refills at the previous reclaim: none since, the thread is idle */
-	int handed_over;           /* a reclaim abandoned slabs of this thread: its cache may hold
-				    * blocks of slabs it no longer owns (tls_flush) */
+	uint64_t handed[2];        /* bit cls: a reclaim abandoned slabs of this class of the
+				    * thread, whose cache of it may hold blocks of slabs the thread no
+				    * longer owns (tls_flush); cleared by the next refill, which
+				    * finds that cache empty */
 };
 
 static const struct hak_core_api *core;
@@ -66,6 +68,7 @@ static int tls_refill(void *state, hak_thread *t, void *tstate, unsigned cls)
 	struct tls_class *c = &ts->cls[cls];
 	uintptr_t me = core->thread_token(t);
 	ts->refills++;
+	ts->handed[cls / 64] &= ~((uint64_t)1 << (cls % 64)); /* the cache is empty: nothing foreign */
 	unsigned n = core->refill_count(t, cls);
 	for (;;) {
 		if (c->cur) {
@@ -142,7 +145,7 @@ static void tls_flush(void *state, hak_thread *t, void *tstate, unsigned cls, st
 	(void)state;
 	struct tls_tstate *ts = tstate;
 	struct flush_ctx ctx = {&ts->cls[cls]};
-	if (ts->handed_over)
+	if (ts->handed[cls / 64] >> (cls % 64) & 1)
 		flush_handed(&ctx, core->thread_token(t), chain);
 	else
 		core->chain_return(chain, on_slab_free, &ctx);
@@ -238,7 +241,7 @@ static void tls_reclaim(void *state, hak_thread *t, void *tstate)
 				}
 			} else {
 				hak_ring_remove(core, &c->ring, s);
-				ts->handed_over = 1;
+				ts->handed[cls / 64] |= (uint64_t)1 << (cls % 64);
 				settle(s);
 			}
 			if (!c->ring || next == first_kept)

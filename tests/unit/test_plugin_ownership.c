@@ -211,7 +211,8 @@ static void tls_thread_exit_releases_free_and_abandons_the_rest(void **unused)
  * ones released, its current slab untouched even though the others' frees emptied it. A second
  * one with no refill between finds the thread idle: the emptied current slab goes back, its
  * other slabs are abandoned for the threads that allocate, and the blocks of them its cache
- * still held go, when it flushes, to their queues, not to slabs it no longer owns. */
+ * still held go, when it flushes, to their queues, not to slabs it no longer owns; once a
+ * refill found that cache empty, its flushes go the usual way again. */
 static void tls_reclaim_drains_releases_and_hands_over_an_idle_threads_slabs(void **unused)
 {
 	(void)unused;
@@ -253,6 +254,16 @@ static void tls_reclaim_drains_releases_and_hands_over_an_idle_threads_slabs(voi
 	fake_clear();
 	ops_of(TLS)->reclaim(f.st, f.t, f.ts); /* nothing left: nothing done */
 	assert_string_equal(fake_actions(), "");
+	/* The thread resumes: its refill finds the cache empty, so what it caches from then on is
+	 * its own, and its flushes no longer look up each block's slab. */
+	assert_int_equal(tls_refill(&f), 0);
+	n = pop_all(f.t, b, 32);
+	for (unsigned i = 0; i < n; i++)
+		fake_cache_push(f.t, CLS, b[i]);
+	fake_clear();
+	ops_of(TLS)->flush(f.st, f.t, f.ts, CLS, fake_cache_take(f.t, CLS));
+	assert_int_equal(fake_count("slab_of"), 0);
+	assert_int_equal(fake_count("chain_return"), 1);
 	for (unsigned i = 1; i < nkept; i++)
 		fake_free_foreign(TLS, f.st, f.other, kept[i]);
 }
