@@ -18,8 +18,9 @@ HAK_INLINE struct hak_slab *ptr_check(const void *p, const char *what, bool chec
 	if (!ss)
 		return NULL;
 	struct hak_slab *s = hak__slab_of_ss(ss, p);
-	HAK_CHECK(s->nunits != 0 && hak__block_is_aligned(s, p), "%s(): invalid pointer %p (not the start of a block)",
-		  what, p);
+	/* A unit in no slab: never handed out, or its slab went back once every block was free. */
+	HAK_CHECK(s->nunits != 0, "%s(): invalid pointer %p (not allocated by hakmem, or already freed)", what, p);
+	HAK_CHECK(hak__block_is_aligned(s, p), "%s(): invalid pointer %p (not the start of a block)", what, p);
 	if (check_freed && unlikely(hak__block_is_free(p))) {
 		if (what[0] == 'f')
 			hak__fatal("%s(): double free of %p", what, p);

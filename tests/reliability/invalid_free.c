@@ -155,13 +155,25 @@ static void double_free_thread(void)
 	pthread_join(a, NULL);
 }
 
+static void *come_and_go(void *arg)
+{
+	free(malloc(SMALL));
+	return arg;
+}
+
+/* Whatever a thread's exit and a new thread allocate is allocated before A frees its block:
+ * made later, it could take the very address A freed (A's slab went back), and B's free would
+ * free that. glibc allocates each new thread's TLS vector, and an allocator may start a helper
+ * thread when the first thread exits; so a first thread comes and goes, and B is made first. */
 static void double_free_thread_exited(void)
 {
 	pthread_t a, b;
+	REL_CHECK(pthread_create(&a, NULL, come_and_go, NULL) == 0, "pthread_create failed");
+	pthread_join(a, NULL);
+	REL_CHECK(pthread_create(&b, NULL, thread_b, NULL) == 0, "pthread_create failed");
 	REL_CHECK(pthread_create(&a, NULL, thread_a_exits, NULL) == 0, "pthread_create failed");
 	pthread_join(a, NULL);
 	set_stage(1);
-	REL_CHECK(pthread_create(&b, NULL, thread_b, NULL) == 0, "pthread_create failed");
 	pthread_join(b, NULL);
 }
 
@@ -313,6 +325,10 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], "list") == 0)
 			printf("%s\n", cases[i].name);
 		else if (strcmp(argv[1], cases[i].name) == 0) {
+			/* stdout's buffer first: made later, by announce, it could take the very
+			 * address a case freed, and the "invalid" free would free that buffer. */
+			printf("case=%s\n", argv[1]);
+			fflush(stdout);
 			cases[i].run();
 			return 3;
 		}

@@ -145,9 +145,9 @@ INVALID_CASES=(
     "realloc_freed;(realloc|free)\\(\\): (double free of|invalid pointer) ADDR;0"
     "realloc_freed_large;realloc\\(\\): invalid pointer ADDR;0"
     "realloc_freed_same;(realloc|free)\\(\\): (double free of|invalid pointer) ADDR;0"
-    "double_free_after_flush;free\\(\\): (double free of|invalid pointer) ADDR;1"
-    "double_free_thread_exited;free\\(\\): (double free of|invalid pointer) ADDR;1"
-    "double_free_remote;free\\(\\): (double free of|invalid pointer) ADDR;1"
+    "double_free_after_flush;free\\(\\): (double free of|invalid pointer) ADDR;0"
+    "double_free_thread_exited;free\\(\\): (double free of|invalid pointer) ADDR;0"
+    "double_free_remote;free\\(\\): (double free of|invalid pointer) ADDR;0"
 )
 
 invalid_free() { # CONF CASE PATTERN GAP
