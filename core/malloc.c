@@ -65,7 +65,8 @@ __attribute__((noinline, cold)) static void after_slow_empty(void)
 
 /* Outside the guard (a policy may start a thread, which allocates): what the policies asked
  * for. Only for a thread with its own state: a gone thread goes through the orphan state, and
- * must not start anything. Budget: about 17 instructions and two calls (flush request, empties). */
+ * must not start anything. Budget: about 21 instructions and two calls (flush request, empties)
+ * while no big class grew the heap (the flag that hands the other big caches back). */
 void hak__after_slow(void)
 {
 	static __thread unsigned ticks __attribute__((tls_model("initial-exec")));
