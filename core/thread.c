@@ -279,7 +279,7 @@ void hak__thread_flush(struct hak_thread *t)
  * the slabs' units, still resident, make the next slab of any class. */
 void hak__thread_grew_big(struct hak_thread *t, unsigned cls)
 {
-	if (t && t->state == HAK_THREAD_LIVE && hak__classes[cls].block_size > HAK_BIG_BLOCK)
+	if (t && t->state == HAK_THREAD_LIVE && cls >= hak__first_big_class)
 		t->big_grew = cls + 1;
 }
 
